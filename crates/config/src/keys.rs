@@ -1,0 +1,133 @@
+//! The table of settings keys: name, environment variable, expected form and
+//! how to apply a value. One row per key keeps file, environment and flags
+//! consistent.
+
+use crate::load::{Raw, Settings};
+
+/// One settings key.
+pub struct KeySpec {
+    /// Name in the YAML file and in `config show`.
+    pub name: &'static str,
+    /// Environment variable that overrides it.
+    pub env: &'static str,
+    /// The expected form, for error messages.
+    pub expected: &'static str,
+    pub(crate) apply: fn(&mut Settings, &Raw) -> Option<()>,
+    pub(crate) show: fn(&Settings) -> String,
+}
+
+fn parse_bool(raw: &Raw) -> Option<bool> {
+    match raw.as_text()?.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_int<T: std::str::FromStr>(raw: &Raw) -> Option<T> {
+    raw.as_text()?.trim().parse().ok()
+}
+
+fn in_range(v: u32, lo: u32, hi: u32) -> Option<u32> {
+    (lo..=hi).contains(&v).then_some(v)
+}
+
+/// Every key, in display order.
+pub static KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "multi_user_mode",
+        env: "OFFGRID_MULTI_USER",
+        expected: "true or false",
+        apply: |s, r| Some(s.multi_user_mode = parse_bool(r)?),
+        show: |s| s.multi_user_mode.to_string(),
+    },
+    KeySpec {
+        name: "require_auth",
+        env: "OFFGRID_REQUIRE_AUTH",
+        expected: "true or false",
+        apply: |s, r| Some(s.require_auth = parse_bool(r)?),
+        show: |s| s.require_auth.to_string(),
+    },
+    KeySpec {
+        name: "guest_access",
+        env: "OFFGRID_GUEST_ACCESS",
+        expected: "true or false",
+        apply: |s, r| Some(s.guest_access = parse_bool(r)?),
+        show: |s| s.guest_access.to_string(),
+    },
+    KeySpec {
+        name: "host",
+        env: "OFFGRID_HOST",
+        expected: "an IP address or host name to bind, e.g. 127.0.0.1",
+        apply: |s, r| {
+            let text = r.as_text()?.trim().to_owned();
+            let ok = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:_[]".contains(c));
+            ok.then(|| s.host = text)
+        },
+        show: |s| s.host.clone(),
+    },
+    KeySpec {
+        name: "port",
+        env: "OFFGRID_PORT",
+        expected: "an integer from 0 to 65535",
+        apply: |s, r| Some(s.port = parse_int::<u16>(r)?),
+        show: |s| s.port.to_string(),
+    },
+    KeySpec {
+        name: "session_ttl_hours",
+        env: "OFFGRID_SESSION_TTL_HOURS",
+        expected: "an integer number of hours from 1 to 8760",
+        apply: |s, r| Some(s.session_ttl_hours = in_range(parse_int(r)?, 1, 8760)?),
+        show: |s| s.session_ttl_hours.to_string(),
+    },
+    KeySpec {
+        name: "remember_me_days",
+        env: "OFFGRID_REMEMBER_ME_DAYS",
+        expected: "an integer number of days from 1 to 365",
+        apply: |s, r| Some(s.remember_me_days = in_range(parse_int(r)?, 1, 365)?),
+        show: |s| s.remember_me_days.to_string(),
+    },
+    KeySpec {
+        name: "bcrypt_cost",
+        env: "OFFGRID_BCRYPT_COST",
+        expected: "an integer from 4 to 31",
+        apply: |s, r| Some(s.bcrypt_cost = in_range(parse_int(r)?, 4, 31)?),
+        show: |s| s.bcrypt_cost.to_string(),
+    },
+    KeySpec {
+        name: "cors_origins",
+        env: "OFFGRID_CORS_ORIGINS",
+        expected: "a list of origins like https://host:port (comma-separated in the environment), or \"*\"",
+        apply: |s, r| {
+            let list = r.as_list();
+            let ok = list.iter().all(|o| {
+                o == "*"
+                    || ((o.starts_with("http://") || o.starts_with("https://"))
+                        && !o.ends_with('/'))
+            });
+            ok.then(|| s.cors_origins = list)
+        },
+        show: |s| s.cors_origins.join(","),
+    },
+    KeySpec {
+        name: "allowed_hosts",
+        env: "OFFGRID_ALLOWED_HOSTS",
+        expected: "a list of host names (comma-separated in the environment)",
+        apply: |s, r| {
+            let list = r.as_list();
+            let ok = list
+                .iter()
+                .all(|h| !h.is_empty() && !h.contains('/') && !h.contains(' '));
+            ok.then(|| s.allowed_hosts = list.into_iter().map(|h| h.to_ascii_lowercase()).collect())
+        },
+        show: |s| s.allowed_hosts.join(","),
+    },
+];
+
+/// The row for `name`, if it is a known key.
+pub(crate) fn spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}

@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+mod keys;
+mod load;
+
+pub use keys::KEYS;
+pub use load::{ConfigError, Loaded, Overrides, Settings, Source, load, validate_file};

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+pub mod audit;
+pub mod error;
+pub mod ids;
+pub mod principal;
+pub mod repo;
+pub mod role;
+pub mod scope;
+pub mod time;
+pub mod user;
+
+pub use error::RepoError;
+pub use ids::{ApiKeyId, SessionId, UserId};
+pub use principal::{Credential, Principal};
+pub use role::{Permission, Role};
+pub use scope::Scope;
+pub use time::Timestamp;

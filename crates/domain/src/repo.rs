@@ -1,0 +1,139 @@
+//! Repository traits: declared here, implemented by the storage crate.
+//!
+//! Methods are synchronous (SQLite is blocking); callers on an async runtime
+//! run them on a blocking pool. Methods on tenant-owned rows take a [`Scope`]
+//! so the owner filter is part of the call, not something to remember.
+
+use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
+use crate::user::{
+    ApiKey, ApiKeyRecord, LoginSession, NewApiKey, NewUser, Page, ThrottleState, User,
+    UserCredentials, UserPatch, UserQuery,
+};
+use crate::{ApiKeyId, RepoError, Scope, SessionId, Timestamp, UserId};
+
+/// User accounts.
+pub trait UserRepository: Send + Sync {
+    /// Creates a user. `Conflict("username")` / `Conflict("email")` when taken.
+    fn create(&self, user: NewUser, now: Timestamp) -> Result<User, RepoError>;
+
+    /// Creates the first administrator, atomically refusing with
+    /// `Conflict("admin")` when any admin account already exists.
+    fn create_first_admin(&self, user: NewUser, now: Timestamp) -> Result<User, RepoError>;
+
+    /// A user by id (the system user included).
+    fn get(&self, id: &UserId) -> Result<User, RepoError>;
+
+    /// A user by exact username (case-insensitive).
+    fn get_by_username(&self, username: &str) -> Result<User, RepoError>;
+
+    /// The account and hash for a login name: a username (case-insensitive)
+    /// or an e-mail. Never returns the system user.
+    fn find_for_login(&self, login: &str) -> Result<Option<UserCredentials>, RepoError>;
+
+    /// Loginable users (not the system user), filtered and paged.
+    fn list(&self, query: &UserQuery) -> Result<Page<User>, RepoError>;
+
+    /// Applies a patch. Refuses (`LastAdmin`) to demote or disable the last
+    /// active admin and (`SystemUser`) to promote or enable the system user.
+    /// A role change or disabling bumps the token epoch, which ends every
+    /// session and API key of the user.
+    fn update(&self, id: &UserId, patch: &UserPatch, now: Timestamp) -> Result<User, RepoError>;
+
+    /// Stores a new password hash and bumps the token epoch. The session
+    /// `keep`, if given, moves to the new epoch so the caller stays logged in.
+    fn set_password(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+
+    /// Deletes a user and, by cascade, their keys and sessions. Refuses
+    /// `LastAdmin` and `SystemUser`.
+    fn delete(&self, id: &UserId) -> Result<(), RepoError>;
+
+    /// Whether an active (enabled) admin exists.
+    fn admin_exists(&self) -> Result<bool, RepoError>;
+
+    /// Records a successful login.
+    fn record_login(&self, id: &UserId, now: Timestamp) -> Result<(), RepoError>;
+}
+
+/// Per-user API keys.
+pub trait ApiKeyRepository: Send + Sync {
+    /// Stores a key for `key.user_id`, which must be inside `scope`
+    /// (`NotFound` otherwise). The key takes the owner's current token epoch.
+    fn create(&self, scope: &Scope, key: NewApiKey) -> Result<ApiKey, RepoError>;
+
+    /// The keys of `owner` visible in `scope`, newest first, revoked ones
+    /// included.
+    fn list(&self, scope: &Scope, owner: &UserId) -> Result<Vec<ApiKey>, RepoError>;
+
+    /// Revokes a key of `owner` visible in `scope`; `NotFound` when there is
+    /// no such key for that owner in scope.
+    fn revoke(
+        &self,
+        scope: &Scope,
+        owner: &UserId,
+        id: &ApiKeyId,
+        now: Timestamp,
+    ) -> Result<ApiKey, RepoError>;
+
+    /// Authentication lookup by public prefix: the key and its owner. Not
+    /// scoped, because the caller is not known yet.
+    fn find_by_prefix(&self, prefix: &str) -> Result<Option<(ApiKeyRecord, User)>, RepoError>;
+
+    /// Records a use of the key (callers may rate-limit how often).
+    fn touch(&self, id: &ApiKeyId, now: Timestamp) -> Result<(), RepoError>;
+}
+
+/// Login sessions, one per issued token.
+pub trait SessionRepository: Send + Sync {
+    /// Stores a new session at the owner's current token epoch.
+    fn create(&self, session: LoginSession) -> Result<LoginSession, RepoError>;
+
+    /// Authentication lookup: the session and its owner.
+    fn find(&self, id: &SessionId) -> Result<Option<(LoginSession, User)>, RepoError>;
+
+    /// Revokes one session visible in `scope` (`NotFound` otherwise).
+    fn revoke(&self, scope: &Scope, id: &SessionId, now: Timestamp) -> Result<(), RepoError>;
+
+    /// Active sessions of `owner` visible in `scope`.
+    fn list(
+        &self,
+        scope: &Scope,
+        owner: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<LoginSession>, RepoError>;
+
+    /// Records activity on a session.
+    fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError>;
+}
+
+/// Login throttling counters keyed by `user:<name>` or `addr:<ip>`.
+pub trait ThrottleRepository: Send + Sync {
+    /// Current state for a key (zero failures when unknown).
+    fn get(&self, key: &str) -> Result<ThrottleState, RepoError>;
+
+    /// Atomically counts one more failure and sets the lock to
+    /// `now + backoff(failures)` seconds (no lock when it returns 0).
+    fn record_failure(
+        &self,
+        key: &str,
+        now: Timestamp,
+        backoff: &dyn Fn(u32) -> i64,
+    ) -> Result<ThrottleState, RepoError>;
+
+    /// Forgets a key's failures.
+    fn reset(&self, key: &str) -> Result<(), RepoError>;
+}
+
+/// The audit log.
+pub trait AuditRepository: Send + Sync {
+    /// Appends an event.
+    fn append(&self, event: NewAuditEvent) -> Result<(), RepoError>;
+
+    /// Events, newest first.
+    fn list(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, RepoError>;
+}
