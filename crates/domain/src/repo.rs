@@ -137,3 +137,19 @@ pub trait AuditRepository: Send + Sync {
     /// Events, newest first.
     fn list(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, RepoError>;
 }
+
+/// Every repository, as trait objects: what the binaries hand to the auth
+/// service and the HTTP layer.
+#[derive(Clone)]
+pub struct Repositories {
+    /// Accounts.
+    pub users: std::sync::Arc<dyn UserRepository>,
+    /// API keys.
+    pub api_keys: std::sync::Arc<dyn ApiKeyRepository>,
+    /// Login sessions.
+    pub sessions: std::sync::Arc<dyn SessionRepository>,
+    /// Login throttling.
+    pub throttle: std::sync::Arc<dyn ThrottleRepository>,
+    /// Audit log.
+    pub audit: std::sync::Arc<dyn AuditRepository>,
+}

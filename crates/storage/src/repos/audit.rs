@@ -1,0 +1,104 @@
+//! `AuditRepository` on SQLite.
+
+use diesel::prelude::*;
+use offgrid_domain::audit::{AuditEvent, AuditQuery, NewAuditEvent};
+use offgrid_domain::repo::AuditRepository;
+use offgrid_domain::user::Page;
+use offgrid_domain::{RepoError, Timestamp, UserId};
+
+use crate::db::Database;
+use crate::schema::audit_log;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor_id: Option<String>,
+    actor: Option<String>,
+    action: String,
+    target: Option<String>,
+    client_addr: Option<String>,
+    details: Option<String>,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(r: AuditRow) -> Self {
+        AuditEvent {
+            id: r.id,
+            at: Timestamp(r.at),
+            actor_id: r.actor_id.map(UserId::from_string),
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            client_addr: r.client_addr,
+            details: r.details,
+        }
+    }
+}
+
+impl AuditRepository for Database {
+    fn append(&self, e: NewAuditEvent) -> Result<(), RepoError> {
+        self.write(|conn| {
+            diesel::insert_into(audit_log::table)
+                .values((
+                    audit_log::at.eq(e.at.0),
+                    audit_log::actor_id.eq(e.actor_id.as_ref().map(|u| u.as_str())),
+                    audit_log::actor.eq(&e.actor),
+                    audit_log::action.eq(&e.action),
+                    audit_log::target.eq(&e.target),
+                    audit_log::client_addr.eq(&e.client_addr),
+                    audit_log::details.eq(&e.details),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+    }
+
+    fn list(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, RepoError> {
+        let filtered = || {
+            let mut q = audit_log::table.into_boxed();
+            if let Some(action) = query.action.as_deref().filter(|a| !a.is_empty()) {
+                if action.ends_with('.') {
+                    let escaped: String = action
+                        .chars()
+                        .flat_map(|c| {
+                            let esc = matches!(c, '%' | '_' | '\\').then_some('\\');
+                            esc.into_iter().chain(std::iter::once(c))
+                        })
+                        .collect();
+                    q = q.filter(audit_log::action.like(format!("{escaped}%")).escape('\\'));
+                } else {
+                    q = q.filter(audit_log::action.eq(action.to_owned()));
+                }
+            }
+            if let Some(actor) = &query.actor_id {
+                q = q.filter(audit_log::actor_id.eq(actor.as_str().to_owned()));
+            }
+            if let Some(target) = &query.target {
+                q = q.filter(audit_log::target.eq(target.clone()));
+            }
+            if let Some(since) = query.since {
+                q = q.filter(audit_log::at.ge(since.0));
+            }
+            q
+        };
+        let (rows, total) = self.read(|conn| {
+            let total: i64 = filtered().count().get_result(conn)?;
+            let rows = filtered()
+                .order(audit_log::id.desc())
+                .limit(query.limit)
+                .offset(query.offset)
+                .select(AuditRow::as_select())
+                .load(conn)?;
+            Ok((rows, total))
+        })?;
+        Ok(Page {
+            data: rows.into_iter().map(Into::into).collect(),
+            total,
+            limit: query.limit,
+            offset: query.offset,
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! Implementations of the domain's repository traits on [`Database`].
+//!
+//! [`Database`]: crate::Database
+
+mod api_keys;
+mod audit;
+mod sessions;
+mod throttle;
+mod users;
+
+pub(crate) use users::UserRow;

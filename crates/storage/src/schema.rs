@@ -1,0 +1,74 @@
+//! diesel table definitions, written to match `migrations/`.
+#![allow(missing_docs)]
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        email -> Nullable<Text>,
+        display_name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        is_system -> Bool,
+        token_epoch -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        secret_hash -> Binary,
+        epoch -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    user_sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        epoch -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_seen_at -> BigInt,
+        client_addr -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Integer,
+        locked_until -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor_id -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        action -> Text,
+        target -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        details -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(user_sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_keys, user_sessions, login_throttle, audit_log);
