@@ -1,1 +1,229 @@
-fn main() {}
+//! `offgrid`: the OffGrid server and its local commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use offgrid_config::{Loaded, Overrides, load_from_process, validate_file};
+use offgrid_domain::user::UserQuery;
+
+/// OffGrid: a self-hosted, offline LLM server.
+#[derive(Parser, Debug)]
+#[command(name = "offgrid", version, about)]
+struct Cli {
+    /// Data directory (default: $OFFGRID_HOME or ~/.offgrid-llm).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Config file (default: $OFFGRID_CONFIG or $OFFGRID_HOME/config.yaml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Show or check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List user accounts (multi-user mode).
+    Users {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to bind.
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to bind (0 picks a free one).
+    #[arg(long)]
+    port: Option<String>,
+    /// Enable multi-user mode (true/false).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    multi_user: Option<String>,
+    /// Require authentication for every request (true/false).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    require_auth: Option<String>,
+    /// Let anonymous requests chat as Guest (true/false).
+    #[arg(long, value_name = "BOOL")]
+    guest_access: Option<String>,
+    /// HTTP worker threads (default: number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the effective settings and where each value came from.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config file (default: the one `serve` would read).
+    Validate {
+        /// The file to check.
+        file: Option<PathBuf>,
+    },
+}
+
+/// Exit code for configuration and usage errors.
+const EXIT_USAGE: u8 = 2;
+
+fn overrides(cli: &Cli) -> Overrides {
+    let mut values = Vec::new();
+    if let Command::Serve(args) = &cli.command {
+        let flags = [
+            ("host", &args.host, "--host"),
+            ("port", &args.port, "--port"),
+            ("multi_user_mode", &args.multi_user, "--multi-user"),
+            ("require_auth", &args.require_auth, "--require-auth"),
+            ("guest_access", &args.guest_access, "--guest-access"),
+        ];
+        for (key, value, flag) in flags {
+            if let Some(v) = value {
+                values.push((key, v.clone(), flag.to_owned()));
+            }
+        }
+    }
+    Overrides {
+        home: cli.home.clone(),
+        config: cli.config.clone(),
+        values,
+    }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("offgrid: {message}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Config(ConfigCommand::Validate { file: Some(file) }) = &cli.command {
+        return match validate_file(file) {
+            Ok(()) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        };
+    }
+    let loaded = match load_from_process(&overrides(&cli)) {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    match cli.command {
+        Command::Serve(args) => serve(loaded, args.workers),
+        Command::Config(ConfigCommand::Show { json }) => {
+            show_config(&loaded, json);
+            ExitCode::SUCCESS
+        }
+        // An explicit FILE was handled above, before loading.
+        Command::Config(ConfigCommand::Validate { .. }) => match &loaded.config_file {
+            Some(path) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            None => {
+                println!("no config file; defaults and environment are valid");
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Users { json } => users(&loaded, json),
+    }
+}
+
+fn show_config(loaded: &Loaded, json: bool) {
+    let rows = loaded.rows();
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v, s)| {
+                ((*k).to_owned(), serde_json::json!({"value": v, "source": s.to_string()}))
+            })
+            .collect();
+        println!("{}", serde_json::Value::Object(map));
+        return;
+    }
+    let width = rows.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
+    for (key, value, source) in rows {
+        println!("{key:width$}  {value:<30}  ({source})");
+    }
+}
+
+fn users(loaded: &Loaded, json: bool) -> ExitCode {
+    if !loaded.settings.multi_user_mode {
+        println!(
+            "User management is disabled in single-user mode. \
+             Enable multi-user mode with OFFGRID_MULTI_USER=true (or `multi_user_mode: true` in config.yaml)."
+        );
+        return ExitCode::SUCCESS;
+    }
+    let db = match offgrid_storage::Database::open(&loaded.settings.database_path())
+        .and_then(|db| db.migrate().map(|_| db))
+    {
+        Ok(db) => db,
+        Err(e) => return fail(1, e),
+    };
+    let query = UserQuery {
+        search: None,
+        role: None,
+        limit: i64::MAX,
+        offset: 0,
+    };
+    match db.repositories().users.list(&query) {
+        Ok(page) if json => {
+            println!("{}", serde_json::json!({"data": page.data, "total": page.total}));
+            ExitCode::SUCCESS
+        }
+        Ok(page) => {
+            println!("{:<24} {:<8} {:<8} ID", "USERNAME", "ROLE", "STATUS");
+            for u in page.data {
+                let status = if u.disabled { "disabled" } else { "active" };
+                println!("{:<24} {:<8} {:<8} {}", u.username, u.role, status, u.id);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
+
+fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let settings = loaded.settings;
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mode = if settings.multi_user_mode { "multi-user" } else { "single-user" };
+    let auth_config = offgrid_server::auth_config(&settings);
+    let result = actix_web::rt::System::new().block_on(async move {
+        let running = offgrid_server::start(settings, auth_config, workers)?;
+        println!("OffGrid listening on http://{} ({mode} mode)", running.addr);
+        running.server.await?;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

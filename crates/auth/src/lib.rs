@@ -11,5 +11,8 @@ pub mod token;
 
 pub use error::AuthError;
 pub use secret::ServerSecret;
-pub use service::{AccountInput, Actor, AuthConfig, AuthService, IssuedKey, LoginOutcome};
+pub use service::{
+    AccountInput, Actor, AuthConfig, AuthService, Authenticated, IssuedKey, LoginOutcome,
+    LoginRequest,
+};
 pub use throttle::ThrottlePolicy;

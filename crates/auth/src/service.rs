@@ -36,6 +36,19 @@ pub struct AuthConfig {
     pub throttle: ThrottlePolicy,
 }
 
+impl AuthConfig {
+    /// Config from the user-facing settings (hours and days), with the
+    /// default throttling policy.
+    pub fn from_settings(bcrypt_cost: u32, session_ttl_hours: u32, remember_me_days: u32) -> Self {
+        AuthConfig {
+            bcrypt_cost,
+            session_ttl_secs: i64::from(session_ttl_hours) * 3600,
+            remember_me_secs: i64::from(remember_me_days) * 86_400,
+            throttle: ThrottlePolicy::default(),
+        }
+    }
+}
+
 /// Who performs an operation, for the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
@@ -115,6 +128,16 @@ pub struct IssuedKey {
     pub key: ApiKey,
     /// The whole secret.
     pub secret: String,
+}
+
+/// A resolved credential: who is calling, and their account as loaded
+/// during the check (so handlers need not load it again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The principal to authorize.
+    pub principal: Principal,
+    /// The account behind it.
+    pub user: User,
 }
 
 /// Authentication and account management.
@@ -238,7 +261,7 @@ impl AuthService {
 
     /// Resolves an `Authorization: Bearer` value: an API key (`og_…`) or a
     /// login token.
-    pub fn authenticate_bearer(&self, value: &str) -> Result<Principal, AuthError> {
+    pub fn authenticate_bearer(&self, value: &str) -> Result<Authenticated, AuthError> {
         if value.starts_with(api_key::KEY_PREFIX) {
             self.authenticate_api_key(value)
         } else {
@@ -249,7 +272,11 @@ impl AuthService {
     /// Resolves a login token. Fails unless the token verifies, its session
     /// exists, is neither revoked nor expired, belongs to the token's subject
     /// and matches the user's current token epoch, and the user is active.
-    pub fn authenticate_token(&self, token: &str, from_cookie: bool) -> Result<Principal, AuthError> {
+    pub fn authenticate_token(
+        &self,
+        token: &str,
+        from_cookie: bool,
+    ) -> Result<Authenticated, AuthError> {
         if !token.starts_with(TOKEN_PREFIX) {
             return Err(AuthError::Unauthenticated);
         }
@@ -271,20 +298,23 @@ impl AuthService {
         if session.last_seen_at.secs_until(t) >= TOUCH_INTERVAL_SECS {
             self.repos.sessions.touch(&session.id, t)?;
         }
-        Ok(Principal {
-            user_id: Some(user.id),
-            role: user.role,
-            credential: Credential::Session {
-                session_id: session.id,
-                from_cookie,
+        Ok(Authenticated {
+            principal: Principal {
+                user_id: Some(user.id.clone()),
+                role: user.role,
+                credential: Credential::Session {
+                    session_id: session.id,
+                    from_cookie,
+                },
             },
+            user,
         })
     }
 
     /// Resolves an API key. Fails unless it is well formed, its digest
     /// matches, it is neither revoked nor expired, it matches the owner's
     /// token epoch and the owner is active.
-    pub fn authenticate_api_key(&self, key: &str) -> Result<Principal, AuthError> {
+    pub fn authenticate_api_key(&self, key: &str) -> Result<Authenticated, AuthError> {
         let prefix = api_key::public_prefix(key).ok_or(AuthError::Unauthenticated)?;
         let (record, user) = self
             .repos
@@ -307,12 +337,15 @@ impl AuthService {
         if stale {
             self.repos.api_keys.touch(&record.key.id, t)?;
         }
-        Ok(Principal {
-            user_id: Some(user.id),
-            role: user.role,
-            credential: Credential::ApiKey {
-                key_id: record.key.id,
+        Ok(Authenticated {
+            principal: Principal {
+                user_id: Some(user.id.clone()),
+                role: user.role,
+                credential: Credential::ApiKey {
+                    key_id: record.key.id,
+                },
             },
+            user,
         })
     }
 

@@ -61,7 +61,7 @@ fn login_yields_a_token_that_authenticates_until_logout() {
     let f = fixture();
     f.auth.setup(account("root", Role::Admin), &Actor::default()).expect("setup");
     let token = login(&f.auth, "ROOT", "root-password").expect("login");
-    let principal = f.auth.authenticate_bearer(&token).expect("auth");
+    let principal = f.auth.authenticate_bearer(&token).expect("auth").principal;
     assert_eq!(principal.role, Role::Admin);
     assert!(matches!(principal.credential, Credential::Session { from_cookie: false, .. }));
     f.auth.logout(&principal, &Actor::default()).expect("logout");
@@ -121,7 +121,7 @@ fn change_password_keeps_this_session_and_ends_the_others() {
     f.auth.create_user(account("alice", Role::User), false, &Actor::operator()).expect("create");
     let mine = login(&f.auth, "alice", "alice-password").expect("login");
     let other = login(&f.auth, "alice", "alice-password").expect("login");
-    let me = f.auth.authenticate_bearer(&mine).expect("auth");
+    let me = f.auth.authenticate_bearer(&mine).expect("auth").principal;
     assert_eq!(
         f.auth.change_password(&me, "wrong-current", "new password 1", &Actor::default()),
         Err(AuthError::WrongCurrentPassword)
@@ -140,7 +140,7 @@ fn revoked_and_expired_keys_fail_and_scopes_hide_other_users_keys() {
     let (bob, _) = f.auth.create_user(account("bob", Role::User), false, &op).expect("bob");
     let mine = Scope::owned_by(alice.id.clone());
     let key = f.auth.create_api_key(&mine, &alice.id, "laptop", None, &op).expect("key");
-    let p = f.auth.authenticate_bearer(&key.secret).expect("auth");
+    let p = f.auth.authenticate_bearer(&key.secret).expect("auth").principal;
     assert_eq!(p.user_id.as_ref(), Some(&alice.id));
     let bobs = Scope::owned_by(bob.id.clone());
     assert_eq!(f.auth.revoke_api_key(&bobs, &alice.id, &key.key.id, &op).map(|_| ()), Err(AuthError::NotFound));

@@ -4,4 +4,6 @@ mod keys;
 mod load;
 
 pub use keys::KEYS;
-pub use load::{ConfigError, Loaded, Overrides, Settings, Source, load, validate_file};
+pub use load::{
+    ConfigError, Loaded, Overrides, Settings, Source, load, load_from_process, validate_file,
+};

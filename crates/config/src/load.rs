@@ -498,3 +498,9 @@ mod tests {
         assert!(!s.anonymous_allowed());
     }
 }
+
+/// [`load`] with the process environment.
+pub fn load_from_process(flags: &Overrides) -> Result<Loaded, ConfigError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    load(&env, flags)
+}

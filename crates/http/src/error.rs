@@ -1,0 +1,216 @@
+//! Error policy: every failure a client sees is `{"error": {"message",
+//! "type", "code"}}` with a fitting status. Leaf crates' errors are mapped
+//! here and nowhere else; internal causes are logged, not shown.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use offgrid_auth::AuthError;
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI-style error type.
+    pub kind: &'static str,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// Seconds for `Retry-After`, on 429 and 503.
+    pub retry_after: Option<i64>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl ApiError {
+    /// An error with a status, type, code and message.
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 for a malformed request.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+    }
+
+    /// 401: credentials missing or not valid.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "unauthorized", message)
+    }
+
+    /// 403: authenticated but not allowed.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", code, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found_error", "not_found", message)
+    }
+
+    /// 404 for user-management routes in single-user mode.
+    pub fn multi_user_disabled() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "multi_user_disabled",
+            "User management is disabled in single-user mode. Enable multi-user mode with \
+             OFFGRID_MULTI_USER=true (or `multi_user_mode: true` in ~/.offgrid-llm/config.yaml) \
+             and restart the server.",
+        )
+    }
+
+    /// 500; the cause is logged, the client sees a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            "internal server error",
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        res.json(json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "code": self.code,
+            }
+        }))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AuthError::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_credentials",
+                msg,
+            ),
+            AuthError::Unauthenticated => Self::unauthenticated(msg),
+            AuthError::Throttled { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "too_many_login_attempts",
+                    msg,
+                )
+            },
+            AuthError::Invalid { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "invalid_value",
+                msg,
+            ),
+            AuthError::WrongCurrentPassword => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "wrong_current_password",
+                msg,
+            ),
+            AuthError::SetupDone => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "setup_complete",
+                msg,
+            ),
+            AuthError::NotFound => Self::not_found("not found"),
+            AuthError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, "invalid_request_error", "conflict", msg)
+            }
+            AuthError::LastAdmin => {
+                Self::new(StatusCode::CONFLICT, "invalid_request_error", "last_admin", msg)
+            }
+            AuthError::SystemUser => {
+                Self::new(StatusCode::CONFLICT, "invalid_request_error", "system_user", msg)
+            }
+            AuthError::SelfChange(_) => {
+                Self::new(StatusCode::CONFLICT, "invalid_request_error", "self_change", msg)
+            }
+            AuthError::Busy => ApiError {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "database_busy",
+                    msg,
+                )
+            },
+            AuthError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// Maps actix's JSON body errors (size, content type, syntax, types).
+pub(crate) fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "payload_too_large",
+            format!("request body is larger than the limit of {limit} bytes"),
+        ),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ),
+        E::Deserialize(e) => ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")),
+        other => ApiError::bad_request("invalid_body", format!("cannot read request body: {other}")),
+    }
+}
+
+/// Maps query-string errors.
+pub(crate) fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::bad_request("invalid_query", format!("invalid query string: {err}"))
+}
+
+/// Maps path errors.
+pub(crate) fn path_error(err: actix_web::error::PathError) -> ApiError {
+    ApiError::bad_request("invalid_path", format!("invalid path: {err}"))
+}

@@ -1,0 +1,70 @@
+//! `GET /v1/audit` (ViewAudit): the audit log, newest first, with filters.
+
+use actix_web::{HttpResponse, web};
+use offgrid_domain::audit::AuditQuery;
+use offgrid_domain::{Timestamp, UserId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::routes::Paging;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Query {
+    /// Exact action, or a family ending in `.` (`login.`).
+    #[serde(default)]
+    action: Option<String>,
+    /// Actor user id.
+    #[serde(default)]
+    actor: Option<String>,
+    /// Target id or name.
+    #[serde(default)]
+    target: Option<String>,
+    /// RFC 3339 lower bound.
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+/// `GET /v1/audit?action=&actor=&target=&since=&limit=&offset=`.
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<Query>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let (limit, offset) = Paging::checked(q.limit, q.offset)?;
+    let since = match q.since.as_deref() {
+        Some(text) => Some(Timestamp::parse_rfc3339(text).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "since must be an RFC 3339 time")
+        })?),
+        None => None,
+    };
+    let query = AuditQuery {
+        action: q.action,
+        actor_id: q.actor.map(UserId::from_string),
+        target: q.target,
+        since,
+        limit,
+        offset,
+    };
+    let auth = state.auth.clone();
+    let page = web::block(move || auth.repos().audit.list(&query))
+        .await?
+        .map_err(offgrid_auth::AuthError::from)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": page.data,
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    })))
+}

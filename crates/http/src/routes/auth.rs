@@ -1,0 +1,176 @@
+//! `/v1/auth/*` and `/v1/users/me`: setup, login, logout, who am I,
+//! change password.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::{HttpResponse, web};
+use offgrid_auth::{AccountInput, LoginRequest};
+use offgrid_domain::Role;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::access::{Caller, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::extract::Client;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetupBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// `POST /v1/auth/setup`: creates the first administrator, once.
+pub(crate) async fn setup(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<SetupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let auth = state.auth.clone();
+    let actor = client.actor(None);
+    let user = web::block(move || {
+        auth.setup(
+            AccountInput {
+                username: body.username,
+                password: body.password,
+                email: body.email,
+                display_name: body.display_name,
+                role: Role::Admin,
+            },
+            &actor,
+        )
+    })
+    .await??;
+    state.mark_admin_exists();
+    Ok(HttpResponse::Created().json(json!({ "user": user })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginBody {
+    #[serde(alias = "email", alias = "login")]
+    username: String,
+    password: String,
+    #[serde(default)]
+    remember_me: bool,
+}
+
+/// `POST /v1/auth/login`: returns `{token, expires_at, user}` and sets the
+/// HttpOnly session cookie for the browser UI.
+pub(crate) async fn login(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let auth = state.auth.clone();
+    let request = LoginRequest {
+        login: body.username,
+        password: body.password,
+        remember_me: body.remember_me,
+        client_addr: client.addr.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    let outcome = web::block(move || auth.login(&request)).await??;
+    let max_age = outcome.expires_at.0 - offgrid_auth::service::now().0;
+    let cookie = Cookie::build(SESSION_COOKIE, outcome.token.clone())
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .max_age(CookieDuration::seconds(max_age.max(0)))
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
+        "token": outcome.token,
+        "token_type": "bearer",
+        "expires_at": outcome.expires_at,
+        "user": outcome.user,
+    })))
+}
+
+fn clearing_cookie() -> Cookie<'static> {
+    let mut cookie = Cookie::build(SESSION_COOKIE, "")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .finish();
+    cookie.make_removal();
+    cookie
+}
+
+/// `POST /v1/auth/logout`: revokes the session token at once.
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+) -> Result<HttpResponse, ApiError> {
+    let auth = state.auth.clone();
+    let actor = client.actor(Some(&caller));
+    web::block(move || auth.logout(&caller.principal, &actor)).await??;
+    Ok(HttpResponse::Ok()
+        .cookie(clearing_cookie())
+        .json(json!({"success": true})))
+}
+
+/// `GET /v1/auth/me` and `GET /v1/users/me`: the caller.
+pub(crate) async fn me(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let user = match (caller.user, &caller.principal.user_id) {
+        (Some(user), _) => Some(user),
+        (None, Some(id)) => {
+            let auth = state.auth.clone();
+            let id = id.clone();
+            Some(web::block(move || auth.repos().users.get(&id)).await?.map_err(
+                offgrid_auth::AuthError::from,
+            )?)
+        }
+        (None, None) => None,
+    };
+    let principal = &caller.principal;
+    let permissions: Vec<_> = offgrid_domain::Permission::ALL
+        .into_iter()
+        .filter(|p| offgrid_policy::authorize(principal, *p).is_ok())
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "user": user,
+        "authenticated": principal.is_authenticated(),
+        "role": principal.role,
+        "permissions": permissions,
+        "mode": if state.settings.multi_user_mode { "multi_user" } else { "single_user" },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /v1/auth/change-password`: needs the current password; ends the
+/// caller's other sessions and API keys.
+pub(crate) async fn change_password(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    body: web::Json<ChangePasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let auth = state.auth.clone();
+    let actor = client.actor(Some(&caller));
+    web::block(move || {
+        auth.change_password(
+            &caller.principal,
+            &body.current_password,
+            &body.new_password,
+            &actor,
+        )
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
+}

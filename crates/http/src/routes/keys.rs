@@ -1,0 +1,201 @@
+//! API keys: the caller's own (`/v1/users/me/api-keys`) and, for admins,
+//! anyone's (`/v1/users/{id}/api-keys`). Every call passes a `Scope`, so the
+//! storage layer filters by owner.
+
+use actix_web::{HttpResponse, web};
+use offgrid_domain::user::ApiKey;
+use offgrid_domain::{ApiKeyId, Scope, Timestamp, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::Caller;
+use crate::error::ApiError;
+use crate::extract::Client;
+use crate::state::AppState;
+
+/// A key as JSON; `secret` only right after creation.
+pub(crate) fn key_json(key: &ApiKey, secret: Option<&str>) -> Value {
+    let mut v = json!({
+        "id": key.id,
+        "object": "api_key",
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "last_used_at": key.last_used_at,
+        "revoked_at": key.revoked_at,
+        "revoked": key.revoked_at.is_some(),
+    });
+    if let (Some(secret), Some(obj)) = (secret, v.as_object_mut()) {
+        obj.insert("key".to_owned(), Value::String(secret.to_owned()));
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    name: String,
+    /// RFC 3339 expiry.
+    #[serde(default)]
+    expires_at: Option<String>,
+    /// Or: days from now.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+impl CreateBody {
+    fn expiry(&self) -> Result<Option<Timestamp>, ApiError> {
+        match (&self.expires_at, self.expires_in_days) {
+            (Some(_), Some(_)) => Err(ApiError::bad_request(
+                "invalid_value",
+                "give expires_at or expires_in_days, not both",
+            )),
+            (Some(text), None) => Timestamp::parse_rfc3339(text).map(Some).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_value",
+                    "expires_at must be an RFC 3339 time like 2030-01-01T00:00:00Z",
+                )
+            }),
+            (None, Some(days)) if (1..=3650).contains(&days) => Ok(Some(
+                offgrid_auth::service::now().plus_secs(i64::from(days) * 86_400),
+            )),
+            (None, Some(_)) => Err(ApiError::bad_request(
+                "invalid_value",
+                "expires_in_days must be between 1 and 3650",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+fn own_id(caller: &Caller) -> Result<UserId, ApiError> {
+    caller
+        .principal
+        .user_id
+        .clone()
+        .ok_or_else(|| ApiError::unauthenticated("sign in to manage API keys"))
+}
+
+/// The scope an admin acts in on `target`'s keys, after checking the user
+/// exists (404 otherwise).
+async fn admin_scope(
+    state: &AppState,
+    caller: &Caller,
+    target: &UserId,
+) -> Result<Scope, ApiError> {
+    let auth = state.auth.clone();
+    let id = target.clone();
+    web::block(move || auth.repos().users.get(&id))
+        .await?
+        .map_err(offgrid_auth::AuthError::from)?;
+    Scope::everything_for(&caller.principal).ok_or_else(|| ApiError::not_found("not found"))
+}
+
+async fn list(state: &AppState, scope: Scope, owner: UserId) -> Result<HttpResponse, ApiError> {
+    let auth = state.auth.clone();
+    let keys = web::block(move || auth.list_api_keys(&scope, &owner)).await??;
+    let data: Vec<_> = keys.iter().map(|k| key_json(k, None)).collect();
+    Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
+}
+
+async fn create(
+    state: &AppState,
+    scope: Scope,
+    owner: UserId,
+    body: CreateBody,
+    actor: offgrid_auth::Actor,
+) -> Result<HttpResponse, ApiError> {
+    let expires_at = body.expiry()?;
+    let auth = state.auth.clone();
+    let issued = web::block(move || {
+        auth.create_api_key(&scope, &owner, &body.name, expires_at, &actor)
+    })
+    .await??;
+    Ok(HttpResponse::Created().json(key_json(&issued.key, Some(&issued.secret))))
+}
+
+async fn revoke(
+    state: &AppState,
+    scope: Scope,
+    owner: UserId,
+    key: ApiKeyId,
+    actor: offgrid_auth::Actor,
+) -> Result<HttpResponse, ApiError> {
+    let auth = state.auth.clone();
+    let revoked = web::block(move || auth.revoke_api_key(&scope, &owner, &key, &actor)).await??;
+    Ok(HttpResponse::Ok().json(key_json(&revoked, None)))
+}
+
+/// `GET /v1/users/me/api-keys`.
+pub(crate) async fn list_mine(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let me = own_id(&caller)?;
+    list(&state, Scope::owned_by(me.clone()), me).await
+}
+
+/// `POST /v1/users/me/api-keys`.
+pub(crate) async fn create_mine(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let me = own_id(&caller)?;
+    let actor = client.actor(Some(&caller));
+    create(&state, Scope::owned_by(me.clone()), me, body.into_inner(), actor).await
+}
+
+/// `DELETE /v1/users/me/api-keys/{key_id}`.
+pub(crate) async fn revoke_mine(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let me = own_id(&caller)?;
+    let actor = client.actor(Some(&caller));
+    let key = ApiKeyId::from_string(path.into_inner());
+    revoke(&state, Scope::owned_by(me.clone()), me, key, actor).await
+}
+
+/// `GET /v1/users/{id}/api-keys`.
+pub(crate) async fn list_for_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = UserId::from_string(path.into_inner());
+    let scope = admin_scope(&state, &caller, &owner).await?;
+    list(&state, scope, owner).await
+}
+
+/// `POST /v1/users/{id}/api-keys`.
+pub(crate) async fn create_for_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<String>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = UserId::from_string(path.into_inner());
+    let scope = admin_scope(&state, &caller, &owner).await?;
+    let actor = client.actor(Some(&caller));
+    create(&state, scope, owner, body.into_inner(), actor).await
+}
+
+/// `DELETE /v1/users/{id}/api-keys/{key_id}`.
+pub(crate) async fn revoke_for_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (owner, key) = path.into_inner();
+    let owner = UserId::from_string(owner);
+    let scope = admin_scope(&state, &caller, &owner).await?;
+    let actor = client.actor(Some(&caller));
+    revoke(&state, scope, owner, ApiKeyId::from_string(key), actor).await
+}

@@ -1,0 +1,87 @@
+//! The route table: every endpoint, its method, path and access rule.
+//! Order matters where paths overlap (`/v1/users/me` before
+//! `/v1/users/{id}`): actix matches resources in registration order.
+
+mod audit;
+mod auth;
+mod keys;
+mod system;
+mod users;
+
+use actix_web::web;
+use offgrid_domain::Permission as P;
+
+use crate::access::{Access, RouteInfo};
+
+/// A route: its public description and how to build its handler.
+pub(crate) struct Route {
+    pub info: RouteInfo,
+    pub make: fn() -> actix_web::Route,
+}
+
+macro_rules! route {
+    ($method:literal, $path:literal, $access:expr, multi_user_only: $multi:expr, $handler:path) => {
+        Route {
+            info: RouteInfo {
+                method: $method,
+                path: $path,
+                access: $access,
+                multi_user_only: $multi,
+            },
+            make: || web::route().to($handler),
+        }
+    };
+}
+
+use Access::{AnyPrincipal, Public, Requires};
+
+/// Every endpoint.
+pub(crate) static ROUTES: &[Route] = &[
+    route!("GET", "/", Public, multi_user_only: false, system::index),
+    route!("GET", "/health", Public, multi_user_only: false, system::health),
+    route!("GET", "/v1/system/config", Public, multi_user_only: false, system::config),
+    // authentication
+    route!("POST", "/v1/auth/setup", Public, multi_user_only: true, auth::setup),
+    route!("POST", "/v1/auth/login", Public, multi_user_only: true, auth::login),
+    route!("POST", "/v1/auth/logout", AnyPrincipal, multi_user_only: true, auth::logout),
+    route!("GET", "/v1/auth/me", AnyPrincipal, multi_user_only: false, auth::me),
+    route!("POST", "/v1/auth/change-password", Requires(P::ManageOwnAccount), multi_user_only: true, auth::change_password),
+    // the caller's own account
+    route!("GET", "/v1/users/me", AnyPrincipal, multi_user_only: false, auth::me),
+    route!("GET", "/v1/users/me/api-keys", Requires(P::ManageOwnAccount), multi_user_only: true, keys::list_mine),
+    route!("POST", "/v1/users/me/api-keys", Requires(P::ManageOwnAccount), multi_user_only: true, keys::create_mine),
+    route!("DELETE", "/v1/users/me/api-keys/{key_id}", Requires(P::ManageOwnAccount), multi_user_only: true, keys::revoke_mine),
+    // administration
+    route!("GET", "/v1/users", Requires(P::ManageUsers), multi_user_only: true, users::list),
+    route!("POST", "/v1/users", Requires(P::ManageUsers), multi_user_only: true, users::create),
+    route!("GET", "/v1/users/{id}", Requires(P::ManageUsers), multi_user_only: true, users::get),
+    route!("PATCH", "/v1/users/{id}", Requires(P::ManageUsers), multi_user_only: true, users::update),
+    route!("DELETE", "/v1/users/{id}", Requires(P::ManageUsers), multi_user_only: true, users::delete),
+    route!("POST", "/v1/users/{id}/reset-password", Requires(P::ManageUsers), multi_user_only: true, users::reset_password),
+    route!("GET", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::list_for_user),
+    route!("POST", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::create_for_user),
+    route!("DELETE", "/v1/users/{id}/api-keys/{key_id}", Requires(P::ManageUsers), multi_user_only: true, keys::revoke_for_user),
+    route!("GET", "/v1/audit", Requires(P::ViewAudit), multi_user_only: true, audit::list),
+];
+
+/// Paging bounds shared by list endpoints.
+pub(crate) struct Paging;
+
+impl Paging {
+    /// Checks the bounds: 1 ≤ limit ≤ 200, offset ≥ 0.
+    pub fn checked(limit: i64, offset: i64) -> Result<(i64, i64), crate::ApiError> {
+        if !(1..=200).contains(&limit) {
+            return Err(crate::ApiError::bad_request(
+                "invalid_query",
+                "limit must be between 1 and 200",
+            ));
+        }
+        if offset < 0 {
+            return Err(crate::ApiError::bad_request(
+                "invalid_query",
+                "offset must not be negative",
+            ));
+        }
+        Ok((limit, offset))
+    }
+}

@@ -1,0 +1,54 @@
+//! Public endpoints: health, system configuration, the UI's entry page.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /health`: liveness, no credentials needed.
+pub(crate) async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// `GET /v1/system/config`: the mode and features, for clients and the UI.
+pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = &state.settings;
+    let setup_required = if !s.multi_user_mode || state.admin_known() {
+        false
+    } else {
+        let auth = state.auth.clone();
+        let required = web::block(move || auth.setup_required()).await??;
+        if !required {
+            state.mark_admin_exists();
+        }
+        required
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "multi_user_mode": s.multi_user_mode,
+        "require_auth": s.require_auth,
+        "guest_access": s.guest_access,
+        "features": {
+            "users": s.multi_user_mode,
+            // Features that later releases add report false until they exist.
+            "metrics": false,
+            "agent": false,
+            "lora": false,
+        },
+        "version": env!("CARGO_PKG_VERSION"),
+        "setup_required": setup_required,
+    })))
+}
+
+/// `GET /`: a minimal page until the web UI lands.
+pub(crate) async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(concat!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+            "<title>OffGrid</title></head><body><h1>OffGrid</h1>",
+            "<p>The OffGrid server is running. API: <code>/v1/</code>; ",
+            "status: <a href=\"/v1/system/config\">/v1/system/config</a>.</p>",
+            "</body></html>"
+        ))
+}

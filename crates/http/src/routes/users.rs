@@ -1,0 +1,216 @@
+//! `/v1/users` administration (ManageUsers).
+
+use actix_web::{HttpResponse, web};
+use offgrid_auth::AccountInput;
+use offgrid_domain::user::{UserPatch, UserQuery};
+use offgrid_domain::{Role, UserId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::access::Caller;
+use crate::error::ApiError;
+use crate::extract::Client;
+use crate::routes::Paging;
+use crate::routes::keys::key_json;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default, alias = "q")]
+    search: Option<String>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+/// `GET /v1/users?search=&role=&limit=&offset=`.
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let (limit, offset) = Paging::checked(q.limit, q.offset)?;
+    let auth = state.auth.clone();
+    let page = web::block(move || {
+        auth.repos().users.list(&UserQuery {
+            search: q.search,
+            role: q.role,
+            limit,
+            offset,
+        })
+    })
+    .await?
+    .map_err(offgrid_auth::AuthError::from)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": page.data,
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    })))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    username: String,
+    password: String,
+    #[serde(default = "default_role")]
+    role: Role,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    /// Also create a first API key (default true, as the guide says).
+    #[serde(default = "default_true")]
+    create_api_key: bool,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+/// `POST /v1/users`: returns `{user, api_key}`; the key is shown once.
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let auth = state.auth.clone();
+    let actor = client.actor(Some(&caller));
+    let (user, key) = web::block(move || {
+        auth.create_user(
+            AccountInput {
+                username: b.username,
+                password: b.password,
+                email: b.email,
+                display_name: b.display_name,
+                role: b.role,
+            },
+            b.create_api_key,
+            &actor,
+        )
+    })
+    .await??;
+    Ok(HttpResponse::Created().json(json!({
+        "user": user,
+        "api_key": key.map(|k| key_json(&k.key, Some(&k.secret))),
+    })))
+}
+
+fn user_id(path: &str) -> UserId {
+    UserId::from_string(path)
+}
+
+/// `GET /v1/users/{id}`.
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path);
+    let auth = state.auth.clone();
+    let user = web::block(move || auth.repos().users.get(&id))
+        .await?
+        .map_err(offgrid_auth::AuthError::from)?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchBody {
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default, with = "double_option")]
+    email: Option<Option<String>>,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+/// `PATCH /v1/users/{id}`: role, display name, e-mail, disabled.
+pub(crate) async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<String>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let id = user_id(&path);
+    let auth = state.auth.clone();
+    let actor = client.actor(Some(&caller));
+    let patch = UserPatch {
+        role: b.role,
+        display_name: b.display_name,
+        email: b.email.map(|e| e.filter(|s| !s.trim().is_empty())),
+        disabled: b.disabled,
+    };
+    let user = web::block(move || auth.update_user(&id, patch, &actor)).await??;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// `DELETE /v1/users/{id}`.
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path);
+    let auth = state.auth.clone();
+    let actor = client.actor(Some(&caller));
+    let deleted = id.clone();
+    web::block(move || auth.delete_user(&id, &actor)).await??;
+    Ok(HttpResponse::Ok().json(json!({"id": deleted, "object": "user", "deleted": true})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetBody {
+    #[serde(alias = "new_password")]
+    password: String,
+}
+
+/// `POST /v1/users/{id}/reset-password`: every session and key of the user
+/// ends.
+pub(crate) async fn reset_password(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<String>,
+    body: web::Json<ResetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path);
+    let password = body.into_inner().password;
+    let auth = state.auth.clone();
+    let actor = client.actor(Some(&caller));
+    web::block(move || auth.reset_password(&id, &password, &actor)).await??;
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
+}
