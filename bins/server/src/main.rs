@@ -105,7 +105,26 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let informational = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if informational {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line, not clap's usage block.
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            return fail(EXIT_USAGE, line.trim_start_matches("error: "));
+        }
+    };
     if let Command::Config(ConfigCommand::Validate { file: Some(file) }) = &cli.command {
         return match validate_file(file) {
             Ok(()) => {
