@@ -1,1 +1,10 @@
-//! tests
+//! One integration test binary; modules by area.
+
+mod access;
+mod auth;
+mod helpers;
+mod keys;
+mod layering;
+mod modes;
+mod network;
+mod users;

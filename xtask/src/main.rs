@@ -1,1 +1,61 @@
-fn main() {}
+//! `cargo xtask`: OffGrid's own automation.
+//!
+//! - `cargo xtask test`: formatting check, clippy with `-D warnings`, every
+//!   test. This is the README's test command and what CI runs.
+//! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
+//!   token, with an API key and unauthenticated in single-user mode, and the
+//!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
+
+mod bench;
+
+use std::process::{Command, ExitCode};
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+/// Runs a command, echoing it; `Err` with a one-line reason on failure.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: $ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn test() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    Ok(())
+}
+
+const USAGE: &str = "usage: cargo xtask <test | bench auth>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["test"] => test(),
+        ["bench", "auth"] => bench::auth(),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(if e == USAGE { 2 } else { 1 })
+        }
+    }
+}

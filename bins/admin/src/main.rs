@@ -214,7 +214,11 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 fn auth_failure(e: AuthError) -> Failure {
-    let code = if matches!(e, AuthError::Invalid { .. }) { 2 } else { 1 };
+    let code = if matches!(e, AuthError::Invalid { .. }) {
+        2
+    } else {
+        1
+    };
     Failure {
         code,
         message: e.to_string(),
@@ -226,7 +230,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -287,7 +296,9 @@ fn read_password(from_stdin: bool) -> Result<String, Failure> {
         return Ok(password);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(usage("no terminal to prompt for a password: pass --password-stdin"));
+        return Err(usage(
+            "no terminal to prompt for a password: pass --password-stdin",
+        ));
     }
     let first = rpassword::prompt_password("Password: ")?;
     let second = rpassword::prompt_password("Repeat password: ")?;
@@ -349,8 +360,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 display_name: None,
                 role: Role::Admin,
             };
-            let user = auth.setup(input, &Actor::operator()).map_err(auth_failure)?;
-            ctx.print(json!({"user": user}), || format!("created administrator {}", user.username));
+            let user = auth
+                .setup(input, &Actor::operator())
+                .map_err(auth_failure)?;
+            ctx.print(json!({"user": user}), || {
+                format!("created administrator {}", user.username)
+            });
             Ok(())
         }
         Command::Db(cmd) => db(&ctx, cmd),
@@ -385,7 +400,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             e.actor.as_deref().unwrap_or("-"),
                             e.target.as_deref().unwrap_or("-"),
                             e.client_addr.as_deref().unwrap_or("-"),
-                            e.details.as_deref().map(|d| format!(" {d}")).unwrap_or_default()
+                            e.details
+                                .as_deref()
+                                .map(|d| format!(" {d}"))
+                                .unwrap_or_default()
                         )
                     })
                     .collect::<Vec<_>>()
@@ -412,7 +430,11 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
                 offset: 0,
             })?;
             ctx.print(json!({"data": page.data, "total": page.total}), || {
-                page.data.iter().map(user_line).collect::<Vec<_>>().join("\n")
+                page.data
+                    .iter()
+                    .map(user_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         UsersCommand::Create {
@@ -431,7 +453,9 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
                 display_name,
                 role,
             };
-            let (user, key) = auth.create_user(input, !no_api_key, &op).map_err(auth_failure)?;
+            let (user, key) = auth
+                .create_user(input, !no_api_key, &op)
+                .map_err(auth_failure)?;
             let secret = key.as_ref().map(|k| k.secret.clone());
             ctx.print(json!({"user": user, "api_key": secret}), || {
                 let mut out = format!("created {} ({}) {}", user.username, user.role, user.id);
@@ -443,7 +467,9 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
         }
         UsersCommand::Show { user } => {
             let u = find_user(&auth, &user)?;
-            let keys = auth.list_api_keys(&Scope::operator(), &u.id).map_err(auth_failure)?;
+            let keys = auth
+                .list_api_keys(&Scope::operator(), &u.id)
+                .map_err(auth_failure)?;
             ctx.print(json!({"user": u, "api_keys": keys}), || {
                 format!("{}\nAPI keys: {}", user_line(&u), keys.len())
             });
@@ -455,14 +481,18 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
                 ..UserPatch::default()
             };
             let u = auth.update_user(&u.id, patch, &op).map_err(auth_failure)?;
-            ctx.print(json!({"user": u}), || format!("{} is now {}", u.username, u.role));
+            ctx.print(json!({"user": u}), || {
+                format!("{} is now {}", u.username, u.role)
+            });
         }
         UsersCommand::Disable { user } => set_disabled(ctx, &auth, &user, true)?,
         UsersCommand::Enable { user } => set_disabled(ctx, &auth, &user, false)?,
         UsersCommand::Delete { user } => {
             let u = find_user(&auth, &user)?;
             auth.delete_user(&u.id, &op).map_err(auth_failure)?;
-            ctx.print(json!({"deleted": true, "id": u.id}), || format!("deleted {}", u.username));
+            ctx.print(json!({"deleted": true, "id": u.id}), || {
+                format!("deleted {}", u.username)
+            });
         }
         UsersCommand::ResetPassword {
             user,
@@ -470,9 +500,13 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
         } => {
             let u = find_user(&auth, &user)?;
             let password = read_password(password_stdin)?;
-            auth.reset_password(&u.id, &password, &op).map_err(auth_failure)?;
+            auth.reset_password(&u.id, &password, &op)
+                .map_err(auth_failure)?;
             ctx.print(json!({"success": true, "id": u.id}), || {
-                format!("password reset for {}; their sessions and API keys were ended", u.username)
+                format!(
+                    "password reset for {}; their sessions and API keys were ended",
+                    u.username
+                )
             });
         }
     }
@@ -510,7 +544,10 @@ fn keys(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Failure> {
                 .create_api_key(&scope, &u.id, &name, expires, &op)
                 .map_err(auth_failure)?;
             ctx.print(json!({"api_key": issued.key, "key": issued.secret}), || {
-                format!("created key {} for {}\nAPI key (shown once): {}", issued.key.id, u.username, issued.secret)
+                format!(
+                    "created key {} for {}\nAPI key (shown once): {}",
+                    issued.key.id, u.username, issued.secret
+                )
             });
         }
         KeysCommand::List { user } => {
@@ -519,7 +556,11 @@ fn keys(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Failure> {
             ctx.print(json!({"data": keys}), || {
                 keys.iter()
                     .map(|k| {
-                        let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
                         format!("{}  {:<16} {:<14} {state}", k.id, k.name, k.prefix)
                     })
                     .collect::<Vec<_>>()
@@ -531,7 +572,9 @@ fn keys(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Failure> {
             let key = auth
                 .revoke_api_key(&scope, &u.id, &ApiKeyId::from_string(key_id), &op)
                 .map_err(auth_failure)?;
-            ctx.print(json!({"api_key": key}), || format!("revoked key {}", key.id));
+            ctx.print(json!({"api_key": key}), || {
+                format!("revoked key {}", key.id)
+            });
         }
     }
     Ok(())
@@ -546,7 +589,11 @@ fn db(ctx: &Ctx, cmd: DbCommand) -> Result<(), Failure> {
                 if applied.is_empty() {
                     "database is up to date".to_owned()
                 } else {
-                    format!("applied {} migration(s): {}", applied.len(), applied.join(", "))
+                    format!(
+                        "applied {} migration(s): {}",
+                        applied.len(),
+                        applied.join(", ")
+                    )
                 }
             });
         }
@@ -559,14 +606,22 @@ fn db(ctx: &Ctx, cmd: DbCommand) -> Result<(), Failure> {
             ctx.print(json!({"migrations": rows}), || {
                 status
                     .iter()
-                    .map(|m| format!("{}  {}", if m.applied { "applied" } else { "pending" }, m.name))
+                    .map(|m| {
+                        format!(
+                            "{}  {}",
+                            if m.applied { "applied" } else { "pending" },
+                            m.name
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
         }
         DbCommand::Backup { path } => {
             db.backup(&path)?;
-            ctx.print(json!({"backup": path}), || format!("backup written to {}", path.display()));
+            ctx.print(json!({"backup": path}), || {
+                format!("backup written to {}", path.display())
+            });
         }
     }
     Ok(())

@@ -12,7 +12,10 @@ use offgrid_http::AppState;
 use offgrid_storage::Database;
 
 /// Opens (and migrates) the database and builds the auth service.
-pub fn open(settings: &Settings, auth_config: AuthConfig) -> anyhow::Result<(Database, AuthService)> {
+pub fn open(
+    settings: &Settings,
+    auth_config: AuthConfig,
+) -> anyhow::Result<(Database, AuthService)> {
     let db = Database::open(&settings.database_path())?;
     let applied = db.migrate()?;
     if !applied.is_empty() {
@@ -42,7 +45,11 @@ pub struct Running {
 
 /// Binds `settings.host:settings.port` and builds the server. Call inside an
 /// actix/tokio runtime.
-pub fn start(settings: Settings, auth_config: AuthConfig, workers: usize) -> anyhow::Result<Running> {
+pub fn start(
+    settings: Settings,
+    auth_config: AuthConfig,
+    workers: usize,
+) -> anyhow::Result<Running> {
     let (_db, auth) = open(&settings, auth_config)?;
     let bind = (settings.host.as_str(), settings.port);
     let listener = TcpListener::bind(bind)

@@ -165,7 +165,10 @@ fn show_config(loaded: &Loaded, json: bool) {
         let map: serde_json::Map<String, serde_json::Value> = rows
             .iter()
             .map(|(k, v, s)| {
-                ((*k).to_owned(), serde_json::json!({"value": v, "source": s.to_string()}))
+                (
+                    (*k).to_owned(),
+                    serde_json::json!({"value": v, "source": s.to_string()}),
+                )
             })
             .collect();
         println!("{}", serde_json::Value::Object(map));
@@ -199,7 +202,10 @@ fn users(loaded: &Loaded, json: bool) -> ExitCode {
     };
     match db.repositories().users.list(&query) {
         Ok(page) if json => {
-            println!("{}", serde_json::json!({"data": page.data, "total": page.total}));
+            println!(
+                "{}",
+                serde_json::json!({"data": page.data, "total": page.total})
+            );
             ExitCode::SUCCESS
         }
         Ok(page) => {
@@ -222,8 +228,13 @@ fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
         )
         .init();
     let settings = loaded.settings;
-    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let mode = if settings.multi_user_mode { "multi-user" } else { "single-user" };
+    let workers =
+        workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mode = if settings.multi_user_mode {
+        "multi-user"
+    } else {
+        "single-user"
+    };
     let auth_config = offgrid_server::auth_config(&settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let running = offgrid_server::start(settings, auth_config, workers)?;

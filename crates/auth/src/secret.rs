@@ -49,7 +49,8 @@ impl ServerSecret {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| io("cannot create directory for", e))?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| io("cannot create directory for", e))?;
                 }
                 let secret = ServerSecret::generate();
                 let mut options = std::fs::OpenOptions::new();
@@ -61,7 +62,8 @@ impl ServerSecret {
                 }
                 match options.open(path) {
                     Ok(mut file) => {
-                        file.write_all(&secret.0).map_err(|e| io("cannot write", e))?;
+                        file.write_all(&secret.0)
+                            .map_err(|e| io("cannot write", e))?;
                         file.sync_all().map_err(|e| io("cannot sync", e))?;
                         Ok(secret)
                     }

@@ -222,7 +222,10 @@ impl AuthService {
         config: AuthConfig,
     ) -> Result<Self, AuthError> {
         Ok(AuthService {
-            hasher: PasswordHasher::new(secret.derive("offgrid/password-pepper/v1"), config.bcrypt_cost)?,
+            hasher: PasswordHasher::new(
+                secret.derive("offgrid/password-pepper/v1"),
+                config.bcrypt_cost,
+            )?,
             tokens: TokenKeys::new(secret.derive("offgrid/paseto-v4-local/v1"))?,
             repos,
             config,
@@ -360,14 +363,21 @@ impl AuthService {
     pub fn setup(&self, input: AccountInput, actor: &Actor) -> Result<User, AuthError> {
         let new = self.new_user(input)?;
         let user = match self.repos.users.create_first_admin(new, now()) {
-            Err(RepoError::Conflict(field)) if field == "admin" => return Err(AuthError::SetupDone),
+            Err(RepoError::Conflict(field)) if field == "admin" => {
+                return Err(AuthError::SetupDone);
+            }
             other => other?,
         };
         let actor = Actor {
             user_id: Some(user.id.clone()),
             ..actor.clone()
         };
-        self.audit(&actor, "setup.admin_created", Some(user.id.to_string()), None);
+        self.audit(
+            &actor,
+            "setup.admin_created",
+            Some(user.id.to_string()),
+            None,
+        );
         Ok(user)
     }
 
@@ -423,9 +433,9 @@ impl AuthService {
             _ => {
                 let policy = self.config.throttle;
                 for (key, threshold) in &keys {
-                    self.repos.throttle.record_failure(key, t, &|n| {
-                        policy.backoff(n, *threshold)
-                    })?;
+                    self.repos
+                        .throttle
+                        .record_failure(key, t, &|n| policy.backoff(n, *threshold))?;
                 }
                 self.audit(&actor, "login.failed", Some(req.login.clone()), None);
                 return Err(AuthError::InvalidCredentials);
@@ -451,7 +461,9 @@ impl AuthService {
             revoked_at: None,
             epoch: user.token_epoch,
         })?;
-        let token = self.tokens.issue(&session.id, &user.id, session.expires_at)?;
+        let token = self
+            .tokens
+            .issue(&session.id, &user.id, session.expires_at)?;
         self.repos.users.record_login(&user.id, t)?;
         let actor = Actor {
             user_id: Some(user.id.clone()),
@@ -487,7 +499,10 @@ impl AuthService {
         new: &str,
         actor: &Actor,
     ) -> Result<(), AuthError> {
-        let id = principal.user_id.as_ref().ok_or(AuthError::Unauthenticated)?;
+        let id = principal
+            .user_id
+            .as_ref()
+            .ok_or(AuthError::Unauthenticated)?;
         if id.is_system() {
             return Err(AuthError::SystemUser);
         }
@@ -586,7 +601,12 @@ impl AuthService {
             "display_name": patch.display_name.is_some(),
             "email": patch.email.is_some(),
         });
-        self.audit(actor, "user.updated", Some(id.to_string()), Some(details.to_string()));
+        self.audit(
+            actor,
+            "user.updated",
+            Some(id.to_string()),
+            Some(details.to_string()),
+        );
         Ok(user)
     }
 
@@ -668,7 +688,9 @@ impl AuthService {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AuthError::Internal("could not generate a unique key prefix".to_owned()))
+        Err(AuthError::Internal(
+            "could not generate a unique key prefix".to_owned(),
+        ))
     }
 
     /// Keys of `owner` visible in `scope`.

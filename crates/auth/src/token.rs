@@ -62,7 +62,9 @@ impl TokenKeys {
         expires_at: Timestamp,
     ) -> Result<String, AuthError> {
         let mut claims = Claims::new().map_err(internal)?;
-        claims.token_identifier(session.as_str()).map_err(internal)?;
+        claims
+            .token_identifier(session.as_str())
+            .map_err(internal)?;
         claims.subject(user.as_str()).map_err(internal)?;
         claims
             .expiration(&expires_at.to_rfc3339())
@@ -73,11 +75,17 @@ impl TokenKeys {
     /// Decrypts and checks a token: authenticity, purpose, `nbf`, `exp`.
     /// Any failure is `Unauthenticated`.
     pub fn verify(&self, token: &str) -> Result<TokenClaims, AuthError> {
-        let untrusted = UntrustedToken::<Local, V4>::try_from(token)
-            .map_err(|_| AuthError::Unauthenticated)?;
+        let untrusted =
+            UntrustedToken::<Local, V4>::try_from(token).map_err(|_| AuthError::Unauthenticated)?;
         let rules = ClaimsValidationRules::new();
-        let trusted = local::decrypt(&self.key, &untrusted, &rules, None, Some(IMPLICIT_ASSERTION))
-            .map_err(|_| AuthError::Unauthenticated)?;
+        let trusted = local::decrypt(
+            &self.key,
+            &untrusted,
+            &rules,
+            None,
+            Some(IMPLICIT_ASSERTION),
+        )
+        .map_err(|_| AuthError::Unauthenticated)?;
         let claims = trusted.payload_claims().ok_or(AuthError::Unauthenticated)?;
         let text = |name: &str| {
             claims
@@ -116,7 +124,14 @@ mod tests {
         let token = keys.issue(&sid, &uid, exp).expect("issue");
         assert!(token.starts_with(TOKEN_PREFIX));
         let claims = keys.verify(&token).expect("verify");
-        assert_eq!(claims, TokenClaims { session_id: sid, user_id: uid, expires_at: exp });
+        assert_eq!(
+            claims,
+            TokenClaims {
+                session_id: sid,
+                user_id: uid,
+                expires_at: exp
+            }
+        );
     }
 
     #[test]
@@ -124,7 +139,11 @@ mod tests {
         let keys = TokenKeys::new([1u8; 32]).expect("keys");
         let other = TokenKeys::new([2u8; 32]).expect("keys");
         let token = keys
-            .issue(&SessionId::generate(), &UserId::generate(), now().plus_secs(60))
+            .issue(
+                &SessionId::generate(),
+                &UserId::generate(),
+                now().plus_secs(60),
+            )
             .expect("issue");
         assert_eq!(other.verify(&token), Err(AuthError::Unauthenticated));
         let mut tampered = token.clone().into_bytes();
@@ -134,7 +153,11 @@ mod tests {
         assert_eq!(keys.verify(&tampered), Err(AuthError::Unauthenticated));
         assert_eq!(keys.verify("not a token"), Err(AuthError::Unauthenticated));
         let expired = keys
-            .issue(&SessionId::generate(), &UserId::generate(), now().plus_secs(-10))
+            .issue(
+                &SessionId::generate(),
+                &UserId::generate(),
+                now().plus_secs(-10),
+            )
             .expect("issue");
         assert_eq!(keys.verify(&expired), Err(AuthError::Unauthenticated));
     }

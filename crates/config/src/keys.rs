@@ -38,21 +38,30 @@ pub static KEYS: &[KeySpec] = &[
         name: "multi_user_mode",
         env: "OFFGRID_MULTI_USER",
         expected: "true or false",
-        apply: |s, r| Some(s.multi_user_mode = parse_bool(r)?),
+        apply: |s, r| {
+            s.multi_user_mode = parse_bool(r)?;
+            Some(())
+        },
         show: |s| s.multi_user_mode.to_string(),
     },
     KeySpec {
         name: "require_auth",
         env: "OFFGRID_REQUIRE_AUTH",
         expected: "true or false",
-        apply: |s, r| Some(s.require_auth = parse_bool(r)?),
+        apply: |s, r| {
+            s.require_auth = parse_bool(r)?;
+            Some(())
+        },
         show: |s| s.require_auth.to_string(),
     },
     KeySpec {
         name: "guest_access",
         env: "OFFGRID_GUEST_ACCESS",
         expected: "true or false",
-        apply: |s, r| Some(s.guest_access = parse_bool(r)?),
+        apply: |s, r| {
+            s.guest_access = parse_bool(r)?;
+            Some(())
+        },
         show: |s| s.guest_access.to_string(),
     },
     KeySpec {
@@ -73,28 +82,40 @@ pub static KEYS: &[KeySpec] = &[
         name: "port",
         env: "OFFGRID_PORT",
         expected: "an integer from 0 to 65535",
-        apply: |s, r| Some(s.port = parse_int::<u16>(r)?),
+        apply: |s, r| {
+            s.port = parse_int::<u16>(r)?;
+            Some(())
+        },
         show: |s| s.port.to_string(),
     },
     KeySpec {
         name: "session_ttl_hours",
         env: "OFFGRID_SESSION_TTL_HOURS",
         expected: "an integer number of hours from 1 to 8760",
-        apply: |s, r| Some(s.session_ttl_hours = in_range(parse_int(r)?, 1, 8760)?),
+        apply: |s, r| {
+            s.session_ttl_hours = in_range(parse_int(r)?, 1, 8760)?;
+            Some(())
+        },
         show: |s| s.session_ttl_hours.to_string(),
     },
     KeySpec {
         name: "remember_me_days",
         env: "OFFGRID_REMEMBER_ME_DAYS",
         expected: "an integer number of days from 1 to 365",
-        apply: |s, r| Some(s.remember_me_days = in_range(parse_int(r)?, 1, 365)?),
+        apply: |s, r| {
+            s.remember_me_days = in_range(parse_int(r)?, 1, 365)?;
+            Some(())
+        },
         show: |s| s.remember_me_days.to_string(),
     },
     KeySpec {
         name: "bcrypt_cost",
         env: "OFFGRID_BCRYPT_COST",
         expected: "an integer from 4 to 31",
-        apply: |s, r| Some(s.bcrypt_cost = in_range(parse_int(r)?, 4, 31)?),
+        apply: |s, r| {
+            s.bcrypt_cost = in_range(parse_int(r)?, 4, 31)?;
+            Some(())
+        },
         show: |s| s.bcrypt_cost.to_string(),
     },
     KeySpec {

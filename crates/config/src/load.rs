@@ -277,7 +277,10 @@ fn read_file(path: &Path) -> Result<Vec<(String, Raw)>, ConfigError> {
     let known = || KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
     let mut pairs = Vec::new();
     for (k, v) in &mapping {
-        let key = k.as_str().map(str::to_owned).unwrap_or_else(|| format!("{k:?}"));
+        let key = k
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{k:?}"));
         let Some(spec) = spec(&key) else {
             return Err(ConfigError::UnknownKey {
                 key,
@@ -301,7 +304,13 @@ pub fn validate_file(path: &Path) -> Result<(), ConfigError> {
     let mut settings = Settings::defaults(PathBuf::new());
     let mut sources: Vec<_> = KEYS.iter().map(|k| (k.name, Source::Default)).collect();
     for (key, raw) in read_file(path)? {
-        apply(&mut settings, &mut sources, &key, &raw, Source::File(path.to_owned()))?;
+        apply(
+            &mut settings,
+            &mut sources,
+            &key,
+            &raw,
+            Source::File(path.to_owned()),
+        )?;
     }
     Ok(())
 }
@@ -316,24 +325,37 @@ pub fn load(env: &HashMap<String, String>, flags: &Overrides) -> Result<Loaded, 
         (Some(h), _) => (h.clone(), Source::Flag("--home".to_owned())),
         (None, Some(h)) if !h.is_empty() => (PathBuf::from(h), Source::Env("OFFGRID_HOME")),
         _ => {
-            let user_home = env.get("HOME").filter(|h| !h.is_empty()).ok_or(ConfigError::NoHome)?;
-            (PathBuf::from(user_home).join(".offgrid-llm"), Source::Default)
+            let user_home = env
+                .get("HOME")
+                .filter(|h| !h.is_empty())
+                .ok_or(ConfigError::NoHome)?;
+            (
+                PathBuf::from(user_home).join(".offgrid-llm"),
+                Source::Default,
+            )
         }
     };
     let mut settings = Settings::defaults(home.clone());
     let mut sources: Vec<_> = KEYS.iter().map(|k| (k.name, Source::Default)).collect();
 
-    let explicit = flags
-        .config
-        .clone()
-        .or_else(|| env.get("OFFGRID_CONFIG").filter(|c| !c.is_empty()).map(PathBuf::from));
+    let explicit = flags.config.clone().or_else(|| {
+        env.get("OFFGRID_CONFIG")
+            .filter(|c| !c.is_empty())
+            .map(PathBuf::from)
+    });
     let config_file = match explicit {
         Some(path) => Some(path),
         None => Some(home.join("config.yaml")).filter(|p| p.exists()),
     };
     if let Some(path) = &config_file {
         for (key, raw) in read_file(path)? {
-            apply(&mut settings, &mut sources, &key, &raw, Source::File(path.clone()))?;
+            apply(
+                &mut settings,
+                &mut sources,
+                &key,
+                &raw,
+                Source::File(path.clone()),
+            )?;
         }
     }
     for spec in KEYS {
@@ -364,6 +386,12 @@ pub fn load(env: &HashMap<String, String>, flags: &Overrides) -> Result<Loaded, 
     })
 }
 
+/// [`load`] with the process environment.
+pub fn load_from_process(flags: &Overrides) -> Result<Loaded, ConfigError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    load(&env, flags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,16 +420,30 @@ mod tests {
         let s = &loaded.settings;
         assert!(!s.multi_user_mode && !s.require_auth && s.guest_access);
         assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 11611));
-        assert_eq!((s.session_ttl_hours, s.remember_me_days, s.bcrypt_cost), (24, 7, 12));
+        assert_eq!(
+            (s.session_ttl_hours, s.remember_me_days, s.bcrypt_cost),
+            (24, 7, 12)
+        );
         assert!(loaded.config_file.is_none());
-        assert!(loaded.sources.iter().all(|(n, s)| *n == "home" || *s == Source::Default));
+        assert!(
+            loaded
+                .sources
+                .iter()
+                .all(|(n, s)| *n == "home" || *s == Source::Default)
+        );
     }
 
     #[test]
     fn home_defaults_to_dot_offgrid_llm() {
-        let loaded = load(&env(&[("HOME", "/nonexistent-home")]), &Overrides::default())
-            .expect("load");
-        assert_eq!(loaded.settings.home, PathBuf::from("/nonexistent-home/.offgrid-llm"));
+        let loaded = load(
+            &env(&[("HOME", "/nonexistent-home")]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(
+            loaded.settings.home,
+            PathBuf::from("/nonexistent-home/.offgrid-llm")
+        );
     }
 
     #[test]
@@ -417,7 +459,13 @@ mod tests {
         assert!(loaded.settings.multi_user_mode);
         assert_eq!(loaded.settings.port, 9001);
         assert_eq!(loaded.settings.host, "127.0.0.2");
-        let source = |k: &str| loaded.sources.iter().find(|(n, _)| *n == k).map(|(_, s)| s.clone());
+        let source = |k: &str| {
+            loaded
+                .sources
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, s)| s.clone())
+        };
         assert!(matches!(source("multi_user_mode"), Some(Source::File(_))));
         assert_eq!(source("port"), Some(Source::Env("OFFGRID_PORT")));
         assert_eq!(source("host"), Some(Source::Flag("--host".into())));
@@ -438,15 +486,25 @@ mod tests {
         e.insert("OFFGRID_PORT".into(), "abc".into());
         let err = load(&e, &Overrides::default()).expect_err("must fail");
         let msg = err.to_string();
-        assert!(msg.contains("`port`") && msg.contains("OFFGRID_PORT") && msg.contains("integer"), "{msg}");
+        assert!(
+            msg.contains("`port`") && msg.contains("OFFGRID_PORT") && msg.contains("integer"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
     }
 
     #[test]
     fn bad_file_values_and_unknown_keys_fail() {
         let dir = home_with_file("multi_user_mode: maybe\n");
-        let msg = load(&home_env(&dir), &Overrides::default()).expect_err("fail").to_string();
-        assert!(msg.contains("multi_user_mode") && msg.contains("config.yaml") && msg.contains("true or false"), "{msg}");
+        let msg = load(&home_env(&dir), &Overrides::default())
+            .expect_err("fail")
+            .to_string();
+        assert!(
+            msg.contains("multi_user_mode")
+                && msg.contains("config.yaml")
+                && msg.contains("true or false"),
+            "{msg}"
+        );
 
         let dir = home_with_file("multi_user_mod: true\n");
         let err = load(&home_env(&dir), &Overrides::default()).expect_err("fail");
@@ -461,14 +519,18 @@ mod tests {
     fn explicit_missing_config_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut e = home_env(&dir);
-        e.insert("OFFGRID_CONFIG".into(), dir.path().join("nope.yaml").display().to_string());
+        e.insert(
+            "OFFGRID_CONFIG".into(),
+            dir.path().join("nope.yaml").display().to_string(),
+        );
         let err = load(&e, &Overrides::default()).expect_err("fail");
         assert!(matches!(err, ConfigError::Unreadable { .. }));
     }
 
     #[test]
     fn lists_from_file_and_env() {
-        let dir = home_with_file("cors_origins:\n  - http://localhost:3000\nallowed_hosts: [Box.Lan]\n");
+        let dir =
+            home_with_file("cors_origins:\n  - http://localhost:3000\nallowed_hosts: [Box.Lan]\n");
         let loaded = load(&home_env(&dir), &Overrides::default()).expect("load");
         assert_eq!(loaded.settings.cors_origins, vec!["http://localhost:3000"]);
         assert_eq!(loaded.settings.allowed_hosts, vec!["box.lan"]);
@@ -497,10 +559,4 @@ mod tests {
         s.require_auth = true;
         assert!(!s.anonymous_allowed());
     }
-}
-
-/// [`load`] with the process environment.
-pub fn load_from_process(flags: &Overrides) -> Result<Loaded, ConfigError> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    load(&env, flags)
 }

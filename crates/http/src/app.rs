@@ -100,24 +100,23 @@ async fn host_check(
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
     let bound_loopback = is_loopback_name(&state.settings.host);
-    if bound_loopback {
-        if let Some(value) = req.headers().get(header::HOST) {
-            let host = value.to_str().map(host_name).unwrap_or("");
-            let allowed = is_loopback_name(host)
-                || state
-                    .settings
-                    .allowed_hosts
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case(host));
-            if !allowed {
-                return Err(ApiError::forbidden(
-                    "host_not_allowed",
-                    format!(
-                        "Host {host:?} is not allowed; add it to `allowed_hosts` to serve it"
-                    ),
-                )
-                .into());
-            }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().map(host_name).unwrap_or("").to_owned());
+    if let (true, Some(host)) = (bound_loopback, host) {
+        let allowed = is_loopback_name(&host)
+            || state
+                .settings
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host));
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "host_not_allowed",
+                format!("Host {host:?} is not allowed; add it to `allowed_hosts` to serve it"),
+            )
+            .into());
         }
     }
     next.call(req).await.map(|r| r.map_into_boxed_body())
@@ -149,7 +148,10 @@ pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io:
         let cors_on = !cors_origins.is_empty();
         let state = state.clone();
         App::new()
-            .wrap(actix_web::middleware::Condition::new(cors_on, cors(&cors_origins)))
+            .wrap(actix_web::middleware::Condition::new(
+                cors_on,
+                cors(&cors_origins),
+            ))
             .wrap(from_fn(host_check))
             .app_data(web::Data::new(state.clone()))
             .configure(move |cfg| configure(cfg, state))
@@ -159,7 +161,6 @@ pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io:
     .run();
     Ok(server)
 }
-
 
 #[cfg(test)]
 mod tests {

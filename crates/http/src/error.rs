@@ -48,12 +48,22 @@ impl ApiError {
 
     /// 400 for a malformed request.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     /// 401: credentials missing or not valid.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "unauthorized", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "unauthorized",
+            message,
+        )
     }
 
     /// 403: authenticated but not allowed.
@@ -63,7 +73,12 @@ impl ApiError {
 
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found_error", "not_found", message)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "not_found",
+            message,
+        )
     }
 
     /// 404 for user-management routes in single-user mode.
@@ -152,18 +167,30 @@ impl From<AuthError> for ApiError {
                 msg,
             ),
             AuthError::NotFound => Self::not_found("not found"),
-            AuthError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, "invalid_request_error", "conflict", msg)
-            }
-            AuthError::LastAdmin => {
-                Self::new(StatusCode::CONFLICT, "invalid_request_error", "last_admin", msg)
-            }
-            AuthError::SystemUser => {
-                Self::new(StatusCode::CONFLICT, "invalid_request_error", "system_user", msg)
-            }
-            AuthError::SelfChange(_) => {
-                Self::new(StatusCode::CONFLICT, "invalid_request_error", "self_change", msg)
-            }
+            AuthError::Conflict(_) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "conflict",
+                msg,
+            ),
+            AuthError::LastAdmin => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "last_admin",
+                msg,
+            ),
+            AuthError::SystemUser => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "system_user",
+                msg,
+            ),
+            AuthError::SelfChange(_) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "self_change",
+                msg,
+            ),
             AuthError::Busy => ApiError {
                 retry_after: Some(1),
                 ..Self::new(
@@ -200,8 +227,12 @@ pub(crate) fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             "unsupported_media_type",
             "Content-Type must be application/json",
         ),
-        E::Deserialize(e) => ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")),
-        other => ApiError::bad_request("invalid_body", format!("cannot read request body: {other}")),
+        E::Deserialize(e) => {
+            ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}"))
+        }
+        other => {
+            ApiError::bad_request("invalid_body", format!("cannot read request body: {other}"))
+        }
     }
 }
 

@@ -84,7 +84,12 @@ mod tests {
             resource_access(&bob, &owner, None, Permission::AllSessions),
             Access::None
         );
-        let read = resource_access(&bob, &owner, Some(GrantLevel::Read), Permission::AllSessions);
+        let read = resource_access(
+            &bob,
+            &owner,
+            Some(GrantLevel::Read),
+            Permission::AllSessions,
+        );
         assert!(read.allows(GrantLevel::Read));
         assert!(!read.allows(GrantLevel::Write));
     }
@@ -93,10 +98,18 @@ mod tests {
     fn admin_sees_everything_guest_never_gets_shares() {
         let owner = UserId::generate();
         let admin = user(Role::Admin);
-        assert!(resource_access(&admin, &owner, None, Permission::AllSessions).allows(GrantLevel::Admin));
+        assert!(
+            resource_access(&admin, &owner, None, Permission::AllSessions)
+                .allows(GrantLevel::Admin)
+        );
         let guest = Principal::anonymous_guest();
         assert_eq!(
-            resource_access(&guest, &owner, Some(GrantLevel::Read), Permission::AllSessions),
+            resource_access(
+                &guest,
+                &owner,
+                Some(GrantLevel::Read),
+                Permission::AllSessions
+            ),
             Access::None
         );
     }

@@ -85,15 +85,21 @@ pub fn authorize(principal: &Principal, permission: Permission) -> Result<(), De
 #[cfg(test)]
 mod tests {
     use super::*;
-    use offgrid_domain::UserId;
     use Permission as P;
+    use offgrid_domain::UserId;
 
     /// The whole matrix, written out: (role, permission, allowed).
     const EXPECTED: &[(Role, &[Permission])] = &[
         (Role::Admin, &Permission::ALL),
         (
             Role::User,
-            &[P::Chat, P::ViewModels, P::UseRag, P::OwnSessions, P::ManageOwnAccount],
+            &[
+                P::Chat,
+                P::ViewModels,
+                P::UseRag,
+                P::OwnSessions,
+                P::ManageOwnAccount,
+            ],
         ),
         (Role::Viewer, &[P::Chat, P::ViewModels, P::ManageOwnAccount]),
         (Role::Guest, &[P::Chat]),

@@ -71,4 +71,10 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_keys, user_sessions, login_throttle, audit_log);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_keys,
+    user_sessions,
+    login_throttle,
+    audit_log
+);

@@ -42,10 +42,19 @@ fn migrations_run_up_down_up_on_a_real_file() {
     assert!(status.iter().all(|m| m.applied));
     let reverted = t.db.revert_all_migrations().expect("down");
     assert_eq!(reverted.len(), status.len());
-    assert!(t.db.migration_status().expect("status").iter().all(|m| !m.applied));
+    assert!(
+        t.db.migration_status()
+            .expect("status")
+            .iter()
+            .all(|m| !m.applied)
+    );
     let applied = t.db.migrate().expect("up again");
     assert_eq!(applied.len(), status.len());
-    assert!(UserRepository::get(&t.db, &UserId::system()).expect("system user").system);
+    assert!(
+        UserRepository::get(&t.db, &UserId::system())
+            .expect("system user")
+            .system
+    );
 }
 
 #[test]
@@ -92,9 +101,21 @@ fn system_user_cannot_log_in_be_promoted_or_deleted() {
         role: Some(Role::Admin),
         ..UserPatch::default()
     };
-    assert_eq!(t.db.update(&UserId::system(), &promote, NOW), Err(RepoError::SystemUser));
+    assert_eq!(
+        t.db.update(&UserId::system(), &promote, NOW),
+        Err(RepoError::SystemUser)
+    );
     assert_eq!(t.db.delete(&UserId::system()), Err(RepoError::SystemUser));
-    let page = UserRepository::list(&t.db, &UserQuery { search: None, role: None, limit: 50, offset: 0 }).expect("list");
+    let page = UserRepository::list(
+        &t.db,
+        &UserQuery {
+            search: None,
+            role: None,
+            limit: 50,
+            offset: 0,
+        },
+    )
+    .expect("list");
     assert_eq!(page.total, 0, "the system user is not listed as an account");
 }
 
@@ -102,22 +123,41 @@ fn system_user_cannot_log_in_be_promoted_or_deleted() {
 fn first_admin_only_once_and_last_admin_is_protected() {
     let t = db();
     assert!(!t.db.admin_exists().expect("exists"));
-    let admin = t.db.create_first_admin(new_user("root", Role::User), NOW).expect("setup");
+    let admin =
+        t.db.create_first_admin(new_user("root", Role::User), NOW)
+            .expect("setup");
     assert_eq!(admin.role, Role::Admin);
     assert_eq!(
-        t.db.create_first_admin(new_user("root2", Role::Admin), NOW).map(|_| ()),
+        t.db.create_first_admin(new_user("root2", Role::Admin), NOW)
+            .map(|_| ()),
         Err(RepoError::Conflict("admin".into()))
     );
-    let demote = UserPatch { role: Some(Role::User), ..UserPatch::default() };
-    let disable = UserPatch { disabled: Some(true), ..UserPatch::default() };
-    assert_eq!(t.db.update(&admin.id, &demote, NOW), Err(RepoError::LastAdmin));
-    assert_eq!(t.db.update(&admin.id, &disable, NOW), Err(RepoError::LastAdmin));
+    let demote = UserPatch {
+        role: Some(Role::User),
+        ..UserPatch::default()
+    };
+    let disable = UserPatch {
+        disabled: Some(true),
+        ..UserPatch::default()
+    };
+    assert_eq!(
+        t.db.update(&admin.id, &demote, NOW),
+        Err(RepoError::LastAdmin)
+    );
+    assert_eq!(
+        t.db.update(&admin.id, &disable, NOW),
+        Err(RepoError::LastAdmin)
+    );
     assert_eq!(t.db.delete(&admin.id), Err(RepoError::LastAdmin));
 
-    let second = UserRepository::create(&t.db, new_user("second", Role::Admin), NOW).expect("create");
+    let second =
+        UserRepository::create(&t.db, new_user("second", Role::Admin), NOW).expect("create");
     let demoted = t.db.update(&admin.id, &demote, NOW).expect("now allowed");
     assert_eq!(demoted.role, Role::User);
-    assert!(demoted.token_epoch > admin.token_epoch, "role change bumps the epoch");
+    assert!(
+        demoted.token_epoch > admin.token_epoch,
+        "role change bumps the epoch"
+    );
     assert_eq!(t.db.delete(&second.id), Err(RepoError::LastAdmin));
 }
 
@@ -142,7 +182,10 @@ fn api_keys_are_filtered_by_scope() {
         "cannot create a key for someone else"
     );
     let bob_scope = Scope::owned_by(bob.id.clone());
-    assert_eq!(ApiKeyRepository::list(&t.db, &bob_scope, &alice.id), Err(RepoError::NotFound));
+    assert_eq!(
+        ApiKeyRepository::list(&t.db, &bob_scope, &alice.id),
+        Err(RepoError::NotFound)
+    );
     assert_eq!(
         ApiKeyRepository::revoke(&t.db, &bob_scope, &bob.id, &k.id, NOW).map(|_| ()),
         Err(RepoError::NotFound),
@@ -150,7 +193,8 @@ fn api_keys_are_filtered_by_scope() {
     );
     let listed = ApiKeyRepository::list(&t.db, &alice_scope, &alice.id).expect("list");
     assert_eq!(listed.len(), 1);
-    let revoked = ApiKeyRepository::revoke(&t.db, &Scope::operator(), &alice.id, &k.id, NOW).expect("revoke");
+    let revoked =
+        ApiKeyRepository::revoke(&t.db, &Scope::operator(), &alice.id, &k.id, NOW).expect("revoke");
     assert_eq!(revoked.revoked_at, Some(NOW));
     let (record, owner) = t.db.find_by_prefix("og_aaaa").expect("find").expect("some");
     assert_eq!(record.secret_hash, vec![1, 2, 3]);
@@ -177,9 +221,17 @@ fn deleting_a_user_cascades_to_keys_and_sessions() {
         },
     )
     .expect("session");
-    assert!(SessionRepository::find(&t.db, &sid).expect("find").is_some());
+    assert!(
+        SessionRepository::find(&t.db, &sid)
+            .expect("find")
+            .is_some()
+    );
     t.db.delete(&alice.id).expect("delete");
-    assert!(SessionRepository::find(&t.db, &sid).expect("find").is_none());
+    assert!(
+        SessionRepository::find(&t.db, &sid)
+            .expect("find")
+            .is_none()
+    );
 }
 
 #[test]
@@ -200,21 +252,40 @@ fn set_password_keeps_only_the_named_session_current() {
     let (keep, other) = (SessionId::generate(), SessionId::generate());
     SessionRepository::create(&t.db, session(&keep)).expect("s1");
     SessionRepository::create(&t.db, session(&other)).expect("s2");
-    t.db.set_password(&alice.id, "new", Some(&keep), NOW).expect("set");
-    let alive = SessionRepository::list(&t.db, &Scope::owned_by(alice.id.clone()), &alice.id, NOW).expect("list");
-    assert_eq!(alive.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![keep]);
+    t.db.set_password(&alice.id, "new", Some(&keep), NOW)
+        .expect("set");
+    let alive = SessionRepository::list(&t.db, &Scope::owned_by(alice.id.clone()), &alice.id, NOW)
+        .expect("list");
+    assert_eq!(
+        alive.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        vec![keep]
+    );
 }
 
 #[test]
 fn throttle_counts_and_resets() {
     let t = db();
-    let s = t.db.record_failure("user:alice", NOW, &|n| if n >= 2 { 10 } else { 0 }).expect("f1");
+    let s =
+        t.db.record_failure("user:alice", NOW, &|n| if n >= 2 { 10 } else { 0 })
+            .expect("f1");
     assert_eq!((s.failures, s.locked_until), (1, None));
-    let s = t.db.record_failure("user:alice", NOW, &|n| if n >= 2 { 10 } else { 0 }).expect("f2");
+    let s =
+        t.db.record_failure("user:alice", NOW, &|n| if n >= 2 { 10 } else { 0 })
+            .expect("f2");
     assert_eq!((s.failures, s.locked_until), (2, Some(NOW.plus_secs(10))));
-    assert_eq!(ThrottleRepository::get(&t.db, "user:alice").expect("get").failures, 2);
+    assert_eq!(
+        ThrottleRepository::get(&t.db, "user:alice")
+            .expect("get")
+            .failures,
+        2
+    );
     t.db.reset("user:alice").expect("reset");
-    assert_eq!(ThrottleRepository::get(&t.db, "user:alice").expect("get").failures, 0);
+    assert_eq!(
+        ThrottleRepository::get(&t.db, "user:alice")
+            .expect("get")
+            .failures,
+        0
+    );
 }
 
 #[test]
@@ -237,14 +308,23 @@ fn concurrent_read_then_write_transactions_all_succeed() {
     for h in handles {
         h.join().expect("join");
     }
-    let total: u32 = (0..3).map(|k| ThrottleRepository::get(&*db, &format!("addr:{k}")).expect("get").failures).sum();
+    let total: u32 = (0..3)
+        .map(|k| {
+            ThrottleRepository::get(&*db, &format!("addr:{k}"))
+                .expect("get")
+                .failures
+        })
+        .sum();
     assert_eq!(total, 8 * 25, "no lost updates");
 }
 
 #[test]
 fn audit_filters_and_pages_newest_first() {
     let t = db();
-    for (i, action) in ["login.ok", "login.failed", "user.created", "login.failed"].iter().enumerate() {
+    for (i, action) in ["login.ok", "login.failed", "user.created", "login.failed"]
+        .iter()
+        .enumerate()
+    {
         t.db.append(NewAuditEvent {
             at: NOW.plus_secs(i as i64),
             actor_id: None,
@@ -256,13 +336,36 @@ fn audit_filters_and_pages_newest_first() {
         })
         .expect("append");
     }
-    let all = AuditRepository::list(&t.db, &AuditQuery { limit: 2, ..AuditQuery::default() }).expect("list");
+    let all = AuditRepository::list(
+        &t.db,
+        &AuditQuery {
+            limit: 2,
+            ..AuditQuery::default()
+        },
+    )
+    .expect("list");
     assert_eq!(all.total, 4);
     assert_eq!(all.data.len(), 2);
     assert_eq!(all.data[0].action, "login.failed");
-    let logins = AuditRepository::list(&t.db, &AuditQuery { action: Some("login.".into()), limit: 10, ..AuditQuery::default() }).expect("list");
+    let logins = AuditRepository::list(
+        &t.db,
+        &AuditQuery {
+            action: Some("login.".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    )
+    .expect("list");
     assert_eq!(logins.total, 3);
-    let failed = AuditRepository::list(&t.db, &AuditQuery { action: Some("login.failed".into()), limit: 10, ..AuditQuery::default() }).expect("list");
+    let failed = AuditRepository::list(
+        &t.db,
+        &AuditQuery {
+            action: Some("login.failed".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    )
+    .expect("list");
     assert_eq!(failed.total, 2);
 }
 
@@ -272,7 +375,8 @@ fn online_backup_while_writing_is_consistent() {
     let db = t.db.clone();
     let writer = std::thread::spawn(move || {
         for i in 0..200 {
-            UserRepository::create(&db, new_user(&format!("u{i}"), Role::User), NOW).expect("create");
+            UserRepository::create(&db, new_user(&format!("u{i}"), Role::User), NOW)
+                .expect("create");
         }
     });
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -280,7 +384,12 @@ fn online_backup_while_writing_is_consistent() {
     t.db.backup(&dest).expect("backup");
     writer.join().expect("join");
     let copy = Database::open(&dest).expect("open backup");
-    assert!(copy.migration_status().expect("status").iter().all(|m| m.applied));
+    assert!(
+        copy.migration_status()
+            .expect("status")
+            .iter()
+            .all(|m| m.applied)
+    );
     assert!(UserRepository::get(&copy, &UserId::system()).is_ok());
     assert!(t.db.backup(&dest).is_err(), "refuses to overwrite");
 }

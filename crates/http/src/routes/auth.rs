@@ -125,9 +125,11 @@ pub(crate) async fn me(
         (None, Some(id)) => {
             let auth = state.auth.clone();
             let id = id.clone();
-            Some(web::block(move || auth.repos().users.get(&id)).await?.map_err(
-                offgrid_auth::AuthError::from,
-            )?)
+            Some(
+                web::block(move || auth.repos().users.get(&id))
+                    .await?
+                    .map_err(offgrid_auth::AuthError::from)?,
+            )
         }
         (None, None) => None,
     };

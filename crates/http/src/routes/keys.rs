@@ -108,10 +108,9 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let expires_at = body.expiry()?;
     let auth = state.auth.clone();
-    let issued = web::block(move || {
-        auth.create_api_key(&scope, &owner, &body.name, expires_at, &actor)
-    })
-    .await??;
+    let issued =
+        web::block(move || auth.create_api_key(&scope, &owner, &body.name, expires_at, &actor))
+            .await??;
     Ok(HttpResponse::Created().json(key_json(&issued.key, Some(&issued.secret))))
 }
 
@@ -145,7 +144,14 @@ pub(crate) async fn create_mine(
 ) -> Result<HttpResponse, ApiError> {
     let me = own_id(&caller)?;
     let actor = client.actor(Some(&caller));
-    create(&state, Scope::owned_by(me.clone()), me, body.into_inner(), actor).await
+    create(
+        &state,
+        Scope::owned_by(me.clone()),
+        me,
+        body.into_inner(),
+        actor,
+    )
+    .await
 }
 
 /// `DELETE /v1/users/me/api-keys/{key_id}`.

@@ -87,7 +87,11 @@ impl ApiKeyRepository for Database {
         let rows = self.read(|conn| {
             api_keys::table
                 .filter(api_keys::user_id.eq(owner.as_str()))
-                .order((api_keys::created_at.desc(), api_keys::id.asc()))
+                // rowid breaks ties within one second: newest first, always.
+                .order((
+                    api_keys::created_at.desc(),
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>("api_keys.rowid").desc(),
+                ))
                 .select(KeyRow::as_select())
                 .load(conn)
         })?;

@@ -71,7 +71,11 @@ fn is_active_admin(row: &UserRow) -> bool {
     row.role == Role::Admin.as_str() && !row.disabled && !row.is_system
 }
 
-fn insert_user(conn: &mut SqliteConnection, user: NewUser, now: Timestamp) -> Result<User, TxError> {
+fn insert_user(
+    conn: &mut SqliteConnection,
+    user: NewUser,
+    now: Timestamp,
+) -> Result<User, TxError> {
     // Check the username first so a clash on both fields names the username.
     let taken: i64 = users::table
         .filter(users::username.eq(&user.username))
@@ -124,7 +128,14 @@ impl UserRepository for Database {
             if other_active_admins(conn, "")? > 0 {
                 return Err(RepoError::Conflict("admin".to_owned()).into());
             }
-            insert_user(conn, NewUser { role: Role::Admin, ..user }, now)
+            insert_user(
+                conn,
+                NewUser {
+                    role: Role::Admin,
+                    ..user
+                },
+                now,
+            )
         })
     }
 
@@ -227,7 +238,8 @@ impl UserRepository for Database {
             diesel::update(users::table.find(&row.id))
                 .set((
                     users::role.eq(patch.role.map(Role::as_str).unwrap_or(&row.role)),
-                    users::display_name.eq(patch.display_name.as_ref().unwrap_or(&row.display_name)),
+                    users::display_name
+                        .eq(patch.display_name.as_ref().unwrap_or(&row.display_name)),
                     users::email.eq(patch.email.clone().unwrap_or(row.email.clone())),
                     users::disabled.eq(patch.disabled.unwrap_or(row.disabled)),
                     users::token_epoch.eq(epoch),
@@ -286,7 +298,8 @@ impl UserRepository for Database {
     }
 
     fn admin_exists(&self) -> Result<bool, RepoError> {
-        self.read(|conn| other_active_admins(conn, "")).map(|n| n > 0)
+        self.read(|conn| other_active_admins(conn, ""))
+            .map(|n| n > 0)
     }
 
     fn record_login(&self, id: &UserId, now: Timestamp) -> Result<(), RepoError> {

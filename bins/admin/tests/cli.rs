@@ -1,0 +1,275 @@
+//! `offgrid-admin` as a process, alone and beside a running server.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use offgrid_tests::{password_of, spawn_multi_user};
+use serde_json::Value;
+
+fn admin(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offgrid-admin"))
+        .args(args)
+        .env("OFFGRID_HOME", home)
+        .env("OFFGRID_BCRYPT_COST", "4")
+        .env_remove("OFFGRID_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn offgrid-admin");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait")
+}
+
+fn ok_json(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn one_line_error(out: &Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("offgrid-admin: "), "{err}");
+    err
+}
+
+#[test]
+fn setup_users_keys_and_audit_without_a_server() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let created = ok_json(admin(
+        h,
+        &["--json", "setup", "root", "--password-stdin"],
+        Some("root-password-1\n"),
+    ));
+    assert_eq!(created["user"]["role"], "admin");
+    let again = admin(
+        h,
+        &["setup", "other", "--password-stdin"],
+        Some("root-password-1\n"),
+    );
+    one_line_error(&again, 1);
+
+    let alice = ok_json(admin(
+        h,
+        &[
+            "--json",
+            "users",
+            "create",
+            "alice",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("alice-password-1\n"),
+    ));
+    assert!(
+        alice["api_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("og_"))
+    );
+    let list = ok_json(admin(h, &["--json", "users", "list"], None));
+    assert_eq!(list["total"], 2);
+    let shown = ok_json(admin(h, &["--json", "users", "show", "ALICE"], None));
+    assert_eq!(shown["user"]["role"], "viewer");
+    assert_eq!(shown["api_keys"].as_array().map(Vec::len), Some(1));
+
+    let role = ok_json(admin(
+        h,
+        &["--json", "users", "set-role", "alice", "user"],
+        None,
+    ));
+    assert_eq!(role["user"]["role"], "user");
+    let disabled = ok_json(admin(h, &["--json", "users", "disable", "alice"], None));
+    assert_eq!(disabled["user"]["disabled"], true);
+    let enabled = ok_json(admin(h, &["--json", "users", "enable", "alice"], None));
+    assert_eq!(enabled["user"]["disabled"], false);
+    ok_json(admin(
+        h,
+        &[
+            "--json",
+            "users",
+            "reset-password",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("another-password\n"),
+    ));
+
+    let key = ok_json(admin(
+        h,
+        &[
+            "--json",
+            "keys",
+            "create",
+            "alice",
+            "--name",
+            "ci",
+            "--expires-in-days",
+            "5",
+        ],
+        None,
+    ));
+    let key_id = key["api_key"]["id"].as_str().expect("id").to_owned();
+    let keys = ok_json(admin(h, &["--json", "keys", "list", "alice"], None));
+    assert!(
+        keys["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .any(|k| k["id"] == key_id.as_str())
+    );
+    let revoked = ok_json(admin(
+        h,
+        &["--json", "keys", "revoke", "alice", &key_id],
+        None,
+    ));
+    assert!(revoked["api_key"]["revoked_at"].is_string());
+
+    let last_admin = admin(h, &["users", "delete", "root"], None);
+    assert!(one_line_error(&last_admin, 1).contains("last active administrator"));
+    ok_json(admin(h, &["--json", "users", "delete", "alice"], None));
+
+    let audit = ok_json(admin(h, &["--json", "audit", "--action", "user."], None));
+    let actions: Vec<_> = audit["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"user.created") && actions.contains(&"user.deleted"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line_and_passwords_never_come_from_argv() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    one_line_error(&admin(h, &["users", "frobnicate"], None), 2);
+    one_line_error(
+        &admin(h, &["users", "create", "bob", "--role", "root"], None),
+        2,
+    );
+    one_line_error(
+        &admin(
+            h,
+            &["users", "create", "bob", "--password", "hunter22"],
+            None,
+        ),
+        2,
+    );
+    let no_tty = admin(h, &["users", "create", "bob"], None);
+    assert!(one_line_error(&no_tty, 2).contains("--password-stdin"));
+    let short = admin(
+        h,
+        &["users", "create", "bob", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert!(one_line_error(&short, 2).contains("password"));
+    let missing = admin(h, &["users", "show", "nobody"], None);
+    one_line_error(&missing, 1);
+}
+
+#[test]
+fn db_commands_migrate_report_and_back_up() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let migrated = ok_json(admin(h, &["--json", "db", "migrate"], None));
+    assert!(migrated["applied"].as_array().is_some_and(|a| a.len() >= 3));
+    let again = ok_json(admin(h, &["--json", "db", "migrate"], None));
+    assert_eq!(again["applied"].as_array().map(Vec::len), Some(0));
+    let status = ok_json(admin(h, &["--json", "db", "status"], None));
+    assert!(
+        status["migrations"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|m| m["applied"] == true)
+    );
+    let dest = h.join("copy.db");
+    ok_json(admin(
+        h,
+        &["--json", "db", "backup", dest.to_str().expect("utf8")],
+        None,
+    ));
+    assert!(dest.exists());
+    one_line_error(
+        &admin(h, &["db", "backup", dest.to_str().expect("utf8")], None),
+        1,
+    );
+}
+
+#[test]
+fn works_beside_a_running_server_and_revokes_on_the_next_request() {
+    let app = spawn_multi_user();
+    let h = app.home.path().to_owned();
+    let admin_token = app.setup_admin();
+    let (_, key) = app.create_user(&admin_token, "alice", "user");
+    let token = app.token("alice", &password_of("alice"));
+    assert_eq!(app.get("/v1/users/me", Some(&token)).status(), 200);
+
+    ok_json(admin(&h, &["--json", "users", "disable", "alice"], None));
+    assert_eq!(app.get("/v1/users/me", Some(&token)).status(), 401);
+    assert_eq!(app.get("/v1/users/me", Some(&key)).status(), 401);
+
+    // Users created by the CLI can log in to the running server.
+    ok_json(admin(
+        &h,
+        &["--json", "users", "create", "bob", "--password-stdin"],
+        Some("bob-password-1\n"),
+    ));
+    assert_eq!(app.login("bob", "bob-password-1").status(), 200);
+
+    // An online backup while the server writes.
+    let writer = {
+        let admin_token = admin_token.clone();
+        let base = app.base.clone();
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            for i in 0..20 {
+                let res = client
+                    .post(format!("{base}/v1/users"))
+                    .bearer_auth(&admin_token)
+                    .json(&serde_json::json!({"username": format!("w{i}"), "password": "w-password-1", "create_api_key": false}))
+                    .send()
+                    .expect("send");
+                assert_eq!(res.status(), 201);
+            }
+        })
+    };
+    let dest = h.join("live-backup.db");
+    ok_json(admin(
+        &h,
+        &["--json", "db", "backup", dest.to_str().expect("utf8")],
+        None,
+    ));
+    writer.join().expect("writer");
+    let status = ok_json(admin(&h, &["--json", "users", "list"], None));
+    assert_eq!(status["total"], 23);
+    let copy_home = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&dest, copy_home.path().join("offgrid.db")).expect("copy");
+    let copy = ok_json(admin(copy_home.path(), &["--json", "users", "list"], None));
+    let n = copy["total"].as_i64().expect("total");
+    assert!((3..=23).contains(&n), "a consistent snapshot: {n}");
+}

@@ -1,0 +1,308 @@
+//! Setup, login, tokens, cookies, logout, password change, throttling.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{ADMIN, ADMIN_PASSWORD, assert_error, body, password_of, spawn_multi_user};
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn parse_time(v: &serde_json::Value) -> i64 {
+    let text = v.as_str().expect("time string");
+    offgrid_domain::Timestamp::parse_rfc3339(text)
+        .expect("rfc3339")
+        .0
+}
+
+#[test]
+fn setup_creates_the_first_admin_once() {
+    let app = spawn_multi_user();
+    let res = app.post(
+        "/v1/auth/setup",
+        None,
+        json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(res.status(), 201);
+    assert_eq!(body(res)["user"]["role"], "admin");
+    let again = app.post(
+        "/v1/auth/setup",
+        None,
+        json!({"username": "x2", "password": ADMIN_PASSWORD}),
+    );
+    assert_error(again, 409, "setup_complete");
+}
+
+#[test]
+fn bad_setup_input_gets_clear_errors() {
+    let app = spawn_multi_user();
+    let short = app.post(
+        "/v1/auth/setup",
+        None,
+        json!({"username": "root", "password": "short"}),
+    );
+    let b = assert_error(short, 422, "invalid_value");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("password")
+    );
+    let res = app
+        .request("POST", "/v1/auth/setup", None)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .expect("send");
+    assert_error(res, 400, "invalid_json");
+    let res = app.post(
+        "/v1/auth/setup",
+        None,
+        json!({"username": 5, "password": "long enough"}),
+    );
+    let b = assert_error(res, 400, "invalid_json");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("string"),
+        "{b}"
+    );
+    let res = app
+        .request("POST", "/v1/auth/setup", None)
+        .body("x")
+        .send()
+        .expect("send");
+    assert_error(res, 415, "unsupported_media_type");
+    let huge = "a".repeat(2 << 20);
+    let res = app.post(
+        "/v1/auth/setup",
+        None,
+        json!({"username": huge, "password": "long enough"}),
+    );
+    assert_error(res, 413, "payload_too_large");
+    assert_eq!(
+        body(app.get("/v1/system/config", None))["setup_required"],
+        true,
+        "nothing was created"
+    );
+}
+
+#[test]
+fn login_returns_a_token_with_expiry_and_an_http_only_cookie() {
+    let app = spawn_multi_user();
+    app.setup_admin();
+    let res = app.login("ROOT", ADMIN_PASSWORD);
+    assert_eq!(res.status(), 200);
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.starts_with("offgrid_session=v4.local."), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let b = body(res);
+    let token = b["token"].as_str().expect("token");
+    assert!(token.starts_with("v4.local."));
+    let ttl = parse_time(&b["expires_at"]) - now_secs();
+    assert!((24 * 3600 - 60..=24 * 3600).contains(&ttl), "ttl {ttl}");
+    assert_eq!(b["user"]["username"], ADMIN);
+
+    let me = body(app.get("/v1/auth/me", Some(token)));
+    assert_eq!(me["authenticated"], true);
+    assert_eq!(me["user"]["username"], ADMIN);
+
+    let remembered = body(app.post(
+        "/v1/auth/login",
+        None,
+        json!({"username": ADMIN, "password": ADMIN_PASSWORD, "remember_me": true}),
+    ));
+    let ttl = parse_time(&remembered["expires_at"]) - now_secs();
+    assert!((7 * 86400 - 60..=7 * 86400).contains(&ttl), "ttl {ttl}");
+}
+
+#[test]
+fn login_by_email_and_generic_errors_for_unknown_or_wrong() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    let res = app.post(
+        "/v1/users",
+        Some(&admin),
+        json!({"username": "alice", "email": "alice@example.org", "password": password_of("alice")}),
+    );
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        app.post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "alice@example.org", "password": password_of("alice")})
+        )
+        .status(),
+        200
+    );
+    let unknown = assert_error(
+        app.login("nobody", "whatever-123"),
+        401,
+        "invalid_credentials",
+    );
+    let wrong = assert_error(
+        app.login("alice", "whatever-123"),
+        401,
+        "invalid_credentials",
+    );
+    assert_eq!(unknown["error"]["message"], wrong["error"]["message"]);
+    assert_error(
+        app.login("system", "whatever-123"),
+        401,
+        "invalid_credentials",
+    );
+}
+
+#[test]
+fn logout_revokes_the_token_at_once() {
+    let app = spawn_multi_user();
+    let token = app.setup_admin();
+    assert_eq!(app.get("/v1/users", Some(&token)).status(), 200);
+    let res = app.post("/v1/auth/logout", Some(&token), json!({}));
+    assert_eq!(res.status(), 200);
+    assert_error(app.get("/v1/users", Some(&token)), 401, "unauthorized");
+}
+
+#[test]
+fn cookie_sessions_work_for_reads_and_need_same_origin_for_writes() {
+    let app = spawn_multi_user();
+    let token = app.setup_admin();
+    let cookie = format!("offgrid_session={token}");
+    let res = app
+        .client
+        .get(app.url("/v1/users"))
+        .header("cookie", &cookie)
+        .send()
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    let create = |headers: &[(&str, String)]| {
+        let mut rb = app
+            .client
+            .post(app.url("/v1/users"))
+            .header("cookie", &cookie)
+            .json(&json!({"username": "c1", "password": "c1-password-1", "create_api_key": false}));
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        rb.send().expect("send")
+    };
+    assert_error(create(&[]), 403, "cross_origin_request");
+    assert_error(
+        create(&[("origin", "http://evil.example".into())]),
+        403,
+        "cross_origin_request",
+    );
+    assert_error(
+        create(&[("sec-fetch-site", "cross-site".into())]),
+        403,
+        "cross_origin_request",
+    );
+    let host = app.base.trim_start_matches("http://").to_owned();
+    assert_eq!(
+        create(&[("origin", format!("http://{host}"))]).status(),
+        201
+    );
+    assert_eq!(
+        app.client
+            .post(app.url("/v1/auth/logout"))
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .expect("send")
+            .status(),
+        200
+    );
+    let res = app
+        .client
+        .get(app.url("/v1/users"))
+        .header("cookie", &cookie)
+        .send()
+        .expect("send");
+    assert_eq!(res.status(), 401);
+}
+
+#[test]
+fn change_password_needs_the_current_one_and_ends_other_sessions() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    app.create_user(&admin, "alice", "user");
+    let mine = app.token("alice", &password_of("alice"));
+    let other = app.token("alice", &password_of("alice"));
+    let wrong = app.post(
+        "/v1/auth/change-password",
+        Some(&mine),
+        json!({"current_password": "nope-nope-nope", "new_password": "new-password-1"}),
+    );
+    assert_error(wrong, 422, "wrong_current_password");
+    let ok = app.post(
+        "/v1/auth/change-password",
+        Some(&mine),
+        json!({"current_password": password_of("alice"), "new_password": "new-password-1"}),
+    );
+    assert_eq!(ok.status(), 200);
+    assert_eq!(app.get("/v1/users/me", Some(&mine)).status(), 200);
+    assert_error(app.get("/v1/users/me", Some(&other)), 401, "unauthorized");
+}
+
+#[test]
+fn long_unicode_passwords_are_not_truncated() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    let base = "ü".repeat(40); // 80 bytes, past bcrypt's 72
+    let res = app.post(
+        "/v1/users",
+        Some(&admin),
+        json!({"username": "uni", "password": format!("{base}one")}),
+    );
+    assert_eq!(res.status(), 201);
+    assert_eq!(app.login("uni", &format!("{base}one")).status(), 200);
+    assert_eq!(app.login("uni", &format!("{base}two")).status(), 401);
+}
+
+#[test]
+fn repeated_failures_are_throttled_with_retry_after() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    app.create_user(&admin, "alice", "user");
+    for _ in 0..5 {
+        assert_eq!(app.login("alice", "wrong-password").status(), 401);
+    }
+    let res = app.login("ALICE", &password_of("alice"));
+    let retry: i64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry >= 1);
+    assert_error(res, 429, "too_many_login_attempts");
+    // Back-off over: the right password works and resets the counter.
+    std::thread::sleep(Duration::from_secs(retry as u64 + 1));
+    assert_eq!(app.login("alice", &password_of("alice")).status(), 200);
+    assert_eq!(
+        app.login("alice", "wrong-password").status(),
+        401,
+        "counter was reset"
+    );
+    assert_eq!(app.login("alice", &password_of("alice")).status(), 200);
+    // The back-off grows: a sixth straight failure locks for longer.
+    for _ in 0..6 {
+        let _ = app.login("alice", "wrong-password");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let res = app.login("alice", &password_of("alice"));
+    assert_eq!(res.status(), 429);
+}

@@ -1,0 +1,1 @@
+pub use offgrid_tests::*;
