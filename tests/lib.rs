@@ -48,14 +48,16 @@ pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.port = 0;
     settings.bcrypt_cost = 4;
     configure(&mut settings);
+    let auth = offgrid_server::auth_config(&settings);
+    let prepared = offgrid_server::prepare(settings, auth).expect("server start");
+    let addr = prepared.addr;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let auth = offgrid_server::auth_config(&settings);
-            match offgrid_server::start(settings, auth, 2) {
-                Ok(running) => {
-                    let _ = tx.send(Ok((running.addr, running.server.handle())));
-                    let _ = running.server.await;
+            match prepared.run(2) {
+                Ok(server) => {
+                    let _ = tx.send(Ok(server.handle()));
+                    let _ = server.await;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(format!("{e:#}")));
@@ -63,7 +65,7 @@ pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
             }
         });
     });
-    let (addr, handle) = rx.recv().expect("server thread").expect("server start");
+    let handle = rx.recv().expect("server thread").expect("server start");
     TestApp {
         base: format!("http://{addr}"),
         client: Client::builder()

@@ -35,27 +35,34 @@ pub fn auth_config(settings: &Settings) -> AuthConfig {
     )
 }
 
-/// A started server and where it listens.
-pub struct Running {
-    /// The server future; await it to run until shutdown.
-    pub server: actix_web::dev::Server,
+/// Everything `serve` needs, built before the async runtime starts: the
+/// database is migrated, the dummy bcrypt hash computed and the port bound,
+/// so no blocking work happens on an executor thread.
+pub struct Prepared {
+    state: AppState,
+    listener: TcpListener,
     /// The bound address (useful with port 0).
     pub addr: std::net::SocketAddr,
 }
 
-/// Binds `settings.host:settings.port` and builds the server. Call inside an
-/// actix/tokio runtime.
-pub fn start(
-    settings: Settings,
-    auth_config: AuthConfig,
-    workers: usize,
-) -> anyhow::Result<Running> {
+/// Opens storage, builds the auth service and binds
+/// `settings.host:settings.port`. Blocking; call before entering the runtime.
+pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     let (_db, auth) = open(&settings, auth_config)?;
-    let bind = (settings.host.as_str(), settings.port);
-    let listener = TcpListener::bind(bind)
+    let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(settings, Arc::new(auth));
-    let server = offgrid_http::serve(state, listener, workers)?;
-    Ok(Running { server, addr })
+    Ok(Prepared {
+        state: AppState::new(settings, Arc::new(auth)),
+        listener,
+        addr,
+    })
+}
+
+impl Prepared {
+    /// Builds the HTTP server with `workers` threads. Call inside an actix
+    /// runtime, then await the returned server.
+    pub fn run(self, workers: usize) -> anyhow::Result<actix_web::dev::Server> {
+        Ok(offgrid_http::serve(self.state, self.listener, workers)?)
+    }
 }

@@ -236,10 +236,15 @@ fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
         "single-user"
     };
     let auth_config = offgrid_server::auth_config(&settings);
+    let prepared = match offgrid_server::prepare(settings, auth_config) {
+        Ok(p) => p,
+        Err(e) => return fail(1, format!("{e:#}")),
+    };
+    let addr = prepared.addr;
     let result = actix_web::rt::System::new().block_on(async move {
-        let running = offgrid_server::start(settings, auth_config, workers)?;
-        println!("OffGrid listening on http://{} ({mode} mode)", running.addr);
-        running.server.await?;
+        let server = prepared.run(workers)?;
+        println!("OffGrid listening on http://{addr} ({mode} mode)");
+        server.await?;
         anyhow::Ok(())
     });
     match result {
