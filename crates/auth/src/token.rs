@@ -3,7 +3,9 @@
 //! an implicit assertion that binds the token to its purpose, so a token
 //! made for something else with the same key never verifies as a login.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use pasetors::claims::{Claims, ClaimsValidationRules};
 use pasetors::keys::SymmetricKey;
@@ -31,9 +33,17 @@ pub struct TokenClaims {
     pub expires_at: Timestamp,
 }
 
+/// How many verified tokens to remember (see [`TokenKeys::verify`]).
+const VERIFIED_CACHE_CAPACITY: usize = 4096;
+
 /// Issues and verifies login tokens with one symmetric key.
 pub struct TokenKeys {
     key: SymmetricKey<V4>,
+    /// Tokens that already passed decryption, with their claims. Only
+    /// verified tokens enter, so the cache cannot be poisoned; revocation is
+    /// unaffected because it is checked against the session row on every
+    /// request, after this step.
+    verified: Mutex<HashMap<String, TokenClaims>>,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -51,6 +61,7 @@ impl TokenKeys {
     pub fn new(key: [u8; 32]) -> Result<Self, AuthError> {
         Ok(TokenKeys {
             key: SymmetricKey::<V4>::from(&key).map_err(internal)?,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -72,9 +83,37 @@ impl TokenKeys {
         local::encrypt(&self.key, &claims, None, Some(IMPLICIT_ASSERTION)).map_err(internal)
     }
 
-    /// Decrypts and checks a token: authenticity, purpose, `nbf`, `exp`.
-    /// Any failure is `Unauthenticated`.
+    /// Checks a token: authenticity, purpose, `nbf`, `exp`. Any failure is
+    /// `Unauthenticated`. A token verified before is answered from memory
+    /// (its expiry still checked): the decryption is the dominant cost of an
+    /// authenticated request (see docs/PERFORMANCE.md).
     pub fn verify(&self, token: &str) -> Result<TokenClaims, AuthError> {
+        let now = now_secs();
+        if let Some(claims) = self.cached(token) {
+            return if claims.expires_at.0 > now {
+                Ok(claims)
+            } else {
+                Err(AuthError::Unauthenticated)
+            };
+        }
+        let claims = self.decrypt(token)?;
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERIFIED_CACHE_CAPACITY {
+            cache.retain(|_, c| c.expires_at.0 > now);
+            if cache.len() >= VERIFIED_CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    fn cached(&self, token: &str) -> Option<TokenClaims> {
+        let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(token).cloned()
+    }
+
+    fn decrypt(&self, token: &str) -> Result<TokenClaims, AuthError> {
         let untrusted =
             UntrustedToken::<Local, V4>::try_from(token).map_err(|_| AuthError::Unauthenticated)?;
         let rules = ClaimsValidationRules::new();
@@ -102,6 +141,12 @@ impl TokenKeys {
             expires_at,
         })
     }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -132,6 +177,8 @@ mod tests {
                 expires_at: exp
             }
         );
+        // The second check is answered from the verified-token cache.
+        assert_eq!(keys.verify(&token).expect("cached"), claims);
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn load_key(conn: &mut SqliteConnection, owner: &UserId, id: &ApiKeyId) -> Resul
         .filter(api_keys::id.eq(id.as_str()))
         .filter(api_keys::user_id.eq(owner.as_str()))
         .select(KeyRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 impl ApiKeyRepository for Database {
@@ -62,7 +62,7 @@ impl ApiKeyRepository for Database {
             let epoch: i64 = users::table
                 .find(key.user_id.as_str())
                 .select(users::token_epoch)
-                .first(conn)?;
+                .get_result(conn)?;
             let id = ApiKeyId::generate();
             diesel::insert_into(api_keys::table)
                 .values((
@@ -125,7 +125,7 @@ impl ApiKeyRepository for Database {
                 .inner_join(users::table)
                 .filter(api_keys::prefix.eq(prefix))
                 .select((KeyRow::as_select(), UserRow::as_select()))
-                .first::<(KeyRow, UserRow)>(conn)
+                .get_result::<(KeyRow, UserRow)>(conn)
                 .optional()
         })?;
         found

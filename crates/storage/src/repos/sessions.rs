@@ -46,7 +46,7 @@ impl SessionRepository for Database {
             let epoch: i64 = users::table
                 .find(session.user_id.as_str())
                 .select(users::token_epoch)
-                .first(conn)?;
+                .get_result(conn)?;
             diesel::insert_into(user_sessions::table)
                 .values((
                     user_sessions::id.eq(session.id.as_str()),
@@ -69,7 +69,7 @@ impl SessionRepository for Database {
                 .inner_join(users::table)
                 .filter(user_sessions::id.eq(id.as_str()))
                 .select((SessionRow::as_select(), UserRow::as_select()))
-                .first::<(SessionRow, UserRow)>(conn)
+                .get_result::<(SessionRow, UserRow)>(conn)
                 .optional()
         })?;
         found

@@ -22,7 +22,7 @@ impl ThrottleRepository for Database {
             login_throttle::table
                 .find(key)
                 .select((login_throttle::failures, login_throttle::locked_until))
-                .first(conn)
+                .get_result(conn)
                 .optional()
         })?;
         Ok(state(row))
@@ -39,7 +39,7 @@ impl ThrottleRepository for Database {
                 login_throttle::table
                     .find(key)
                     .select((login_throttle::failures, login_throttle::locked_until))
-                    .first(conn)
+                    .get_result(conn)
                     .optional()?,
             );
             let failures = current.failures.saturating_add(1);

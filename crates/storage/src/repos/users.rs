@@ -53,7 +53,7 @@ fn load_user(conn: &mut SqliteConnection, id: &UserId) -> Result<UserRow, TxErro
     Ok(users::table
         .find(id.as_str())
         .select(UserRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Active admins other than `except`.
@@ -144,7 +144,7 @@ impl UserRepository for Database {
             users::table
                 .find(id.as_str())
                 .select(UserRow::as_select())
-                .first(conn)
+                .get_result(conn)
         })?
         .into_user()
     }
@@ -154,7 +154,7 @@ impl UserRepository for Database {
             users::table
                 .filter(users::username.eq(username))
                 .select(UserRow::as_select())
-                .first(conn)
+                .get_result(conn)
         })?
         .into_user()
     }
@@ -164,8 +164,10 @@ impl UserRepository for Database {
             users::table
                 .filter(users::is_system.eq(false))
                 .filter(users::username.eq(login).or(users::email.eq(login)))
+                // A username match wins over another account's e-mail.
+                .order(users::username.eq(login).desc())
                 .select(UserRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()
         })?;
         row.map(|r| {
