@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 use crate::{cargo, run};
 
 const DURATION: &str = "10s";
+/// Measurements per scenario; the median is reported.
+const ROUNDS: usize = 3;
+
+fn median(mut runs: Vec<WrkResult>) -> WrkResult {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
+}
 
 struct Server {
     child: Child,
@@ -204,14 +212,12 @@ pub fn auth() -> Result<(), String> {
     let bin = target_dir().join("release");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    // Peer: single-user mode, no credentials.
+    // Peer: single-user mode, no credentials; and multi-user mode with the
+    // default bcrypt cost (12). Both run at once so the scenarios can be
+    // interleaved: each is measured ROUNDS times, alternating, and the
+    // median is reported, which keeps drift on a shared machine out of the
+    // ratios.
     let single = start(&bin, "single", &[])?;
-    let me = format!("{}/v1/users/me", single.base);
-    let _ = wrk(&me, 8, None)?; // warm-up
-    let unauth = wrk(&me, 32, None)?;
-    drop(single);
-
-    // Multi-user mode with the default bcrypt cost (12).
     let multi = start(&bin, "multi", &[("OFFGRID_MULTI_USER", "true")])?;
     let home = multi._home.0.clone();
     admin(
@@ -235,10 +241,26 @@ pub fn auth() -> Result<(), String> {
         &format!("{}/v1/auth/login", multi.base),
     ])?;
     let token = json_field(&login, "token")?;
-    let me = format!("{}/v1/users/me", multi.base);
-    let _ = wrk(&me, 8, Some(&format!("Authorization: Bearer {token}")))?;
-    let with_token = wrk(&me, 32, Some(&format!("Authorization: Bearer {token}")))?;
-    let with_key = wrk(&me, 32, Some(&format!("Authorization: Bearer {key}")))?;
+    let token_header = format!("Authorization: Bearer {token}");
+    let key_header = format!("Authorization: Bearer {key}");
+    let single_me = format!("{}/v1/users/me", single.base);
+    let multi_me = format!("{}/v1/users/me", multi.base);
+    let scenarios: [(&str, Option<&str>); 3] = [
+        (&single_me, None),
+        (&multi_me, Some(&token_header)),
+        (&multi_me, Some(&key_header)),
+    ];
+    for (url, header) in scenarios {
+        let _ = wrk(url, 8, header)?; // warm-up
+    }
+    let mut samples: [Vec<WrkResult>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, (url, header)) in scenarios.iter().enumerate() {
+            samples[i].push(wrk(url, 32, *header)?);
+        }
+    }
+    drop(single);
+    let [unauth, with_token, with_key] = samples.map(median);
 
     // p99 of /v1/system/config while 10 logins run at once, in loops.
     let stop = Arc::new(AtomicBool::new(false));
