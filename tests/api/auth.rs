@@ -272,6 +272,14 @@ fn long_unicode_passwords_are_not_truncated() {
     assert_eq!(app.login("uni", &format!("{base}two")).status(), 401);
 }
 
+fn retry_after(res: &reqwest::blocking::Response) -> u64 {
+    res.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After")
+}
+
 #[test]
 fn repeated_failures_are_throttled_with_retry_after() {
     let app = spawn_multi_user();
@@ -280,17 +288,13 @@ fn repeated_failures_are_throttled_with_retry_after() {
     for _ in 0..5 {
         assert_eq!(app.login("alice", "wrong-password").status(), 401);
     }
+    // Locked: even the right password gets the same 429.
     let res = app.login("ALICE", &password_of("alice"));
-    let retry: i64 = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After");
-    assert!(retry >= 1);
+    let first = retry_after(&res);
+    assert!(first >= 1);
     assert_error(res, 429, "too_many_login_attempts");
     // Back-off over: the right password works and resets the counter.
-    std::thread::sleep(Duration::from_secs(retry as u64 + 1));
+    std::thread::sleep(Duration::from_secs(first + 1));
     assert_eq!(app.login("alice", &password_of("alice")).status(), 200);
     assert_eq!(
         app.login("alice", "wrong-password").status(),
@@ -298,11 +302,13 @@ fn repeated_failures_are_throttled_with_retry_after() {
         "counter was reset"
     );
     assert_eq!(app.login("alice", &password_of("alice")).status(), 200);
-    // The back-off grows: a sixth straight failure locks for longer.
-    for _ in 0..6 {
-        let _ = app.login("alice", "wrong-password");
-        std::thread::sleep(Duration::from_millis(1100));
+    // The back-off grows with each further failure.
+    for _ in 0..5 {
+        assert_eq!(app.login("alice", "wrong-password").status(), 401);
     }
+    std::thread::sleep(Duration::from_secs(first + 1));
+    assert_eq!(app.login("alice", "wrong-password").status(), 401);
     let res = app.login("alice", &password_of("alice"));
     assert_eq!(res.status(), 429);
+    assert!(retry_after(&res) > first, "back-off grows");
 }

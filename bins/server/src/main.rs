@@ -236,6 +236,19 @@ fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
         "single-user"
     };
     let auth_config = offgrid_server::auth_config(&settings);
+    let loopback = settings.host == "localhost"
+        || settings
+            .host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback && !settings.multi_user_mode {
+        tracing::warn!(
+            host = %settings.host,
+            "single-user mode on a non-loopback address: anyone who can reach this port \
+             has full access; enable multi-user mode with require_auth for a shared network"
+        );
+    }
     let prepared = match offgrid_server::prepare(settings, auth_config) {
         Ok(p) => p,
         Err(e) => return fail(1, format!("{e:#}")),

@@ -20,7 +20,9 @@ impl Default for ThrottlePolicy {
         ThrottlePolicy {
             user_threshold: 5,
             addr_threshold: 20,
-            base_secs: 1,
+            // Two seconds, not one: times are whole seconds, so a one-second
+            // lock could end before the next attempt arrives.
+            base_secs: 2,
             max_secs: 15 * 60,
         }
     }
@@ -47,9 +49,9 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         let p = ThrottlePolicy::default();
         assert_eq!(p.backoff(4, 5), 0);
-        assert_eq!(p.backoff(5, 5), 1);
-        assert_eq!(p.backoff(6, 5), 2);
-        assert_eq!(p.backoff(8, 5), 8);
+        assert_eq!(p.backoff(5, 5), 2);
+        assert_eq!(p.backoff(6, 5), 4);
+        assert_eq!(p.backoff(8, 5), 16);
         assert_eq!(p.backoff(100, 5), 900);
     }
 }

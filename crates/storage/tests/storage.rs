@@ -393,3 +393,50 @@ fn online_backup_while_writing_is_consistent() {
     assert!(UserRepository::get(&copy, &UserId::system()).is_ok());
     assert!(t.db.backup(&dest).is_err(), "refuses to overwrite");
 }
+
+#[test]
+fn stale_throttle_counters_and_expired_sessions_are_pruned() {
+    let t = db();
+    ThrottleRepository::record_failure(&t.db, "user:old", NOW, &|_| 0).expect("old");
+    let later = NOW.plus_secs(2 * 86_400);
+    ThrottleRepository::record_failure(&t.db, "user:new", later, &|_| 0).expect("new");
+    assert_eq!(
+        ThrottleRepository::get(&t.db, "user:old")
+            .expect("get")
+            .failures,
+        0
+    );
+    assert_eq!(
+        ThrottleRepository::get(&t.db, "user:new")
+            .expect("get")
+            .failures,
+        1
+    );
+
+    let alice = UserRepository::create(&t.db, new_user("alice", Role::User), NOW).expect("alice");
+    let session = |id: &SessionId, at: Timestamp| LoginSession {
+        id: id.clone(),
+        user_id: alice.id.clone(),
+        created_at: at,
+        expires_at: at.plus_secs(60),
+        last_seen_at: at,
+        client_addr: None,
+        user_agent: None,
+        revoked_at: None,
+        epoch: 0,
+    };
+    let (old, new) = (SessionId::generate(), SessionId::generate());
+    SessionRepository::create(&t.db, session(&old, NOW)).expect("old");
+    SessionRepository::create(&t.db, session(&new, NOW.plus_secs(120))).expect("new");
+    assert!(
+        SessionRepository::find(&t.db, &old)
+            .expect("find")
+            .is_none(),
+        "expired session pruned"
+    );
+    assert!(
+        SessionRepository::find(&t.db, &new)
+            .expect("find")
+            .is_some()
+    );
+}

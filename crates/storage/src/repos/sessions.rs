@@ -47,6 +47,13 @@ impl SessionRepository for Database {
                 .find(session.user_id.as_str())
                 .select(users::token_epoch)
                 .get_result(conn)?;
+            // Keep the table bounded: the user's expired sessions go.
+            diesel::delete(
+                user_sessions::table
+                    .filter(user_sessions::user_id.eq(session.user_id.as_str()))
+                    .filter(user_sessions::expires_at.le(session.created_at.0)),
+            )
+            .execute(conn)?;
             diesel::insert_into(user_sessions::table)
                 .values((
                     user_sessions::id.eq(session.id.as_str()),

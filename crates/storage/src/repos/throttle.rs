@@ -8,6 +8,9 @@ use offgrid_domain::{RepoError, Timestamp};
 use crate::db::Database;
 use crate::schema::login_throttle;
 
+/// Idle counters older than this are forgotten.
+const STALE_AFTER_SECS: i64 = 86_400;
+
 fn state(row: Option<(i32, Option<i64>)>) -> ThrottleState {
     let (failures, locked_until) = row.unwrap_or((0, None));
     ThrottleState {
@@ -42,6 +45,19 @@ impl ThrottleRepository for Database {
                     .get_result(conn)
                     .optional()?,
             );
+            // Forget counters idle for a day and no longer locked, so
+            // failures against made-up usernames cannot grow the table
+            // without bound.
+            diesel::delete(
+                login_throttle::table
+                    .filter(login_throttle::updated_at.lt(now.0 - STALE_AFTER_SECS))
+                    .filter(
+                        login_throttle::locked_until
+                            .is_null()
+                            .or(login_throttle::locked_until.lt(now.0)),
+                    ),
+            )
+            .execute(conn)?;
             let failures = current.failures.saturating_add(1);
             let delay = backoff(failures);
             let locked_until = (delay > 0).then(|| now.plus_secs(delay).0);
