@@ -72,6 +72,9 @@ enum Command {
         /// How many events.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10000))]
         limit: i64,
+        /// Keep printing new events as they are recorded (Ctrl-C to stop).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 
@@ -375,43 +378,68 @@ fn run(cli: Cli) -> Result<(), Failure> {
             target,
             since,
             limit,
+            follow,
         } => {
             let auth = ctx.service()?;
             let actor_id = match actor {
                 Some(a) => Some(find_user(&auth, &a)?.id),
                 None => None,
             };
-            let page = auth.repos().audit.list(&AuditQuery {
+            let mut query = AuditQuery {
                 action,
                 actor_id,
                 target,
                 since,
+                after_id: None,
                 limit,
                 offset: 0,
-            })?;
-            ctx.print(json!({"data": page.data, "total": page.total}), || {
-                page.data
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{}  {:<22} actor={} target={} addr={}{}",
-                            e.at,
-                            e.action,
-                            e.actor.as_deref().unwrap_or("-"),
-                            e.target.as_deref().unwrap_or("-"),
-                            e.client_addr.as_deref().unwrap_or("-"),
-                            e.details
-                                .as_deref()
-                                .map(|d| format!(" {d}"))
-                                .unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(())
+            };
+            let page = auth.repos().audit.list(&query)?;
+            if !follow {
+                ctx.print(json!({"data": page.data, "total": page.total}), || {
+                    page.data
+                        .iter()
+                        .map(audit_line)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+                return Ok(());
+            }
+            // Follow: oldest first, then each new event as it arrives.
+            let mut last = 0;
+            let mut batch = page.data;
+            loop {
+                batch.reverse();
+                for event in &batch {
+                    if ctx.json {
+                        println!("{}", json!(event));
+                    } else {
+                        println!("{}", audit_line(event));
+                    }
+                    last = last.max(event.id);
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                query.after_id = Some(last);
+                query.limit = 1000;
+                batch = auth.repos().audit.list(&query)?.data;
+            }
         }
     }
+}
+
+fn audit_line(e: &offgrid_domain::audit::AuditEvent) -> String {
+    format!(
+        "{}  {:<22} actor={} target={} addr={}{}",
+        e.at,
+        e.action,
+        e.actor.as_deref().unwrap_or("-"),
+        e.target.as_deref().unwrap_or("-"),
+        e.client_addr.as_deref().unwrap_or("-"),
+        e.details
+            .as_deref()
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default()
+    )
 }
 
 fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {

@@ -273,3 +273,45 @@ fn works_beside_a_running_server_and_revokes_on_the_next_request() {
     let n = copy["total"].as_i64().expect("total");
     assert!((3..=23).contains(&n), "a consistent snapshot: {n}");
 }
+
+#[test]
+fn audit_follow_prints_new_events_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    ok_json(admin(
+        h,
+        &["--json", "setup", "root", "--password-stdin"],
+        Some("root-password-1\n"),
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offgrid-admin"))
+        .args(["--json", "audit", "--follow"])
+        .env("OFFGRID_HOME", h)
+        .env("OFFGRID_BCRYPT_COST", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn follow");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first: Value =
+        serde_json::from_str(&lines.next().expect("line").expect("read")).expect("json");
+    assert_eq!(first["action"], "setup.admin_created");
+    ok_json(admin(
+        h,
+        &[
+            "--json",
+            "users",
+            "create",
+            "carol",
+            "--no-api-key",
+            "--password-stdin",
+        ],
+        Some("carol-password-1\n"),
+    ));
+    let next: Value =
+        serde_json::from_str(&lines.next().expect("line").expect("read")).expect("json");
+    assert_eq!(next["action"], "user.created");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -55,6 +55,8 @@ pub struct AuditQuery {
     pub target: Option<String>,
     /// Only events at or after this time.
     pub since: Option<Timestamp>,
+    /// Only events with a sequence number above this (for following).
+    pub after_id: Option<i64>,
     /// Page size.
     pub limit: i64,
     /// Rows to skip.

@@ -4,7 +4,6 @@ use actix_web::{HttpResponse, web};
 use offgrid_domain::audit::AuditQuery;
 use offgrid_domain::{Timestamp, UserId};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::routes::Paging;
@@ -25,14 +24,10 @@ pub(crate) struct Query {
     /// RFC 3339 lower bound.
     #[serde(default)]
     since: Option<String>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::routes::default_limit")]
     limit: i64,
     #[serde(default)]
     offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
 }
 
 /// `GET /v1/audit?action=&actor=&target=&since=&limit=&offset=`.
@@ -53,6 +48,7 @@ pub(crate) async fn list(
         actor_id: q.actor.map(UserId::from_string),
         target: q.target,
         since,
+        after_id: None,
         limit,
         offset,
     };
@@ -60,11 +56,5 @@ pub(crate) async fn list(
     let page = web::block(move || auth.repos().audit.list(&query))
         .await?
         .map_err(offgrid_auth::AuthError::from)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "object": "list",
-        "data": page.data,
-        "total": page.total,
-        "limit": page.limit,
-        "offset": page.offset,
-    })))
+    Ok(crate::routes::page_json(page))
 }

@@ -21,14 +21,10 @@ pub(crate) struct ListQuery {
     search: Option<String>,
     #[serde(default)]
     role: Option<Role>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::routes::default_limit")]
     limit: i64,
     #[serde(default)]
     offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
 }
 
 /// `GET /v1/users?search=&role=&limit=&offset=`.
@@ -49,13 +45,7 @@ pub(crate) async fn list(
     })
     .await?
     .map_err(offgrid_auth::AuthError::from)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "object": "list",
-        "data": page.data,
-        "total": page.total,
-        "limit": page.limit,
-        "offset": page.offset,
-    })))
+    Ok(crate::routes::page_json(page))
 }
 
 fn default_true() -> bool {

@@ -82,6 +82,9 @@ impl AuditRepository for Database {
             if let Some(since) = query.since {
                 q = q.filter(audit_log::at.ge(since.0));
             }
+            if let Some(after) = query.after_id {
+                q = q.filter(audit_log::id.gt(after));
+            }
             q
         };
         let (rows, total) = self.read(|conn| {
