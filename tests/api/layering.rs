@@ -119,6 +119,7 @@ fn only_http_knows_actix_and_only_storage_knows_diesel() {
         "offgrid-storage",
         "offgrid-auth",
         "offgrid-http",
+        "offgrid-inference",
     ];
     for krate in ours {
         let all = g.closure(krate);

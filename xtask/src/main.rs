@@ -32,6 +32,8 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The inference tests run the real default models.
+    models::install(None)?;
     run(cargo().args([
         "clippy",
         "--workspace",

@@ -1,0 +1,53 @@
+//! The inference crate's error enum.
+
+/// What went wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// Not a GGUF file, or a damaged one.
+    #[error("{path} is not a valid GGUF model: {reason}")]
+    InvalidGguf {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A GGUF model of an architecture we cannot run.
+    #[error(
+        "unsupported model architecture {0:?}: supported are llama (SmolLM2, TinyLlama, Llama, Mistral)"
+    )]
+    UnsupportedArchitecture(String),
+    /// Metadata needed to build the tokenizer or template is missing or malformed.
+    #[error("model metadata: {0}")]
+    Metadata(String),
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The chat template failed to render.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// The prompt does not fit the model's context.
+    #[error("prompt of {tokens} tokens exceeds the model's context length of {context} tokens")]
+    ContextLength {
+        /// Prompt tokens.
+        tokens: usize,
+        /// Context length.
+        context: usize,
+    },
+    /// candle failed during the forward pass.
+    #[error("model execution: {0}")]
+    Candle(String),
+}
+
+impl From<candle_core::Error> for InferenceError {
+    fn from(e: candle_core::Error) -> Self {
+        InferenceError::Candle(e.to_string())
+    }
+}

@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod template;
+pub mod tokenizer;
+
+pub use error::InferenceError;
+pub use gguf::GgufFile;
+pub use model::{CausalLm, LlamaModel};
+pub use template::{ChatMessage, ChatTemplate};
+pub use tokenizer::TextTokenizer;

@@ -1,0 +1,167 @@
+//! Fidelity against llama.cpp on the default model, with the real
+//! SmolLM2-135M-Instruct Q4_1 GGUF (installed by `cargo xtask models`) and
+//! the reference outputs in `../shared/testdata/smollm2-reference.json`.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use offgrid_inference::model::argmax;
+use offgrid_inference::{CausalLm, ChatMessage, ChatTemplate, GgufFile, LlamaModel, TextTokenizer};
+use serde_json::Value;
+
+const MODEL_FILE: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OFFGRID_MODELS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("OFFGRID_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".offgrid-llm")))
+        .expect("HOME or OFFGRID_HOME");
+    home.join("models")
+}
+
+fn model_path() -> PathBuf {
+    let path = models_dir().join(MODEL_FILE);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask models` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+fn reference() -> &'static Value {
+    static REF: OnceLock<Value> = OnceLock::new();
+    REF.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/testdata/smollm2-reference.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("reference json")
+    })
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+fn tokenizer() -> TextTokenizer {
+    let file = GgufFile::open(&model_path()).expect("open gguf");
+    TextTokenizer::from_gguf(file.content()).expect("tokenizer")
+}
+
+#[test]
+fn tokenizer_matches_llama_cpp_and_round_trips() {
+    let tok = tokenizer();
+    let cases = reference()["tokenize"].as_array().expect("tokenize");
+    assert_eq!(cases.len(), 12);
+    for case in cases {
+        let text = case["text"].as_str().expect("text");
+        let expected = ids(&case["ids"]);
+        assert_eq!(
+            tok.encode(text).expect("encode"),
+            expected,
+            "ids of {text:?}"
+        );
+        assert_eq!(
+            tok.decode(&expected).expect("decode"),
+            text,
+            "round trip of {text:?}"
+        );
+    }
+}
+
+#[test]
+fn chat_template_renders_the_reference_prompts() {
+    let file = GgufFile::open(&model_path()).expect("open gguf");
+    let tok = TextTokenizer::from_gguf(file.content()).expect("tokenizer");
+    let source = file.metadata_str("tokenizer.chat_template");
+    assert!(source.is_some(), "SmolLM2 carries its template");
+    let bos = tok.bos_id().and_then(|i| tok.token(i)).unwrap_or_default();
+    let eos = tok.eos_id().and_then(|i| tok.token(i)).unwrap_or_default();
+    let template = ChatTemplate::new(source, &bos, &eos).expect("template");
+    for case in reference()["greedy"].as_array().expect("greedy") {
+        let user = case["user"].as_str().expect("user");
+        let prompt = template
+            .render(&[ChatMessage::new("user", user)], true)
+            .expect("render");
+        assert_eq!(prompt, case["prompt"].as_str().expect("prompt"));
+        assert_eq!(
+            tok.encode(&prompt).expect("encode"),
+            ids(&case["prompt_ids"])
+        );
+    }
+}
+
+#[test]
+fn truncated_and_foreign_files_are_refused_at_open() {
+    let dir = std::env::temp_dir().join(format!("offgrid-gguf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bytes = std::fs::read(model_path()).expect("read");
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let err = GgufFile::open(&truncated).expect_err("truncated");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let text = dir.join("notes.gguf");
+    std::fs::write(&text, b"this is not a model at all").expect("write");
+    assert!(GgufFile::open(&text).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn teacher_forced_top1_agrees_with_llama_cpp() {
+    let mut model = LlamaModel::open(&model_path()).expect("load model");
+    let (mut agree, mut total) = (0usize, 0usize);
+    for case in reference()["greedy"].as_array().expect("greedy") {
+        let prompt = ids(&case["prompt_ids"]);
+        let all = ids(&case["prompt_and_completion_ids"]);
+        model.reset();
+        let mut logits = model.forward(&prompt, 0).expect("prompt");
+        for pos in prompt.len()..all.len() {
+            total += 1;
+            if argmax(&logits) == all[pos] {
+                agree += 1;
+            }
+            logits = model.forward(&all[pos..=pos], pos).expect("step");
+        }
+    }
+    let rate = agree as f64 / total as f64;
+    eprintln!("teacher-forced top-1 agreement: {agree}/{total} = {rate:.3}");
+    assert!(rate >= 0.95, "agreement {rate:.3} below 0.95");
+}
+
+#[test]
+fn greedy_decoding_is_deterministic_and_answers_sensibly() {
+    let tok = tokenizer();
+    let mut model = LlamaModel::open(&model_path()).expect("load model");
+    let case = &reference()["greedy"][3]; // "Explain what a CPU does in one sentence."
+    let prompt = ids(&case["prompt_ids"]);
+    let im_end = tok.id("<|im_end|>").expect("im_end");
+    let run = |model: &mut LlamaModel| {
+        model.reset();
+        let mut out = Vec::new();
+        let mut logits = model.forward(&prompt, 0).expect("prompt");
+        for step in 0..48 {
+            let next = argmax(&logits);
+            if next == im_end {
+                break;
+            }
+            out.push(next);
+            logits = model.forward(&[next], prompt.len() + step).expect("step");
+        }
+        tok.decode(&out).expect("decode")
+    };
+    let first = run(&mut model);
+    let second = run(&mut model);
+    assert_eq!(first, second, "greedy decoding is deterministic");
+    assert!(
+        first.contains("CPU") && first.to_lowercase().contains("computer"),
+        "{first}"
+    );
+}
