@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod embed;
 pub mod error;
 pub mod gguf;
 pub mod model;
 pub mod template;
 pub mod tokenizer;
 
+pub use embed::Embedder;
 pub use error::InferenceError;
 pub use gguf::GgufFile;
 pub use model::{CausalLm, LlamaModel};
