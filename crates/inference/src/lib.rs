@@ -2,6 +2,7 @@
 
 pub mod embed;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod template;
@@ -9,6 +10,7 @@ pub mod tokenizer;
 
 pub use embed::Embedder;
 pub use error::InferenceError;
+pub use generate::{FinishReason, SamplingParams, Sequence, Step};
 pub use gguf::GgufFile;
 pub use model::{CausalLm, LlamaModel};
 pub use template::{ChatMessage, ChatTemplate};

@@ -66,6 +66,19 @@ impl LlamaModel {
     pub fn open(path: &Path) -> Result<Self, InferenceError> {
         Self::load(GgufFile::open(path)?)
     }
+
+    /// A new sequence on the same weights: the quantized tensors are shared
+    /// (reference-counted), only the KV cache is the fork's own. This is how
+    /// several requests decode at once on one loaded model.
+    pub fn fork(&self) -> Self {
+        let mut weights = self.weights.clone();
+        weights.clear_kv_cache();
+        LlamaModel {
+            weights,
+            device: self.device.clone(),
+            context_length: self.context_length,
+        }
+    }
 }
 
 impl CausalLm for LlamaModel {

@@ -165,3 +165,101 @@ fn greedy_decoding_is_deterministic_and_answers_sensibly() {
         "{first}"
     );
 }
+
+fn run_sequence(
+    base: &LlamaModel,
+    tok: &TextTokenizer,
+    prompt: &[u32],
+    params: offgrid_inference::SamplingParams,
+) -> (String, String, offgrid_inference::FinishReason, usize) {
+    use offgrid_inference::Step;
+    use offgrid_inference::generate::stop_token_ids;
+    let mut seq = offgrid_inference::Sequence::new(
+        Box::new(base.fork()),
+        prompt.to_vec(),
+        params,
+        stop_token_ids(tok),
+    )
+    .expect("sequence");
+    let mut streamed = String::new();
+    loop {
+        match seq.step(tok).expect("step") {
+            Step::Prefill => {}
+            Step::Token { text, .. } => streamed.push_str(&text),
+            Step::Done { reason, text } => {
+                streamed.push_str(&text);
+                let full = seq.text(tok).expect("text");
+                return (streamed, full, reason, seq.completion_tokens());
+            }
+        }
+    }
+}
+
+#[test]
+fn sequences_stream_sample_and_stop() {
+    use offgrid_inference::{FinishReason, SamplingParams};
+    let tok = tokenizer();
+    let base = LlamaModel::open(&model_path()).expect("load");
+    let prompt = ids(&reference()["greedy"][3]["prompt_ids"]);
+
+    // Greedy: streamed text equals the whole text, ends on <|im_end|>.
+    let greedy = SamplingParams {
+        max_tokens: 64,
+        ..SamplingParams::default()
+    };
+    let (streamed, full, reason, _) = run_sequence(&base, &tok, &prompt, greedy.clone());
+    assert_eq!(streamed, full);
+    assert_eq!(reason, FinishReason::Stop);
+    assert!(full.contains("Central Processing Unit"), "{full}");
+
+    // A stop sequence spanning tokens cuts the text before it.
+    let stopped = SamplingParams {
+        stop: vec!["Processing Unit".into()],
+        ..greedy.clone()
+    };
+    let (streamed, _, reason, _) = run_sequence(&base, &tok, &prompt, stopped);
+    assert_eq!(reason, FinishReason::Stop);
+    assert!(streamed.ends_with("Central "), "{streamed:?}");
+    assert!(!streamed.contains("Processing"), "{streamed:?}");
+
+    // max_tokens ends with `length`.
+    let short = SamplingParams {
+        max_tokens: 3,
+        ..greedy.clone()
+    };
+    let (_, _, reason, n) = run_sequence(&base, &tok, &prompt, short);
+    assert_eq!((reason, n), (FinishReason::Length, 3));
+
+    // Sampling: the same seed gives the same text; another seed differs.
+    let hot = |seed| SamplingParams {
+        temperature: 1.2,
+        top_p: Some(0.95),
+        top_k: Some(50),
+        repetition_penalty: Some(1.1),
+        seed,
+        max_tokens: 24,
+        stop: Vec::new(),
+    };
+    let a = run_sequence(&base, &tok, &prompt, hot(7)).1;
+    let b = run_sequence(&base, &tok, &prompt, hot(7)).1;
+    let c = run_sequence(&base, &tok, &prompt, hot(8)).1;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_an_error() {
+    let base = LlamaModel::open(&model_path()).expect("load");
+    let long = vec![42u32; base.context_length() + 5];
+    let err = offgrid_inference::Sequence::new(
+        Box::new(base.fork()),
+        long,
+        offgrid_inference::SamplingParams::default(),
+        Vec::new(),
+    )
+    .expect_err("too long");
+    assert!(
+        matches!(err, offgrid_inference::InferenceError::ContextLength { .. }),
+        "{err}"
+    );
+}

@@ -1,0 +1,376 @@
+//! One sequence's decoding loop: sampling (temperature, top-p, top-k,
+//! repetition penalty, seed), stop tokens, stop sequences that may span
+//! token boundaries, and incremental text that never splits a UTF-8
+//! character or shows part of a stop sequence.
+
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+
+use crate::model::CausalLm;
+use crate::{InferenceError, TextTokenizer};
+
+/// Prompt tokens fed per forward call; longer prompts are split so one
+/// long prompt never holds other sequences for long.
+pub const PREFILL_CHUNK: usize = 64;
+
+/// How to pick tokens and when to stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// 0 means greedy (argmax).
+    pub temperature: f64,
+    /// Nucleus sampling mass, in (0, 1].
+    pub top_p: Option<f64>,
+    /// Keep only the k most likely tokens.
+    pub top_k: Option<usize>,
+    /// Penalty (> 1 discourages) for tokens already in the sequence.
+    pub repetition_penalty: Option<f32>,
+    /// Random seed; the same seed and input give the same text.
+    pub seed: u64,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Texts that end the generation (not included in the output).
+    pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.0,
+            top_p: None,
+            top_k: None,
+            repetition_penalty: None,
+            seed: 42,
+            max_tokens: 256,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-turn token or a stop sequence.
+    Stop,
+    /// `max_tokens` or the context length was reached.
+    Length,
+}
+
+impl FinishReason {
+    /// OpenAI's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// What one step produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Still prefilling the prompt; nothing to show yet.
+    Prefill,
+    /// A token was generated; `text` is the newly visible text (possibly
+    /// empty while a character or a possible stop sequence is incomplete).
+    Token {
+        /// The token id.
+        id: u32,
+        /// Newly visible text.
+        text: String,
+    },
+    /// Finished; `text` is any remaining visible text.
+    Done {
+        /// Why.
+        reason: FinishReason,
+        /// Final text not yet emitted.
+        text: String,
+    },
+}
+
+/// A sequence being decoded.
+pub struct Sequence {
+    model: Box<dyn CausalLm>,
+    prompt: Vec<u32>,
+    prefilled: usize,
+    generated: Vec<u32>,
+    /// Characters of the decoded completion already handed out.
+    emitted: usize,
+    logits: Option<Vec<f32>>,
+    sampler: LogitsProcessor,
+    params: SamplingParams,
+    stop_ids: Vec<u32>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Sequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequence")
+            .field("prompt", &self.prompt.len())
+            .field("generated", &self.generated.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn sampling(p: &SamplingParams) -> Sampling {
+    if p.temperature <= 0.0 {
+        return Sampling::ArgMax;
+    }
+    let temperature = p.temperature;
+    match (p.top_k, p.top_p) {
+        (Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
+        (Some(k), None) => Sampling::TopK { k, temperature },
+        (None, Some(p)) if p < 1.0 => Sampling::TopP { p, temperature },
+        _ => Sampling::All { temperature },
+    }
+}
+
+/// End-of-turn tokens of a tokenizer: its EOS plus the usual chat markers.
+pub fn stop_token_ids(tokenizer: &TextTokenizer) -> Vec<u32> {
+    let mut ids: Vec<u32> = [
+        "<|im_end|>",
+        "<|endoftext|>",
+        "<|eot_id|>",
+        "<|end|>",
+        "</s>",
+    ]
+    .iter()
+    .filter_map(|t| tokenizer.id(t))
+    .chain(tokenizer.eos_id())
+    .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+impl Sequence {
+    /// A sequence over `model` (a fresh fork) for `prompt`. Fails when the
+    /// prompt leaves no room in the context.
+    pub fn new(
+        model: Box<dyn CausalLm>,
+        prompt: Vec<u32>,
+        params: SamplingParams,
+        stop_ids: Vec<u32>,
+    ) -> Result<Self, InferenceError> {
+        if prompt.is_empty() {
+            return Err(InferenceError::Tokenizer("the prompt is empty".into()));
+        }
+        if prompt.len() >= model.context_length() {
+            return Err(InferenceError::ContextLength {
+                tokens: prompt.len(),
+                context: model.context_length(),
+            });
+        }
+        Ok(Sequence {
+            sampler: LogitsProcessor::from_sampling(params.seed, sampling(&params)),
+            model,
+            prompt,
+            prefilled: 0,
+            generated: Vec::new(),
+            emitted: 0,
+            logits: None,
+            params,
+            stop_ids,
+            finished: false,
+        })
+    }
+
+    /// Prompt length in tokens.
+    pub fn prompt_tokens(&self) -> usize {
+        self.prompt.len()
+    }
+
+    /// Tokens generated so far.
+    pub fn completion_tokens(&self) -> usize {
+        self.generated.len()
+    }
+
+    /// Whether the sequence has finished.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Runs one step: a prefill chunk, or one generated token.
+    pub fn step(&mut self, tokenizer: &TextTokenizer) -> Result<Step, InferenceError> {
+        if self.finished {
+            return Ok(Step::Done {
+                reason: FinishReason::Stop,
+                text: String::new(),
+            });
+        }
+        if self.prefilled < self.prompt.len() {
+            let end = (self.prefilled + PREFILL_CHUNK).min(self.prompt.len());
+            let logits = self
+                .model
+                .forward(&self.prompt[self.prefilled..end], self.prefilled)?;
+            self.prefilled = end;
+            self.logits = Some(logits);
+            if self.prefilled < self.prompt.len() {
+                return Ok(Step::Prefill);
+            }
+        }
+        let Some(logits) = self.logits.take() else {
+            return Err(InferenceError::Candle("no logits to sample from".into()));
+        };
+        let vocab = logits.len();
+        let mut t = Tensor::from_vec(logits, (vocab,), &Device::Cpu)?;
+        if let Some(penalty) = self
+            .params
+            .repetition_penalty
+            .filter(|p| (*p - 1.0).abs() > 1e-6)
+        {
+            let mut context = self.prompt.clone();
+            context.extend_from_slice(&self.generated);
+            t = candle_transformers::utils::apply_repeat_penalty(&t, penalty, &context)?;
+        }
+        let id = self.sampler.sample(&t)?;
+        if self.stop_ids.contains(&id) {
+            return self.finish(tokenizer, FinishReason::Stop);
+        }
+        self.generated.push(id);
+        let text = self.visible_delta(tokenizer, false)?;
+        if let Some(done) = text.stop {
+            self.finished = true;
+            return Ok(Step::Done {
+                reason: FinishReason::Stop,
+                text: done,
+            });
+        }
+        let pos = self.prompt.len() + self.generated.len() - 1;
+        if self.generated.len() >= self.params.max_tokens || pos + 1 >= self.model.context_length()
+        {
+            let mut rest = text.delta;
+            let tail = self.finish(tokenizer, FinishReason::Length)?;
+            if let Step::Done { text, .. } = tail {
+                rest.push_str(&text);
+            }
+            return Ok(Step::Done {
+                reason: FinishReason::Length,
+                text: rest,
+            });
+        }
+        self.logits = Some(self.model.forward(&[id], pos)?);
+        Ok(Step::Token {
+            id,
+            text: text.delta,
+        })
+    }
+
+    fn finish(
+        &mut self,
+        tokenizer: &TextTokenizer,
+        reason: FinishReason,
+    ) -> Result<Step, InferenceError> {
+        self.finished = true;
+        let text = self.visible_delta(tokenizer, true)?;
+        Ok(Step::Done {
+            reason,
+            text: text.stop.unwrap_or(text.delta),
+        })
+    }
+
+    /// The completion text decoded so far, without special tokens.
+    pub fn text(&self, tokenizer: &TextTokenizer) -> Result<String, InferenceError> {
+        let visible: Vec<u32> = self
+            .generated
+            .iter()
+            .copied()
+            .filter(|id| !tokenizer.is_special(*id))
+            .collect();
+        tokenizer.decode(&visible)
+    }
+
+    /// New text since the last call. Holds back an incomplete UTF-8
+    /// character and any tail that could start a stop sequence, unless
+    /// `flush`. When a stop sequence appears, `stop` holds the text before
+    /// it that was not yet emitted.
+    fn visible_delta(
+        &mut self,
+        tokenizer: &TextTokenizer,
+        flush: bool,
+    ) -> Result<Delta, InferenceError> {
+        let full = self.text(tokenizer)?;
+        let chars: Vec<char> = full.chars().collect();
+        // A stop sequence anywhere after what was emitted (it may have
+        // started inside held-back text).
+        if let Some(cut) = self
+            .params
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| full.find(s.as_str()))
+            .min()
+        {
+            let before: String = full[..cut].chars().skip(self.emitted).collect();
+            self.emitted = full[..cut].chars().count();
+            return Ok(Delta {
+                delta: String::new(),
+                stop: Some(before),
+            });
+        }
+        let mut end = chars.len();
+        if !flush {
+            if chars.last() == Some(&'\u{FFFD}') {
+                end -= 1;
+            }
+            let hold = self
+                .params
+                .stop
+                .iter()
+                .map(|s| longest_prefix_suffix(&chars[..end], s))
+                .max()
+                .unwrap_or(0);
+            end -= hold;
+        }
+        let start = self.emitted.min(end);
+        let delta: String = chars[start..end].iter().collect();
+        self.emitted = end.max(self.emitted);
+        Ok(Delta { delta, stop: None })
+    }
+}
+
+struct Delta {
+    delta: String,
+    stop: Option<String>,
+}
+
+/// Length (in chars) of the longest suffix of `text` that is a proper
+/// prefix of `stop`.
+fn longest_prefix_suffix(text: &[char], stop: &str) -> usize {
+    let stop: Vec<char> = stop.chars().collect();
+    let max = stop.len().saturating_sub(1).min(text.len());
+    (1..=max)
+        .rev()
+        .find(|&n| text[text.len() - n..] == stop[..n])
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_prefix_overlap() {
+        let t: Vec<char> = "hello wor".chars().collect();
+        assert_eq!(longest_prefix_suffix(&t, "world"), 3);
+        assert_eq!(longest_prefix_suffix(&t, "xyz"), 0);
+        assert_eq!(
+            longest_prefix_suffix(&t, "o"),
+            0,
+            "a one-char stop is never held"
+        );
+    }
+
+    #[test]
+    fn greedy_when_temperature_is_zero() {
+        assert!(matches!(
+            sampling(&SamplingParams::default()),
+            Sampling::ArgMax
+        ));
+        let p = SamplingParams {
+            temperature: 0.7,
+            top_p: Some(0.9),
+            ..SamplingParams::default()
+        };
+        assert!(matches!(sampling(&p), Sampling::TopP { .. }));
+    }
+}
