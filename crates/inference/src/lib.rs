@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod embed;
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod gguf;
@@ -9,6 +10,7 @@ pub mod template;
 pub mod tokenizer;
 
 pub use embed::Embedder;
+pub use engine::{ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};
 pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step};
 pub use gguf::GgufFile;
