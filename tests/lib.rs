@@ -40,10 +40,50 @@ pub fn spawn_multi_user() -> TestApp {
     spawn_app(|s| s.multi_user_mode = true)
 }
 
+/// The installed default models (`cargo xtask models`).
+pub fn models_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("OFFGRID_MODELS_DIR") {
+        return dir.into();
+    }
+    let home = std::env::var_os("OFFGRID_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".offgrid-llm"))
+        })
+        .expect("HOME or OFFGRID_HOME");
+    home.join("models")
+}
+
+/// Like [`spawn_app`], with the real default models linked into the
+/// temporary home.
+pub fn spawn_with_models(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let models = models_dir();
+    assert!(
+        models.join("smollm2-135m-instruct").exists(),
+        "{} has no default models: run `cargo xtask models`",
+        models.display()
+    );
+    spawn_in(
+        |home| {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&models, home.join("models")).expect("link models");
+        },
+        configure,
+    )
+}
+
 /// Starts a server with default settings changed by `configure` (port 0,
 /// bcrypt cost 4, a fresh temporary home).
 pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_in(|_| {}, configure)
+}
+
+fn spawn_in(
+    prepare_home: impl FnOnce(&std::path::Path),
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let home = tempfile::tempdir().expect("tempdir");
+    prepare_home(home.path());
     let mut settings = Settings::defaults(home.path().to_owned());
     settings.port = 0;
     settings.bcrypt_cost = 4;

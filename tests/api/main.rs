@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod helpers;
+mod inference;
 mod keys;
 mod layering;
 mod modes;

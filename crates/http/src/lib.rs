@@ -4,10 +4,12 @@ mod access;
 mod app;
 mod error;
 mod extract;
+mod models;
 mod routes;
 mod state;
 
 pub use access::{Access, RouteInfo, route_table};
 pub use app::{configure, serve};
 pub use error::ApiError;
+pub use models::Models;
 pub use state::AppState;

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use offgrid_auth::AuthService;
 use offgrid_config::Settings;
 
+use crate::models::Models;
+
 /// Shared application state (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -13,6 +15,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Accounts, credentials, audit.
     pub auth: Arc<AuthService>,
+    /// Loaded models and the inference engine.
+    pub models: Arc<Models>,
     /// Set once an admin is known to exist. Only ever goes from false to
     /// true: the last active admin cannot be removed, so once true it stays
     /// true and `/v1/system/config` need not ask the database again.
@@ -21,10 +25,11 @@ pub struct AppState {
 
 impl AppState {
     /// State over the given settings and auth service.
-    pub fn new(settings: Settings, auth: Arc<AuthService>) -> Self {
+    pub fn new(settings: Settings, auth: Arc<AuthService>, models: Arc<Models>) -> Self {
         AppState {
             settings: Arc::new(settings),
             auth,
+            models,
             admin_exists: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod keys;
+mod openai;
 mod system;
 mod users;
 
@@ -62,6 +63,12 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::create_for_user),
     route!("DELETE", "/v1/users/{id}/api-keys/{key_id}", Requires(P::ManageUsers), multi_user_only: true, keys::revoke_for_user),
     route!("GET", "/v1/audit", Requires(P::ViewAudit), multi_user_only: true, audit::list),
+    // OpenAI-compatible inference
+    route!("GET", "/v1/models", Requires(P::ViewModels), multi_user_only: false, openai::list_models),
+    route!("GET", "/v1/models/{id}", Requires(P::ViewModels), multi_user_only: false, openai::get_model),
+    route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
+    route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
+    route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
 ];
 
 /// Default page size of list endpoints.

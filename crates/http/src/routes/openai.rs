@@ -1,0 +1,722 @@
+//! OpenAI-compatible inference: `POST /v1/chat/completions`,
+//! `POST /v1/completions` (plain and SSE streaming), `POST /v1/embeddings`,
+//! `GET /v1/models`, `GET /v1/models/{id}`.
+//!
+//! Bodies are parsed with `serde_path_to_error`, so a wrong type names its
+//! field (`messages[0].content: invalid type…`). Tokenizing, template
+//! rendering and embedding run on the blocking pool; generation runs on the
+//! engine's own thread and comes back through a channel.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use offgrid_inference::engine::Usage;
+use offgrid_inference::{ChatMessage, ChatModel, EngineError, Event, Job, SamplingParams};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::access::Caller;
+use crate::error::ApiError;
+use crate::extract::Client;
+use crate::state::AppState;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_value", format!("{param}: {message}"))
+}
+
+/// Deserializes a JSON body, naming the field of the first error.
+fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request("invalid_request", format!("invalid request body: {inner}"))
+        } else {
+            invalid(&path, inner)
+        }
+    })
+}
+
+/// Message content: a string, or OpenAI's list of `{type: "text", text}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// Fields shared by chat and text completions.
+#[derive(Deserialize)]
+struct Common {
+    model: String,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    max_completion_tokens: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<i64>,
+    #[serde(default)]
+    repetition_penalty: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    n: Option<i64>,
+    #[serde(default)]
+    logprobs: Option<Value>,
+    #[serde(default)]
+    top_logprobs: Option<i64>,
+    #[serde(default)]
+    echo: Option<bool>,
+}
+
+// The request-specific fields are parsed separately from `Common` (not
+// with `#[serde(flatten)]`, which loses the field path in errors).
+#[derive(Deserialize)]
+struct ChatRequest {
+    messages: Vec<InMessage>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PromptField {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    prompt: PromptField,
+}
+
+/// Default completion length when the client gives none.
+const DEFAULT_MAX_TOKENS: usize = 512;
+
+impl Common {
+    fn params(&self) -> Result<(SamplingParams, Option<usize>), ApiError> {
+        if let Some(n) = self.n.filter(|n| *n != 1) {
+            return Err(invalid("n", format!("only n=1 is supported, got {n}")));
+        }
+        let wants_logprobs = match &self.logprobs {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(_) => true,
+        };
+        if wants_logprobs || self.top_logprobs.is_some() || self.echo == Some(true) {
+            return Err(ApiError::bad_request(
+                "unsupported_parameter",
+                "logprobs, top_logprobs and echo are not supported yet",
+            ));
+        }
+        let max = match self.max_completion_tokens.or(self.max_tokens) {
+            None => None,
+            Some(m) if (1..=1_000_000).contains(&m) => Some(m as usize),
+            Some(m) => {
+                let field = if self.max_completion_tokens.is_some() {
+                    "max_completion_tokens"
+                } else {
+                    "max_tokens"
+                };
+                return Err(invalid(
+                    field,
+                    format!("must be between 1 and 1000000, got {m}"),
+                ));
+            }
+        };
+        let temperature = self.temperature.unwrap_or(0.7);
+        if !(0.0..=2.0).contains(&temperature) || temperature.is_nan() {
+            return Err(invalid(
+                "temperature",
+                format!("must be between 0 and 2, got {temperature}"),
+            ));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(invalid("top_p", format!("must be in (0, 1], got {p}")));
+        }
+        let top_k = match self.top_k {
+            None | Some(0) => None,
+            Some(k) if (1..=100_000).contains(&k) => Some(k as usize),
+            Some(k) => {
+                return Err(invalid(
+                    "top_k",
+                    format!("must be between 0 and 100000, got {k}"),
+                ));
+            }
+        };
+        let repetition_penalty = match self.repetition_penalty {
+            None => None,
+            Some(r) if r > 0.0 && r <= 10.0 => Some(r as f32),
+            Some(r) => {
+                return Err(invalid(
+                    "repetition_penalty",
+                    format!("must be in (0, 10], got {r}"),
+                ));
+            }
+        };
+        let stop = match &self.stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s.clone()],
+            Some(Stop::Many(v)) if v.len() <= 4 => v.clone(),
+            Some(Stop::Many(v)) => {
+                return Err(invalid(
+                    "stop",
+                    format!("at most 4 sequences, got {}", v.len()),
+                ));
+            }
+        };
+        let seed = match self.seed {
+            None => rand_seed(),
+            Some(s) => s as u64,
+        };
+        Ok((
+            SamplingParams {
+                temperature,
+                top_p: self.top_p,
+                top_k,
+                repetition_penalty,
+                seed,
+                max_tokens: max.unwrap_or(DEFAULT_MAX_TOKENS),
+                stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
+            },
+            max,
+        ))
+    }
+}
+
+fn rand_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+fn chat_model(state: &AppState, id: &str) -> Result<Arc<ChatModel>, ApiError> {
+    state.models.chat.get(id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{id}` does not exist or is not a chat model"),
+        )
+    })
+}
+
+fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+    if input.is_empty() {
+        return Err(invalid("messages", "must contain at least one message"));
+    }
+    input
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = match m.role.as_str() {
+                "system" | "developer" => "system",
+                "user" => "user",
+                "assistant" => "assistant",
+                other => {
+                    return Err(invalid(
+                        &format!("messages[{i}].role"),
+                        format!("must be system, user or assistant, got {other:?}"),
+                    ));
+                }
+            };
+            let content = match m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t,
+                Some(Content::Parts(parts)) => {
+                    let mut text = String::new();
+                    for (j, p) in parts.into_iter().enumerate() {
+                        if p.kind != "text" {
+                            return Err(invalid(
+                                &format!("messages[{i}].content[{j}].type"),
+                                format!("only text parts are supported, got {:?}", p.kind),
+                            ));
+                        }
+                        text.push_str(&p.text.unwrap_or_default());
+                    }
+                    text
+                }
+            };
+            Ok(ChatMessage::new(role, &content))
+        })
+        .collect()
+}
+
+/// The user key the engine schedules fairly on.
+fn fairness_key(caller: &Caller, client: &Client) -> String {
+    match &caller.principal.user_id {
+        Some(id) => format!("user:{id}"),
+        None => format!("guest:{}", client.addr.as_deref().unwrap_or("?")),
+    }
+}
+
+struct Prepared {
+    model: Arc<ChatModel>,
+    prompt: Vec<u32>,
+    params: SamplingParams,
+}
+
+/// Tokenizes on the blocking pool and checks the context length.
+async fn prepare(
+    model: Arc<ChatModel>,
+    text: PromptText,
+    mut params: SamplingParams,
+    explicit_max: Option<usize>,
+) -> Result<Prepared, ApiError> {
+    let m = model.clone();
+    let prompt = web::block(move || -> Result<Vec<u32>, String> {
+        let rendered = match text {
+            PromptText::Chat(messages) => m
+                .template
+                .render(&messages, true)
+                .map_err(|e| e.to_string())?,
+            PromptText::Raw(s) => s,
+        };
+        m.tokenizer.encode(&rendered).map_err(|e| e.to_string())
+    })
+    .await?
+    .map_err(|e| ApiError::bad_request("invalid_prompt", e))?;
+    if prompt.is_empty() {
+        return Err(invalid("prompt", "is empty"));
+    }
+    let context = model.context_length();
+    if prompt.len() >= context {
+        return Err(ApiError::bad_request(
+            "context_length_exceeded",
+            format!(
+                "This model's maximum context length is {context} tokens; the prompt has {} tokens",
+                prompt.len()
+            ),
+        ));
+    }
+    let room = context - prompt.len();
+    if let Some(max) = explicit_max.filter(|m| *m > room) {
+        return Err(ApiError::bad_request(
+            "context_length_exceeded",
+            format!(
+                "max_tokens ({max}) plus the prompt ({} tokens) exceeds the context length of {context} tokens",
+                prompt.len()
+            ),
+        ));
+    }
+    params.max_tokens = params.max_tokens.min(room);
+    Ok(Prepared {
+        model,
+        prompt,
+        params,
+    })
+}
+
+enum PromptText {
+    Chat(Vec<ChatMessage>),
+    Raw(String),
+}
+
+fn submit(
+    state: &AppState,
+    user: String,
+    prepared: Prepared,
+) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let job = Job {
+        user,
+        model: prepared.model,
+        prompt: prepared.prompt,
+        params: prepared.params,
+        sink: Box::new(move |event| tx.send(event).is_ok()),
+    };
+    state.models.engine.submit(job).map_err(|e| match e {
+        EngineError::Busy { .. } => ApiError {
+            retry_after: Some(2),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "server_busy",
+                e.to_string(),
+            )
+        },
+        EngineError::Stopped => ApiError::internal(e),
+    })?;
+    Ok(rx)
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Chat,
+    Text,
+}
+
+async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<(String, Usage), ApiError> {
+    let mut text = String::new();
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Text(t) => text.push_str(&t),
+            Event::Done(usage) => return Ok((text, usage)),
+            Event::Error(e) => return Err(ApiError::internal(e)),
+        }
+    }
+    Err(ApiError::internal(
+        "the engine ended the request without an answer",
+    ))
+}
+
+fn sse(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+struct StreamState {
+    rx: mpsc::UnboundedReceiver<Event>,
+    kind: Kind,
+    id: String,
+    model: String,
+    created: i64,
+    include_usage: bool,
+    started: bool,
+    pending: std::collections::VecDeque<Bytes>,
+    finished: bool,
+}
+
+impl StreamState {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        match self.kind {
+            Kind::Chat => json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            }),
+            Kind::Text => json!({
+                "id": self.id, "object": "text_completion", "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "text": delta.get("content").cloned().unwrap_or(json!("")),
+                             "logprobs": null, "finish_reason": finish}],
+            }),
+        }
+    }
+}
+
+fn stream_response(state: StreamState) -> HttpResponse {
+    let body = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(bytes) = s.pending.pop_front() {
+                return Some((Ok::<_, actix_web::Error>(bytes), s));
+            }
+            if s.finished {
+                return None;
+            }
+            if !s.started && s.kind == Kind::Chat {
+                s.started = true;
+                let first = s.chunk(json!({"role": "assistant", "content": ""}), None);
+                s.pending.push_back(sse(&first));
+                continue;
+            }
+            match s.rx.recv().await {
+                Some(Event::Text(t)) if t.is_empty() => {}
+                Some(Event::Text(t)) => {
+                    let c = s.chunk(json!({"content": t}), None);
+                    s.pending.push_back(sse(&c));
+                }
+                Some(Event::Done(usage)) => {
+                    let last = s.chunk(json!({}), Some(usage.finish_reason.as_str()));
+                    s.pending.push_back(sse(&last));
+                    if s.include_usage {
+                        let object = if s.kind == Kind::Chat {
+                            "chat.completion.chunk"
+                        } else {
+                            "text_completion"
+                        };
+                        let u = json!({"id": s.id, "object": object, "created": s.created,
+                                       "model": s.model, "choices": [], "usage": usage_json(&usage)});
+                        s.pending.push_back(sse(&u));
+                    }
+                    s.pending.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                    s.finished = true;
+                }
+                Some(Event::Error(e)) => {
+                    tracing::error!(error = %e, "generation failed");
+                    let err = json!({"error": {"message": "generation failed", "type": "server_error", "code": "internal_error"}});
+                    s.pending.push_back(sse(&err));
+                    s.pending.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                    s.finished = true;
+                }
+                None => return None,
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    kind: Kind,
+    common: &Common,
+    text: PromptText,
+) -> Result<HttpResponse, ApiError> {
+    let model = chat_model(state, &common.model)?;
+    let (params, explicit_max) = common.params()?;
+    let prepared = prepare(model, text, params, explicit_max).await?;
+    let rx = submit(state, fairness_key(caller, client), prepared)?;
+    let prefix = if kind == Kind::Chat {
+        "chatcmpl"
+    } else {
+        "cmpl"
+    };
+    let id = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    let created = now();
+    if common.stream {
+        return Ok(stream_response(StreamState {
+            rx,
+            kind,
+            id,
+            model: common.model.clone(),
+            created,
+            include_usage: common
+                .stream_options
+                .as_ref()
+                .is_some_and(|o| o.include_usage),
+            started: false,
+            pending: Default::default(),
+            finished: false,
+        }));
+    }
+    let (text, usage) = collect(rx).await?;
+    let choice = match kind {
+        Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
+                             "logprobs": null, "finish_reason": usage.finish_reason.as_str()}),
+        Kind::Text => json!({"index": 0, "text": text, "logprobs": null,
+                             "finish_reason": usage.finish_reason.as_str()}),
+    };
+    let object = if kind == Kind::Chat {
+        "chat.completion"
+    } else {
+        "text_completion"
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id, "object": object, "created": created, "model": common.model,
+        "choices": [choice], "usage": usage_json(&usage),
+    })))
+}
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let common: Common = parse(body.clone())?;
+    let req: ChatRequest = parse(body)?;
+    let msgs = messages(req.messages)?;
+    run(
+        &state,
+        &caller,
+        &client,
+        Kind::Chat,
+        &common,
+        PromptText::Chat(msgs),
+    )
+    .await
+}
+
+/// `POST /v1/completions`.
+pub(crate) async fn completions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let common: Common = parse(body.clone())?;
+    let req: CompletionRequest = parse(body)?;
+    let prompt = match req.prompt {
+        PromptField::One(p) => p,
+        PromptField::Many(mut v) if v.len() == 1 => v.remove(0),
+        PromptField::Many(v) => {
+            return Err(invalid(
+                "prompt",
+                format!("only one prompt per request is supported, got {}", v.len()),
+            ));
+        }
+    };
+    run(
+        &state,
+        &caller,
+        &client,
+        Kind::Text,
+        &common,
+        PromptText::Raw(prompt),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct EmbeddingRequest {
+    model: String,
+    input: EmbeddingInput,
+    #[serde(default)]
+    encoding_format: Option<String>,
+}
+
+/// `POST /v1/embeddings`.
+pub(crate) async fn embeddings(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let req: EmbeddingRequest = parse(body.into_inner())?;
+    if let Some(f) = req.encoding_format.as_deref().filter(|f| *f != "float") {
+        return Err(invalid(
+            "encoding_format",
+            format!("only \"float\" is supported, got {f:?}"),
+        ));
+    }
+    let embedder = state
+        .models
+        .embedding
+        .get(&req.model)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!(
+                    "The model `{}` does not exist or is not an embedding model",
+                    req.model
+                ),
+            )
+        })?;
+    let inputs = match req.input {
+        EmbeddingInput::One(s) => vec![s],
+        EmbeddingInput::Many(v) => v,
+    };
+    if inputs.is_empty() || inputs.len() > 2048 {
+        return Err(invalid("input", "must hold 1 to 2048 strings"));
+    }
+    let out = web::block(move || {
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        embedder.embed(&refs)
+    })
+    .await?
+    .map_err(ApiError::internal)?;
+    let data: Vec<Value> = out
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "list", "data": data, "model": req.model,
+        "usage": {"prompt_tokens": out.tokens, "total_tokens": out.tokens},
+    })))
+}
+
+fn model_json(state: &AppState, id: &str, kind: &str) -> Value {
+    json!({"id": id, "object": "model", "created": state.models.created, "owned_by": "offgrid", "type": kind})
+}
+
+/// `GET /v1/models`.
+pub(crate) async fn list_models(state: web::Data<AppState>) -> HttpResponse {
+    let mut data: Vec<Value> = state
+        .models
+        .chat
+        .keys()
+        .map(|id| model_json(&state, id, "chat"))
+        .collect();
+    data.extend(
+        state
+            .models
+            .embedding
+            .keys()
+            .map(|id| model_json(&state, id, "embedding")),
+    );
+    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`.
+pub(crate) async fn get_model(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let kind = if state.models.chat.contains_key(&id) {
+        "chat"
+    } else if state.models.embedding.contains_key(&id) {
+        "embedding"
+    } else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{id}` does not exist"),
+        ));
+    };
+    Ok(HttpResponse::Ok().json(model_json(&state, &id, kind)))
+}

@@ -1,0 +1,313 @@
+//! The OpenAI-compatible API over HTTP with the real default models.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_error, body, spawn_with_models};
+
+const CHAT: &str = "smollm2-135m-instruct";
+const EMBED: &str = "all-minilm-l6-v2";
+
+fn cpu_question() -> Value {
+    json!({
+        "model": CHAT,
+        "messages": [{"role": "user", "content": "Explain what a CPU does in one sentence."}],
+        "temperature": 0,
+        "max_tokens": 48,
+    })
+}
+
+/// Parses an SSE body into its `data:` payloads.
+fn sse_events(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|block| block.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn models_are_listed_and_described() {
+    let app = spawn_with_models(|_| {});
+    let list = body(app.get("/v1/models", None));
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(ids.contains(&CHAT) && ids.contains(&EMBED), "{ids:?}");
+    let one = body(app.get(&format!("/v1/models/{CHAT}"), None));
+    assert_eq!(one["object"], "model");
+    assert_error(app.get("/v1/models/nope", None), 404, "model_not_found");
+}
+
+#[test]
+fn chat_completion_plain_and_streaming_give_the_same_text() {
+    let app = spawn_with_models(|_| {});
+    let res = app.post("/v1/chat/completions", None, cpu_question());
+    assert_eq!(res.status(), 200);
+    let plain = body(res);
+    assert_eq!(plain["object"], "chat.completion");
+    assert!(
+        plain["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-"))
+    );
+    let content = plain["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content")
+        .to_owned();
+    assert_eq!(plain["choices"][0]["message"]["role"], "assistant");
+    assert!(
+        content.contains("CPU") && content.to_lowercase().contains("computer"),
+        "{content}"
+    );
+    assert_eq!(plain["choices"][0]["finish_reason"], "stop");
+    let usage = &plain["usage"];
+    assert!(usage["prompt_tokens"].as_u64().is_some_and(|n| n > 20));
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(
+            usage["prompt_tokens"].as_u64().unwrap_or(0)
+                + usage["completion_tokens"].as_u64().unwrap_or(0)
+        )
+    );
+
+    let mut streaming = cpu_question();
+    streaming["stream"] = json!(true);
+    streaming["stream_options"] = json!({"include_usage": true});
+    let res = app.post("/v1/chat/completions", None, streaming);
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+    );
+    let events = sse_events(&res.text().expect("text"));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("chunk"))
+        .collect();
+    assert_eq!(chunks[0]["object"], "chat.completion.chunk");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, content, "streaming and plain agree");
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, vec![&json!("stop")]);
+    let last = chunks.last().expect("usage chunk");
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"]["completion_tokens"],
+        plain["usage"]["completion_tokens"]
+    );
+}
+
+#[test]
+fn text_completions_and_length_limits() {
+    let app = spawn_with_models(|_| {});
+    let res = app.post(
+        "/v1/completions",
+        None,
+        json!({"model": CHAT, "prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}),
+    );
+    assert_eq!(res.status(), 200);
+    let b = body(res);
+    assert_eq!(b["object"], "text_completion");
+    assert_eq!(b["choices"][0]["finish_reason"], "length");
+    assert_eq!(b["usage"]["completion_tokens"], 5);
+    assert!(
+        b["choices"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+}
+
+#[test]
+fn embeddings_for_a_string_and_an_array() {
+    let app = spawn_with_models(|_| {});
+    let one = body(app.post(
+        "/v1/embeddings",
+        None,
+        json!({"model": EMBED, "input": "hello world"}),
+    ));
+    assert_eq!(
+        one["data"][0]["embedding"].as_array().map(Vec::len),
+        Some(384)
+    );
+    let many = body(app.post(
+        "/v1/embeddings",
+        None,
+        json!({"model": EMBED, "input": ["The cat sits on the mat.", "A cat is sitting on a rug.", "Stock markets fell."]}),
+    ));
+    let v: Vec<Vec<f64>> = many["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .expect("vec")
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.3);
+    assert!(
+        many["usage"]["prompt_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert_error(
+        app.post("/v1/embeddings", None, json!({"model": CHAT, "input": "x"})),
+        404,
+        "model_not_found",
+    );
+}
+
+#[test]
+fn bad_requests_get_400s_that_name_the_field() {
+    let app = spawn_with_models(|_| {});
+    let cases = [
+        (json!({"model": CHAT, "messages": []}), "messages"),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": 5}]}),
+            "messages[0].content",
+        ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "wizard", "content": "hi"}]}),
+            "messages[0].role",
+        ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "temperature": 5}),
+            "temperature",
+        ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "n": 3}),
+            "n",
+        ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "top_p": 0}),
+            "top_p",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}]}),
+            "model",
+        ),
+    ];
+    for (request, field) in cases {
+        let res = app.post("/v1/chat/completions", None, request.clone());
+        assert_eq!(res.status(), 400, "{request}");
+        let b = body(res);
+        let message = b["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{field} not named in {message:?}");
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+    }
+    let unknown = app.post(
+        "/v1/chat/completions",
+        None,
+        json!({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_error(unknown, 404, "model_not_found");
+    let huge = "word ".repeat(5000);
+    let too_long = app.post(
+        "/v1/chat/completions",
+        None,
+        json!({"model": CHAT, "messages": [{"role": "user", "content": huge}]}),
+    );
+    assert_error(too_long, 400, "context_length_exceeded");
+    let broken = app
+        .request("POST", "/v1/chat/completions", None)
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .expect("send");
+    assert_error(broken, 400, "invalid_json");
+    // The server is still fine afterwards.
+    assert_eq!(
+        app.post("/v1/chat/completions", None, cpu_question())
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn guests_may_chat_but_not_list_models() {
+    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    assert_eq!(
+        app.post(
+            "/v1/chat/completions",
+            None,
+            json!({
+                "model": CHAT, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4
+            })
+        )
+        .status(),
+        200
+    );
+    assert_eq!(app.get("/v1/models", None).status(), 401);
+}
+
+#[test]
+fn a_users_backlog_does_not_hold_up_another_user_over_http() {
+    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let admin = app.setup_admin();
+    let (_, alice) = app.create_user(&admin, "alice", "user");
+    let (_, bob) = app.create_user(&admin, "bob", "user");
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let request = json!({
+        "model": CHAT, "messages": [{"role": "user", "content": "Write a story about a dragon."}],
+        "temperature": 0, "max_tokens": 12
+    });
+    let spawn = |key: String, label: String| {
+        let (url, finished, request) = (
+            app.url("/v1/chat/completions"),
+            finished.clone(),
+            request.clone(),
+        );
+        std::thread::spawn(move || {
+            let res = reqwest::blocking::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .timeout(Duration::from_secs(600))
+                .json(&request)
+                .send()
+                .expect("send");
+            assert_eq!(res.status(), 200);
+            finished.lock().expect("lock").push(label);
+        })
+    };
+    let mut threads: Vec<_> = (0..8)
+        .map(|i| spawn(alice.clone(), format!("alice-{i}")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    threads.push(spawn(bob.clone(), "bob".into()));
+    for t in threads {
+        t.join().expect("join");
+    }
+    let order = finished.lock().expect("lock").clone();
+    let bob_at = order.iter().position(|l| l == "bob").expect("bob");
+    // Alice holds the four slots; Bob takes the first one that frees up,
+    // ahead of Alice's four queued requests.
+    assert!(bob_at <= 5, "bob finished {bob_at}th: {order:?}");
+}
