@@ -1,5 +1,7 @@
 //! `cargo xtask`: OffGrid's own automation.
 //!
+//! - `cargo xtask serve [ARGS…]`: install the default models if needed,
+//!   then run the release server (the README's "run the server" command).
 //! - `cargo xtask test`: formatting check, clippy with `-D warnings`, every
 //!   test. This is the README's test command and what CI runs.
 //! - `cargo xtask models [--dir DIR]`: install the default models from
@@ -46,13 +48,23 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <test | models [--dir DIR] | bench auth>";
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth>";
+
+/// `cargo xtask serve`: installs the default models on first use, then runs
+/// the release server with any extra arguments.
+fn serve(extra: &[&str]) -> Result<(), String> {
+    models::install(None)?;
+    run(cargo()
+        .args(["run", "--release", "--bin", "offgrid", "--", "serve"])
+        .args(extra))
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["test"] => test(),
+        ["serve", extra @ ..] => serve(extra),
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
         ["bench", "auth"] => bench::auth(),
