@@ -8,4 +8,5 @@ mod keys;
 mod layering;
 mod modes;
 mod network;
+mod openai_client;
 mod users;

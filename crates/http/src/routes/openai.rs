@@ -631,12 +631,16 @@ pub(crate) async fn embeddings(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let req: EmbeddingRequest = parse(body.into_inner())?;
-    if let Some(f) = req.encoding_format.as_deref().filter(|f| *f != "float") {
-        return Err(invalid(
-            "encoding_format",
-            format!("only \"float\" is supported, got {f:?}"),
-        ));
-    }
+    let as_base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(f) => {
+            return Err(invalid(
+                "encoding_format",
+                format!("must be \"float\" or \"base64\", got {f:?}"),
+            ));
+        }
+    };
     let embedder = state
         .models
         .embedding
@@ -670,7 +674,17 @@ pub(crate) async fn embeddings(
         .vectors
         .iter()
         .enumerate()
-        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .map(|(i, v)| {
+            let embedding = if as_base64 {
+                // OpenAI's base64 form: little-endian f32s.
+                use base64::Engine;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({
         "object": "list", "data": data, "model": req.model,

@@ -1,0 +1,105 @@
+//! The official `openai` Python package against the server, with an API
+//! key: models, chat (plain and streaming), embeddings, errors. The package
+//! is installed with pip into a virtualenv under ~/.cache/offgrid on first
+//! use.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::spawn_with_models;
+
+const OPENAI_VERSION: &str = "3.54.0";
+
+const SCRIPT: &str = r#"
+import json, sys
+from openai import OpenAI, NotFoundError
+c = OpenAI(base_url=sys.argv[1] + "/v1", api_key=sys.argv[2])
+q = [{"role": "user", "content": "Explain what a CPU does in one sentence."}]
+out = {"models": sorted(m.id for m in c.models.list())}
+r = c.chat.completions.create(model="smollm2-135m-instruct", messages=q, temperature=0, max_tokens=48)
+out["chat"] = r.choices[0].message.content
+out["finish"] = r.choices[0].finish_reason
+out["total_tokens"] = r.usage.total_tokens
+parts, usage = [], None
+for ch in c.chat.completions.create(model="smollm2-135m-instruct", messages=q, temperature=0,
+                                    max_tokens=48, stream=True, stream_options={"include_usage": True}):
+    if ch.choices and ch.choices[0].delta.content:
+        parts.append(ch.choices[0].delta.content)
+    if ch.usage:
+        usage = ch.usage.total_tokens
+out["stream"] = "".join(parts)
+out["stream_total_tokens"] = usage
+e = c.embeddings.create(model="all-minilm-l6-v2", input=["hello", "world"])
+out["embedding_dims"] = [len(d.embedding) for d in e.data]
+try:
+    c.chat.completions.create(model="no-such-model", messages=q)
+except NotFoundError as ex:
+    out["not_found"] = ex.status_code
+print(json.dumps(out))
+"#;
+
+fn venv_python() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .expect("HOME");
+    let venv = cache
+        .join("offgrid")
+        .join(format!("openai-{OPENAI_VERSION}-venv"));
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(ok.success(), "cannot create a virtualenv");
+        let ok = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(format!("openai=={OPENAI_VERSION}"))
+            .status()
+            .expect("pip install openai");
+        assert!(ok.success(), "pip install openai failed");
+    }
+    python
+}
+
+#[test]
+fn the_official_openai_python_client_works_with_an_api_key() {
+    let python = venv_python();
+    let app = spawn_with_models(|s| {
+        s.multi_user_mode = true;
+        s.require_auth = true;
+    });
+    let admin = app.setup_admin();
+    let (_, key) = app.create_user(&admin, "py", "user");
+    let out = Command::new(python)
+        .args(["-c", SCRIPT, &app.base, &key])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        v["models"],
+        serde_json::json!(["all-minilm-l6-v2", "smollm2-135m-instruct"])
+    );
+    let chat = v["chat"].as_str().expect("chat");
+    assert!(chat.contains("CPU"), "{chat}");
+    assert_eq!(v["finish"], "stop");
+    assert_eq!(v["stream"], v["chat"], "streaming equals plain");
+    assert_eq!(v["stream_total_tokens"], v["total_tokens"]);
+    assert_eq!(v["embedding_dims"], serde_json::json!([384, 384]));
+    assert_eq!(v["not_found"], 404);
+}
