@@ -311,3 +311,54 @@ fn a_users_backlog_does_not_hold_up_another_user_over_http() {
     // ahead of Alice's four queued requests.
     assert!(bob_at <= 5, "bob finished {bob_at}th: {order:?}");
 }
+
+#[test]
+fn usage_is_recorded_per_user_and_key() {
+    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let admin = app.setup_admin();
+    let (alice_id, alice) = app.create_user(&admin, "alice", "user");
+    let (_, bob) = app.create_user(&admin, "bob", "user");
+    let res = app.post("/v1/chat/completions", Some(&alice), json!({
+        "model": CHAT, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0
+    }));
+    let completion = body(res);
+    assert_eq!(
+        app.post(
+            "/v1/embeddings",
+            Some(&alice),
+            json!({"model": EMBED, "input": "hello"})
+        )
+        .status(),
+        200
+    );
+    // Recording happens off the request path: poll briefly.
+    let mut mine = Value::Null;
+    for _ in 0..50 {
+        mine = body(app.get("/v1/usage", Some(&alice)));
+        if mine["data"].as_array().is_some_and(|d| d.len() == 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = mine["data"].as_array().expect("data");
+    let chat = rows.iter().find(|r| r["model"] == CHAT).expect("chat row");
+    assert_eq!(chat["requests"], 1);
+    assert_eq!(chat["prompt_tokens"], completion["usage"]["prompt_tokens"]);
+    assert_eq!(
+        chat["completion_tokens"],
+        completion["usage"]["completion_tokens"]
+    );
+    assert_eq!(chat["user_id"], alice_id.as_str());
+    assert_eq!(
+        body(app.get("/v1/usage", Some(&bob)))["data"],
+        json!([]),
+        "bob sees only his own"
+    );
+    assert_eq!(app.get("/v1/usage?all=true", Some(&bob)).status(), 403);
+    let all = body(app.get("/v1/usage?all=true", Some(&admin)));
+    assert!(
+        all["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|r| r["user_id"] == alice_id.as_str()))
+    );
+}

@@ -8,6 +8,7 @@ pub mod repo;
 pub mod role;
 pub mod scope;
 pub mod time;
+pub mod usage;
 pub mod user;
 
 pub use error::RepoError;

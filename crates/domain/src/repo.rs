@@ -138,6 +138,20 @@ pub trait AuditRepository: Send + Sync {
     fn list(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, RepoError>;
 }
 
+/// Token usage records.
+pub trait UsageRepository: Send + Sync {
+    /// Records one request.
+    fn record(&self, usage: crate::usage::NewUsage) -> Result<(), RepoError>;
+
+    /// Totals per user and model since `since`, for the users in `scope`
+    /// (anonymous guests' usage only with an unrestricted scope).
+    fn totals(
+        &self,
+        scope: &Scope,
+        since: Timestamp,
+    ) -> Result<Vec<crate::usage::UsageTotal>, RepoError>;
+}
+
 /// Every repository, as trait objects: what the binaries hand to the auth
 /// service and the HTTP layer.
 #[derive(Clone)]
@@ -152,4 +166,6 @@ pub struct Repositories {
     pub throttle: std::sync::Arc<dyn ThrottleRepository>,
     /// Audit log.
     pub audit: std::sync::Arc<dyn AuditRepository>,
+    /// Token usage.
+    pub usage: std::sync::Arc<dyn UsageRepository>,
 }

@@ -132,7 +132,8 @@ impl Database {
             api_keys: me.clone(),
             sessions: me.clone(),
             throttle: me.clone(),
-            audit: me,
+            audit: me.clone(),
+            usage: me,
         }
     }
 

@@ -69,6 +69,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    usage_records (id) {
+        id -> BigInt,
+        at -> BigInt,
+        user_id -> Nullable<Text>,
+        api_key_id -> Nullable<Text>,
+        model -> Text,
+        endpoint -> Text,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        duration_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -69,6 +69,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
+    route!("GET", "/v1/usage", Requires(P::ManageOwnAccount), multi_user_only: false, openai::usage),
 ];
 
 /// Default page size of list endpoints.

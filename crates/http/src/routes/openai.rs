@@ -387,6 +387,57 @@ fn submit(
     Ok(rx)
 }
 
+/// Who to charge a request's tokens to, recorded when it finishes.
+#[derive(Clone)]
+struct Accounting {
+    repo: Arc<dyn offgrid_domain::repo::UsageRepository>,
+    user_id: Option<offgrid_domain::UserId>,
+    api_key_id: Option<offgrid_domain::ApiKeyId>,
+    model: String,
+    endpoint: &'static str,
+}
+
+impl Accounting {
+    fn new(state: &AppState, caller: &Caller, model: &str, endpoint: &'static str) -> Self {
+        let api_key_id = match &caller.principal.credential {
+            offgrid_domain::Credential::ApiKey { key_id } => Some(key_id.clone()),
+            _ => None,
+        };
+        Accounting {
+            repo: state.auth.repos().usage.clone(),
+            user_id: caller.principal.user_id.clone(),
+            api_key_id,
+            model: model.to_owned(),
+            endpoint,
+        }
+    }
+
+    /// Records on the blocking pool; a failure is logged, not shown.
+    fn record(
+        &self,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        duration: std::time::Duration,
+    ) {
+        let record = offgrid_domain::usage::NewUsage {
+            at: offgrid_domain::Timestamp(now()),
+            user_id: self.user_id.clone(),
+            api_key_id: self.api_key_id.clone(),
+            model: self.model.clone(),
+            endpoint: self.endpoint.to_owned(),
+            prompt_tokens: prompt_tokens as i64,
+            completion_tokens: completion_tokens as i64,
+            duration_ms: duration.as_millis() as i64,
+        };
+        let repo = self.repo.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            if let Err(e) = repo.record(record) {
+                tracing::error!(error = %e, "cannot record usage");
+            }
+        });
+    }
+}
+
 fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
@@ -429,6 +480,7 @@ struct StreamState {
     started: bool,
     pending: std::collections::VecDeque<Bytes>,
     finished: bool,
+    accounting: Accounting,
 }
 
 impl StreamState {
@@ -471,6 +523,11 @@ fn stream_response(state: StreamState) -> HttpResponse {
                     s.pending.push_back(sse(&c));
                 }
                 Some(Event::Done(usage)) => {
+                    s.accounting.record(
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        usage.duration,
+                    );
                     let last = s.chunk(json!({}), Some(usage.finish_reason.as_str()));
                     s.pending.push_back(sse(&last));
                     if s.include_usage {
@@ -516,6 +573,12 @@ async fn run(
     let (params, explicit_max) = common.params()?;
     let prepared = prepare(model, text, params, explicit_max).await?;
     let rx = submit(state, fairness_key(caller, client), prepared)?;
+    let endpoint = if kind == Kind::Chat {
+        "chat.completions"
+    } else {
+        "completions"
+    };
+    let accounting = Accounting::new(state, caller, &common.model, endpoint);
     let prefix = if kind == Kind::Chat {
         "chatcmpl"
     } else {
@@ -537,9 +600,11 @@ async fn run(
             started: false,
             pending: Default::default(),
             finished: false,
+            accounting,
         }));
     }
     let (text, usage) = collect(rx).await?;
+    accounting.record(usage.prompt_tokens, usage.completion_tokens, usage.duration);
     let choice = match kind {
         Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
                              "logprobs": null, "finish_reason": usage.finish_reason.as_str()}),
@@ -628,8 +693,10 @@ struct EmbeddingRequest {
 /// `POST /v1/embeddings`.
 pub(crate) async fn embeddings(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let req: EmbeddingRequest = parse(body.into_inner())?;
     let as_base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
@@ -670,6 +737,11 @@ pub(crate) async fn embeddings(
     })
     .await?
     .map_err(ApiError::internal)?;
+    Accounting::new(&state, &caller, &req.model, "embeddings").record(
+        out.tokens,
+        0,
+        started.elapsed(),
+    );
     let data: Vec<Value> = out
         .vectors
         .iter()
@@ -733,4 +805,59 @@ pub(crate) async fn get_model(
         ));
     };
     Ok(HttpResponse::Ok().json(model_json(&state, &id, kind)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    /// Look back this many days (default 30).
+    #[serde(default = "default_days")]
+    days: u32,
+    /// Every user's totals (needs the view_metrics permission).
+    #[serde(default)]
+    all: bool,
+}
+
+fn default_days() -> u32 {
+    30
+}
+
+/// `GET /v1/usage?days=&all=`: token totals per user and model.
+pub(crate) async fn usage(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    if !(1..=3650).contains(&q.days) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "days must be between 1 and 3650",
+        ));
+    }
+    let me = caller
+        .principal
+        .user_id
+        .clone()
+        .ok_or_else(|| ApiError::unauthenticated("sign in to see usage"))?;
+    let scope = if q.all {
+        offgrid_policy::authorize(&caller.principal, offgrid_domain::Permission::ViewMetrics)
+            .map_err(|_| {
+                ApiError::forbidden(
+                    "insufficient_permissions",
+                    "all=true needs the view_metrics permission",
+                )
+            })?;
+        offgrid_domain::Scope::everything_for(&caller.principal).ok_or_else(|| {
+            ApiError::forbidden("insufficient_permissions", "all=true is for administrators")
+        })?
+    } else {
+        offgrid_domain::Scope::owned_by(me)
+    };
+    let since = offgrid_domain::Timestamp(now() - i64::from(q.days) * 86_400);
+    let repo = state.auth.repos().usage.clone();
+    let totals = web::block(move || repo.totals(&scope, since))
+        .await?
+        .map_err(offgrid_auth::AuthError::from)?;
+    Ok(HttpResponse::Ok().json(json!({"object": "list", "data": totals, "days": q.days})))
 }

@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod sessions;
 mod throttle;
+mod usage;
 mod users;
 
 pub(crate) use users::UserRow;
