@@ -1,6 +1,7 @@
 //! The engine with the real default model: fairness, cancellation, limits.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -9,17 +10,7 @@ use offgrid_inference::{
 };
 
 fn model() -> Arc<ChatModel> {
-    let models = std::env::var_os("OFFGRID_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("OFFGRID_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".offgrid-llm")))
-                .expect("HOME")
-                .join("models")
-        });
-    let path = models.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "run `cargo xtask models`");
+    let path = common::installed("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     Arc::new(ChatModel::load("smollm2-135m-instruct", &path).expect("load"))
 }
 

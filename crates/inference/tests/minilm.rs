@@ -1,26 +1,14 @@
 //! Sentence embeddings with the real all-MiniLM-L6-v2.
 
+mod common;
+
 use std::path::PathBuf;
 
 use offgrid_inference::Embedder;
 use offgrid_inference::embed::cosine;
 
 fn model_dir() -> PathBuf {
-    let models = std::env::var_os("OFFGRID_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("OFFGRID_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".offgrid-llm")))
-                .expect("HOME")
-                .join("models")
-        });
-    let dir = models.join("all-minilm-l6-v2");
-    assert!(
-        dir.join("model.safetensors").exists(),
-        "run `cargo xtask models`"
-    );
-    dir
+    common::installed("all-minilm-l6-v2")
 }
 
 #[test]

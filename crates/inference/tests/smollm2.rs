@@ -2,6 +2,8 @@
 //! SmolLM2-135M-Instruct Q4_1 GGUF (installed by `cargo xtask models`) and
 //! the reference outputs in `../shared/testdata/smollm2-reference.json`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -11,25 +13,8 @@ use serde_json::Value;
 
 const MODEL_FILE: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
 
-fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("OFFGRID_MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("OFFGRID_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".offgrid-llm")))
-        .expect("HOME or OFFGRID_HOME");
-    home.join("models")
-}
-
 fn model_path() -> PathBuf {
-    let path = models_dir().join(MODEL_FILE);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask models` (cargo xtask test does)",
-        path.display()
-    );
-    path
+    common::installed(MODEL_FILE)
 }
 
 fn reference() -> &'static Value {

@@ -237,14 +237,20 @@ fn rand_seed() -> u64 {
     nanos ^ u64::from(std::process::id()).rotate_left(32)
 }
 
+fn model_not_found(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "model_not_found",
+        message,
+    )
+}
+
 fn chat_model(state: &AppState, id: &str) -> Result<Arc<ChatModel>, ApiError> {
     state.models.chat.get(id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            format!("The model `{id}` does not exist or is not a chat model"),
-        )
+        model_not_found(format!(
+            "The model `{id}` does not exist or is not a chat model"
+        ))
     })
 }
 
@@ -714,15 +720,10 @@ pub(crate) async fn embeddings(
         .get(&req.model)
         .cloned()
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "model_not_found",
-                format!(
-                    "The model `{}` does not exist or is not an embedding model",
-                    req.model
-                ),
-            )
+            model_not_found(format!(
+                "The model `{}` does not exist or is not an embedding model",
+                req.model
+            ))
         })?;
     let inputs = match req.input {
         EmbeddingInput::One(s) => vec![s],
@@ -797,12 +798,7 @@ pub(crate) async fn get_model(
     } else if state.models.embedding.contains_key(&id) {
         "embedding"
     } else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            format!("The model `{id}` does not exist"),
-        ));
+        return Err(model_not_found(format!("The model `{id}` does not exist")));
     };
     Ok(HttpResponse::Ok().json(model_json(&state, &id, kind)))
 }
