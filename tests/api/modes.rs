@@ -100,3 +100,23 @@ fn unknown_routes_and_methods_get_json_errors() {
     let res = app.request("PUT", "/health", None).send().expect("send");
     assert_error(res, 405, "method_not_allowed");
 }
+
+#[test]
+fn without_models_the_server_serves_the_rest_and_says_how_to_get_one() {
+    let app = spawn_app(|_| {});
+    assert_eq!(body(app.get("/v1/models", None))["data"], json!([]));
+    let res = app.post(
+        "/v1/chat/completions",
+        None,
+        json!({"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let b = assert_error(res, 404, "model_not_found");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cargo xtask models"),
+        "{b}"
+    );
+    assert_eq!(app.get("/health", None).status(), 200);
+}

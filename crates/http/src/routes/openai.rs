@@ -246,10 +246,19 @@ fn model_not_found(message: String) -> ApiError {
     )
 }
 
+/// Appended to "model not found" when the server has no models at all.
+const NO_MODELS_HINT: &str =
+    " (no models are installed: run `cargo xtask models` to install the default models)";
+
 fn chat_model(state: &AppState, id: &str) -> Result<Arc<ChatModel>, ApiError> {
     state.models.chat.get(id).cloned().ok_or_else(|| {
+        let hint = if state.models.chat.is_empty() {
+            NO_MODELS_HINT
+        } else {
+            ""
+        };
         model_not_found(format!(
-            "The model `{id}` does not exist or is not a chat model"
+            "The model `{id}` does not exist or is not a chat model{hint}"
         ))
     })
 }
