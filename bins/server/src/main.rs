@@ -28,6 +28,9 @@ enum Command {
     /// Show or check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Installed models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// List user accounts (multi-user mode).
     Users {
         /// Print JSON.
@@ -56,6 +59,24 @@ struct ServeArgs {
     /// HTTP worker threads (default: number of cores).
     #[arg(long)]
     workers: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCommand {
+    /// List installed models.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one model's details, with the sha256 of its files.
+    Show {
+        /// Model id (its folder name under $OFFGRID_HOME/models).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,8 +177,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Users { json } => users(&loaded, json),
+        Command::Models(cmd) => models::run(&loaded.settings.home.join("models"), cmd),
     }
 }
+
+mod models;
 
 fn show_config(loaded: &Loaded, json: bool) {
     let rows = loaded.rows();

@@ -140,3 +140,79 @@ fn users_in_single_user_mode_explains_and_exits_0() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["total"], 0);
 }
+
+fn installed_models() -> std::path::PathBuf {
+    let models = std::env::var_os("OFFGRID_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".offgrid-llm"))
+                .expect("HOME")
+                .join("models")
+        });
+    assert!(
+        models.join("smollm2-135m-instruct").exists(),
+        "run `cargo xtask models`"
+    );
+    models
+}
+
+#[test]
+fn models_list_and_show_read_the_installed_files() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let empty = offgrid(home.path(), &[], &["models", "list"]);
+    assert!(empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("cargo xtask models"));
+
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(installed_models(), home.path().join("models")).expect("link");
+    let out = offgrid(home.path(), &[], &["models", "list", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kinds: Vec<(String, String)> = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap_or("").to_owned(),
+                m["kind"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("smollm2-135m-instruct".into(), "chat".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("all-minilm-l6-v2".into(), "embedding".into())),
+        "{kinds:?}"
+    );
+
+    let out = offgrid(
+        home.path(),
+        &[],
+        &["models", "show", "smollm2-135m-instruct", "--json"],
+    );
+    assert!(out.status.success());
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(m["architecture"], "llama");
+    assert_eq!(m["quantization"], "Q4_1");
+    assert!(
+        m["parameters"]
+            .as_u64()
+            .is_some_and(|p| (130_000_000..140_000_000).contains(&p))
+    );
+    assert_eq!(
+        m["sha256"]["SmolLM2-135M-Instruct.Q4_1.gguf"],
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
+    let bad = offgrid(home.path(), &[], &["models", "show", "../etc"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        offgrid(home.path(), &[], &["models", "show", "nope"])
+            .status
+            .code(),
+        Some(1)
+    );
+}

@@ -132,6 +132,21 @@ impl GgufFile {
             .and_then(|v| usize::try_from(v).ok())
     }
 
+    /// The most common tensor type by element count, e.g. `Q4_1` (the file's
+    /// quantization in practice).
+    pub fn quantization(&self) -> String {
+        let mut by_type: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for t in self.content.tensor_infos.values() {
+            *by_type.entry(format!("{:?}", t.ggml_dtype)).or_default() +=
+                t.shape.elem_count() as u64;
+        }
+        by_type
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(t, _)| t.to_uppercase())
+            .unwrap_or_default()
+    }
+
     /// Total parameter count, from the tensor shapes.
     pub fn parameter_count(&self) -> u64 {
         self.content
