@@ -312,3 +312,21 @@ fn repeated_failures_are_throttled_with_retry_after() {
     assert_eq!(res.status(), 429);
     assert!(retry_after(&res) > first, "back-off grows");
 }
+
+#[test]
+fn failures_from_one_address_are_throttled_across_usernames() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    app.create_user(&admin, "alice", "user");
+    // 20 failures for 20 different (unknown) usernames from this address.
+    for i in 0..20 {
+        assert_eq!(
+            app.login(&format!("nobody{i}"), "wrong-password").status(),
+            401
+        );
+    }
+    // Now even a fresh username with the right password is held back.
+    let res = app.login("alice", &password_of("alice"));
+    assert!(retry_after(&res) >= 1);
+    assert_error(res, 429, "too_many_login_attempts");
+}
