@@ -362,3 +362,91 @@ fn usage_is_recorded_per_user_and_key() {
             .is_some_and(|d| d.iter().any(|r| r["user_id"] == alice_id.as_str()))
     );
 }
+
+#[test]
+fn logprobs_follow_openai_semantics() {
+    let app = spawn_with_models(|_| {});
+    let mut req = cpu_question();
+    req["max_tokens"] = json!(6);
+    req["logprobs"] = json!(true);
+    req["top_logprobs"] = json!(3);
+    let b = body(app.post("/v1/chat/completions", None, req.clone()));
+    let content = b["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    let entries = b["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .expect("logprobs.content");
+    assert_eq!(
+        entries.len() as u64,
+        b["usage"]["completion_tokens"].as_u64().expect("tokens")
+    );
+    let joined: String = entries.iter().filter_map(|e| e["token"].as_str()).collect();
+    assert_eq!(joined, content);
+    for e in entries {
+        let lp = e["logprob"].as_f64().expect("logprob");
+        assert!(lp <= 0.0);
+        let top = e["top_logprobs"].as_array().expect("top");
+        assert_eq!(top.len(), 3);
+        // Greedy: the chosen token is the most likely one.
+        assert_eq!(top[0]["token"], e["token"]);
+        assert!((top[0]["logprob"].as_f64().expect("lp") - lp).abs() < 1e-6);
+        assert!(top[0]["logprob"].as_f64() >= top[1]["logprob"].as_f64());
+    }
+    // Without logprobs the field is null.
+    assert!(
+        body(app.post("/v1/chat/completions", None, cpu_question()))["choices"][0]["logprobs"]
+            .is_null()
+    );
+
+    // Streaming carries one entry per generated token.
+    req["stream"] = json!(true);
+    let res = app.post("/v1/chat/completions", None, req);
+    let streamed: usize = sse_events(&res.text().expect("text"))
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["logprobs"]["content"]
+                .as_array()
+                .map(Vec::len)
+        })
+        .sum();
+    assert_eq!(streamed, entries.len());
+
+    // Text completions use the legacy shape.
+    let t = body(app.post("/v1/completions", None, json!({
+        "model": CHAT, "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0, "logprobs": 2
+    })));
+    let lp = &t["choices"][0]["logprobs"];
+    assert_eq!(lp["tokens"].as_array().map(Vec::len), Some(4));
+    assert_eq!(lp["token_logprobs"].as_array().map(Vec::len), Some(4));
+    assert_eq!(lp["top_logprobs"][0].as_object().map(|m| m.len()), Some(2));
+    assert_eq!(lp["text_offset"][0], 0);
+
+    // Bad combinations name the field.
+    let bad = app.post(
+        "/v1/chat/completions",
+        None,
+        json!({
+            "model": CHAT, "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2
+        }),
+    );
+    assert!(
+        assert_error(bad, 400, "invalid_value")["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("top_logprobs")
+    );
+    let bad = app.post(
+        "/v1/completions",
+        None,
+        json!({"model": CHAT, "prompt": "x", "logprobs": 9}),
+    );
+    assert!(
+        assert_error(bad, 400, "invalid_value")["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("logprobs")
+    );
+}

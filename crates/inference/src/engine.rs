@@ -94,6 +94,9 @@ impl ChatModel {
 pub enum Event {
     /// Newly generated text (may be empty while a character is incomplete).
     Text(String),
+    /// The log-probability of the token just generated (only when the
+    /// request asked for log-probabilities); sent before that step's text.
+    Logprob(crate::generate::TokenLogprob),
     /// Finished.
     Done(Usage),
     /// Failed.
@@ -293,30 +296,35 @@ fn schedule(rx: mpsc::Receiver<(Job, Instant)>, queued: Arc<AtomicUsize>, config
         while i < running.len() {
             let r = &mut running[i];
             let outcome = r.seq.step(&r.model.tokenizer);
-            let keep = match outcome {
-                Ok(Step::Prefill) => true,
-                Ok(Step::Token { text, .. }) => {
-                    r.first_token.get_or_insert_with(|| r.submitted.elapsed());
-                    (r.sink)(Event::Text(text))
-                }
-                Ok(Step::Done { reason, text }) => {
-                    if !text.is_empty() {
-                        (r.sink)(Event::Text(text));
+            let mut alive = true;
+            if let Some(lp) = r.seq.take_logprob() {
+                alive = (r.sink)(Event::Logprob(lp));
+            }
+            let keep = alive
+                && match outcome {
+                    Ok(Step::Prefill) => true,
+                    Ok(Step::Token { text, .. }) => {
+                        r.first_token.get_or_insert_with(|| r.submitted.elapsed());
+                        (r.sink)(Event::Text(text))
                     }
-                    (r.sink)(Event::Done(Usage {
-                        finish_reason: reason,
-                        prompt_tokens: r.seq.prompt_tokens(),
-                        completion_tokens: r.seq.completion_tokens(),
-                        time_to_first_token: r.first_token,
-                        duration: r.submitted.elapsed(),
-                    }));
-                    false
-                }
-                Err(e) => {
-                    (r.sink)(Event::Error(e.to_string()));
-                    false
-                }
-            };
+                    Ok(Step::Done { reason, text }) => {
+                        if !text.is_empty() {
+                            (r.sink)(Event::Text(text));
+                        }
+                        (r.sink)(Event::Done(Usage {
+                            finish_reason: reason,
+                            prompt_tokens: r.seq.prompt_tokens(),
+                            completion_tokens: r.seq.completion_tokens(),
+                            time_to_first_token: r.first_token,
+                            duration: r.submitted.elapsed(),
+                        }));
+                        false
+                    }
+                    Err(e) => {
+                        (r.sink)(Event::Error(e.to_string()));
+                        false
+                    }
+                };
             if keep {
                 i += 1;
             } else {

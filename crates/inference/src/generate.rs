@@ -30,6 +30,45 @@ pub struct SamplingParams {
     pub max_tokens: usize,
     /// Texts that end the generation (not included in the output).
     pub stop: Vec<String>,
+    /// Report each generated token's log-probability and this many most
+    /// likely alternatives (`None`: no log-probabilities).
+    pub logprobs: Option<usize>,
+}
+
+/// A generated token's log-probability under the model (before sampling
+/// adjustments), with the most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The generated token.
+    pub id: u32,
+    /// Its natural-log probability.
+    pub logprob: f32,
+    /// The most likely tokens at this position with their log-probabilities,
+    /// most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// Log-softmax of `logits` for `id`, and the `k` most likely tokens.
+pub fn token_logprob(logits: &[f32], id: u32, k: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits.iter().map(|x| (x - max).exp()).sum::<f32>().ln() + max;
+    let lp = |i: usize| logits.get(i).map_or(f32::NEG_INFINITY, |x| x - log_sum);
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k);
+    if k > 0 {
+        let mut idx: Vec<usize> = (0..logits.len()).collect();
+        let k = k.min(idx.len());
+        idx.select_nth_unstable_by(k.saturating_sub(1), |a, b| {
+            logits[*b].total_cmp(&logits[*a])
+        });
+        idx.truncate(k);
+        idx.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]));
+        top = idx.into_iter().map(|i| (i as u32, lp(i))).collect();
+    }
+    TokenLogprob {
+        id,
+        logprob: lp(id as usize),
+        top,
+    }
 }
 
 impl Default for SamplingParams {
@@ -42,6 +81,7 @@ impl Default for SamplingParams {
             seed: 42,
             max_tokens: 256,
             stop: Vec::new(),
+            logprobs: None,
         }
     }
 }
@@ -100,6 +140,7 @@ pub struct Sequence {
     params: SamplingParams,
     stop_ids: Vec<u32>,
     finished: bool,
+    pending_logprob: Option<TokenLogprob>,
 }
 
 impl std::fmt::Debug for Sequence {
@@ -171,6 +212,7 @@ impl Sequence {
             params,
             stop_ids,
             finished: false,
+            pending_logprob: None,
         })
     }
 
@@ -182,6 +224,11 @@ impl Sequence {
     /// Tokens generated so far.
     pub fn completion_tokens(&self) -> usize {
         self.generated.len()
+    }
+
+    /// The log-probability of the token the last step generated, once.
+    pub fn take_logprob(&mut self) -> Option<TokenLogprob> {
+        self.pending_logprob.take()
     }
 
     /// Whether the sequence has finished.
@@ -212,6 +259,7 @@ impl Sequence {
             return Err(InferenceError::Candle("no logits to sample from".into()));
         };
         let vocab = logits.len();
+        let raw = self.params.logprobs.map(|k| (logits.clone(), k));
         let mut t = Tensor::from_vec(logits, (vocab,), &Device::Cpu)?;
         if let Some(penalty) = self
             .params
@@ -225,6 +273,9 @@ impl Sequence {
         let id = self.sampler.sample(&t)?;
         if self.stop_ids.contains(&id) {
             return self.finish(tokenizer, FinishReason::Stop);
+        }
+        if let Some((raw, k)) = raw {
+            self.pending_logprob = Some(token_logprob(&raw, id, k));
         }
         self.generated.push(id);
         let text = self.visible_delta(tokenizer, false)?;
@@ -347,6 +398,19 @@ fn longest_prefix_suffix(text: &[char], stop: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logprobs_are_a_log_softmax_with_sorted_alternatives() {
+        let lp = token_logprob(&[1.0, 3.0, 2.0, 0.0], 2, 2);
+        let total: f32 = [1.0f32, 3.0, 2.0, 0.0].iter().map(|x| x.exp()).sum();
+        assert!((lp.logprob - (2.0f32.exp() / total).ln()).abs() < 1e-5);
+        assert_eq!(
+            lp.top.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(lp.top[0].1 > lp.top[1].1);
+        assert!(token_logprob(&[0.5, 0.5], 0, 0).top.is_empty());
+    }
 
     #[test]
     fn suffix_prefix_overlap() {

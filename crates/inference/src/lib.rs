@@ -12,7 +12,7 @@ pub mod tokenizer;
 pub use embed::Embedder;
 pub use engine::{ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};
 pub use error::InferenceError;
-pub use generate::{FinishReason, SamplingParams, Sequence, Step};
+pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;
 pub use model::{CausalLm, LlamaModel};
 pub use template::{ChatMessage, ChatTemplate};

@@ -141,20 +141,61 @@ struct CompletionRequest {
 const DEFAULT_MAX_TOKENS: usize = 512;
 
 impl Common {
-    fn params(&self) -> Result<(SamplingParams, Option<usize>), ApiError> {
+    /// Log-probabilities requested, as the number of alternatives per token:
+    /// chat uses `logprobs: true` + `top_logprobs` (0–20), text completions
+    /// `logprobs: N` (0–5).
+    fn logprobs(&self, kind: Kind) -> Result<Option<usize>, ApiError> {
+        if self.echo == Some(true) {
+            return Err(ApiError::bad_request(
+                "unsupported_parameter",
+                "echo is not supported yet",
+            ));
+        }
+        match kind {
+            Kind::Chat => {
+                let on = match &self.logprobs {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+                    Some(Value::Bool(true)) => true,
+                    Some(other) => {
+                        return Err(invalid(
+                            "logprobs",
+                            format!("must be true or false, got {other}"),
+                        ));
+                    }
+                };
+                match (on, self.top_logprobs) {
+                    (false, Some(_)) => Err(invalid("top_logprobs", "needs logprobs: true")),
+                    (false, None) => Ok(None),
+                    (true, None) => Ok(Some(0)),
+                    (true, Some(k)) if (0..=20).contains(&k) => Ok(Some(k as usize)),
+                    (true, Some(k)) => Err(invalid(
+                        "top_logprobs",
+                        format!("must be between 0 and 20, got {k}"),
+                    )),
+                }
+            }
+            Kind::Text => match &self.logprobs {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => match n.as_u64() {
+                    Some(k) if k <= 5 => Ok(Some(k as usize)),
+                    _ => Err(invalid(
+                        "logprobs",
+                        format!("must be an integer from 0 to 5, got {n}"),
+                    )),
+                },
+                Some(other) => Err(invalid(
+                    "logprobs",
+                    format!("must be an integer from 0 to 5, got {other}"),
+                )),
+            },
+        }
+    }
+
+    fn params(&self, kind: Kind) -> Result<(SamplingParams, Option<usize>), ApiError> {
         if let Some(n) = self.n.filter(|n| *n != 1) {
             return Err(invalid("n", format!("only n=1 is supported, got {n}")));
         }
-        let wants_logprobs = match &self.logprobs {
-            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-            Some(_) => true,
-        };
-        if wants_logprobs || self.top_logprobs.is_some() || self.echo == Some(true) {
-            return Err(ApiError::bad_request(
-                "unsupported_parameter",
-                "logprobs, top_logprobs and echo are not supported yet",
-            ));
-        }
+        let logprobs = self.logprobs(kind)?;
         let max = match self.max_completion_tokens.or(self.max_tokens) {
             None => None,
             Some(m) if (1..=1_000_000).contains(&m) => Some(m as usize),
@@ -224,6 +265,7 @@ impl Common {
                 seed,
                 max_tokens: max.unwrap_or(DEFAULT_MAX_TOKENS),
                 stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
+                logprobs,
             },
             max,
         ))
@@ -467,12 +509,67 @@ enum Kind {
     Text,
 }
 
-async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<(String, Usage), ApiError> {
+/// A generated token's log-probabilities in OpenAI's shapes.
+struct Logprobs<'a> {
+    tokenizer: &'a offgrid_inference::TextTokenizer,
+    entries: Vec<offgrid_inference::TokenLogprob>,
+}
+
+impl Logprobs<'_> {
+    fn text(&self, id: u32) -> String {
+        self.tokenizer.decode(&[id]).unwrap_or_default()
+    }
+
+    /// Chat: `{"content": [{token, logprob, bytes, top_logprobs}]}`.
+    fn chat(&self) -> Value {
+        let entry = |id: u32, lp: f32| {
+            let t = self.text(id);
+            json!({"token": t, "logprob": lp, "bytes": t.as_bytes()})
+        };
+        let content: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let mut v = entry(e.id, e.logprob);
+                v["top_logprobs"] = e.top.iter().map(|(id, lp)| entry(*id, *lp)).collect();
+                v
+            })
+            .collect();
+        json!({"content": content})
+    }
+
+    /// Text completions: parallel `tokens`, `token_logprobs`,
+    /// `top_logprobs` (maps) and `text_offset` lists.
+    fn text_completion(&self, start_offset: usize) -> Value {
+        let mut offset = start_offset;
+        let (mut tokens, mut lps, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
+        for e in &self.entries {
+            let t = self.text(e.id);
+            offsets.push(offset);
+            offset += t.len();
+            tokens.push(t);
+            lps.push(e.logprob);
+            let top: serde_json::Map<String, Value> = e
+                .top
+                .iter()
+                .map(|(id, lp)| (self.text(*id), json!(lp)))
+                .collect();
+            tops.push(Value::Object(top));
+        }
+        json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
+    }
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+) -> Result<(String, Usage, Vec<offgrid_inference::TokenLogprob>), ApiError> {
     let mut text = String::new();
+    let mut logprobs = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
             Event::Text(t) => text.push_str(&t),
-            Event::Done(usage) => return Ok((text, usage)),
+            Event::Logprob(lp) => logprobs.push(lp),
+            Event::Done(usage) => return Ok((text, usage, logprobs)),
             Event::Error(e) => return Err(ApiError::internal(e)),
         }
     }
@@ -496,6 +593,8 @@ struct StreamState {
     pending: std::collections::VecDeque<Bytes>,
     finished: bool,
     accounting: Accounting,
+    model_ref: Arc<ChatModel>,
+    text_offset: usize,
 }
 
 impl StreamState {
@@ -534,7 +633,21 @@ fn stream_response(state: StreamState) -> HttpResponse {
             match s.rx.recv().await {
                 Some(Event::Text(t)) if t.is_empty() => {}
                 Some(Event::Text(t)) => {
+                    s.text_offset += t.len();
                     let c = s.chunk(json!({"content": t}), None);
+                    s.pending.push_back(sse(&c));
+                }
+                Some(Event::Logprob(lp)) => {
+                    let lps = Logprobs {
+                        tokenizer: &s.model_ref.tokenizer,
+                        entries: vec![lp],
+                    };
+                    let value = match s.kind {
+                        Kind::Chat => lps.chat(),
+                        Kind::Text => lps.text_completion(s.text_offset),
+                    };
+                    let mut c = s.chunk(json!({"content": ""}), None);
+                    c["choices"][0]["logprobs"] = value;
                     s.pending.push_back(sse(&c));
                 }
                 Some(Event::Done(usage)) => {
@@ -585,8 +698,8 @@ async fn run(
     text: PromptText,
 ) -> Result<HttpResponse, ApiError> {
     let model = chat_model(state, &common.model)?;
-    let (params, explicit_max) = common.params()?;
-    let prepared = prepare(model, text, params, explicit_max).await?;
+    let (params, explicit_max) = common.params(kind)?;
+    let prepared = prepare(model.clone(), text, params, explicit_max).await?;
     let rx = submit(state, fairness_key(caller, client), prepared)?;
     let endpoint = if kind == Kind::Chat {
         "chat.completions"
@@ -616,14 +729,23 @@ async fn run(
             pending: Default::default(),
             finished: false,
             accounting,
+            model_ref: model,
+            text_offset: 0,
         }));
     }
-    let (text, usage) = collect(rx).await?;
+    let wants_logprobs = common.logprobs(kind)?.is_some();
+    let (text, usage, entries) = collect(rx).await?;
     accounting.record(usage.prompt_tokens, usage.completion_tokens, usage.duration);
+    let lps = Logprobs {
+        tokenizer: &model.tokenizer,
+        entries,
+    };
     let choice = match kind {
         Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
-                             "logprobs": null, "finish_reason": usage.finish_reason.as_str()}),
-        Kind::Text => json!({"index": 0, "text": text, "logprobs": null,
+                             "logprobs": if wants_logprobs { lps.chat() } else { Value::Null },
+                             "finish_reason": usage.finish_reason.as_str()}),
+        Kind::Text => json!({"index": 0, "text": text,
+                             "logprobs": if wants_logprobs { lps.text_completion(0) } else { Value::Null },
                              "finish_reason": usage.finish_reason.as_str()}),
     };
     let object = if kind == Kind::Chat {
