@@ -450,3 +450,65 @@ fn logprobs_follow_openai_semantics() {
             .contains("logprobs")
     );
 }
+
+#[test]
+fn echo_with_max_tokens_zero_scores_a_given_text() {
+    let app = spawn_with_models(|_| {});
+    let score = |text: &str| {
+        let b = body(app.post(
+            "/v1/completions",
+            None,
+            json!({
+                "model": CHAT, "prompt": text, "max_tokens": 0, "echo": true, "logprobs": 1
+            }),
+        ));
+        assert_eq!(b["choices"][0]["text"], text, "echo returns the prompt");
+        assert_eq!(b["usage"]["completion_tokens"], 0);
+        let lp = &b["choices"][0]["logprobs"];
+        let tokens: String = lp["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert_eq!(tokens, text, "tokens cover the text");
+        let lps = lp["token_logprobs"]
+            .as_array()
+            .expect("token_logprobs")
+            .clone();
+        assert!(lps[0].is_null(), "nothing predicts the first token");
+        assert!(
+            lps[1..]
+                .iter()
+                .all(|v| v.as_f64().is_some_and(|x| x <= 0.0))
+        );
+        lps.last().and_then(Value::as_f64).expect("last")
+    };
+    let paris = score("The capital of France is Paris");
+    let london = score("The capital of France is London");
+    assert!(
+        paris > london,
+        "Paris {paris} should score above London {london}"
+    );
+    // echo is only for text completions, and not with streaming.
+    let chat = app.post(
+        "/v1/chat/completions",
+        None,
+        json!({
+            "model": CHAT, "messages": [{"role": "user", "content": "hi"}], "echo": true
+        }),
+    );
+    assert_eq!(chat.status(), 400);
+    let streamed = app.post(
+        "/v1/completions",
+        None,
+        json!({"model": CHAT, "prompt": "x", "echo": true, "stream": true}),
+    );
+    assert_eq!(streamed.status(), 400);
+    let zero = app.post(
+        "/v1/completions",
+        None,
+        json!({"model": CHAT, "prompt": "x", "max_tokens": 0}),
+    );
+    assert_eq!(zero.status(), 400, "max_tokens 0 needs echo");
+}

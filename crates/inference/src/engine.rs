@@ -97,6 +97,9 @@ pub enum Event {
     /// The log-probability of the token just generated (only when the
     /// request asked for log-probabilities); sent before that step's text.
     Logprob(crate::generate::TokenLogprob),
+    /// Log-probabilities of prompt tokens (when the request scores its
+    /// prompt), in prompt order, starting at the second token.
+    PromptLogprobs(Vec<crate::generate::TokenLogprob>),
     /// Finished.
     Done(Usage),
     /// Failed.
@@ -297,7 +300,11 @@ fn schedule(rx: mpsc::Receiver<(Job, Instant)>, queued: Arc<AtomicUsize>, config
             let r = &mut running[i];
             let outcome = r.seq.step(&r.model.tokenizer);
             let mut alive = true;
-            if let Some(lp) = r.seq.take_logprob() {
+            let scored = r.seq.take_prompt_logprobs();
+            if !scored.is_empty() {
+                alive = (r.sink)(Event::PromptLogprobs(scored));
+            }
+            if let Some(lp) = r.seq.take_logprob().filter(|_| alive) {
                 alive = (r.sink)(Event::Logprob(lp));
             }
             let keep = alive

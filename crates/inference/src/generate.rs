@@ -33,6 +33,10 @@ pub struct SamplingParams {
     /// Report each generated token's log-probability and this many most
     /// likely alternatives (`None`: no log-probabilities).
     pub logprobs: Option<usize>,
+    /// Also score the prompt: the log-probability of every prompt token
+    /// after the first (needs `logprobs`; the prompt is then fed one token
+    /// at a time). With `max_tokens` 0 nothing is generated.
+    pub score_prompt: bool,
 }
 
 /// A generated token's log-probability under the model (before sampling
@@ -82,6 +86,7 @@ impl Default for SamplingParams {
             max_tokens: 256,
             stop: Vec::new(),
             logprobs: None,
+            score_prompt: false,
         }
     }
 }
@@ -141,6 +146,7 @@ pub struct Sequence {
     stop_ids: Vec<u32>,
     finished: bool,
     pending_logprob: Option<TokenLogprob>,
+    prompt_logprobs: Vec<TokenLogprob>,
 }
 
 impl std::fmt::Debug for Sequence {
@@ -213,6 +219,7 @@ impl Sequence {
             stop_ids,
             finished: false,
             pending_logprob: None,
+            prompt_logprobs: Vec::new(),
         })
     }
 
@@ -231,6 +238,11 @@ impl Sequence {
         self.pending_logprob.take()
     }
 
+    /// Log-probabilities of prompt tokens scored since the last call.
+    pub fn take_prompt_logprobs(&mut self) -> Vec<TokenLogprob> {
+        std::mem::take(&mut self.prompt_logprobs)
+    }
+
     /// Whether the sequence has finished.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -245,14 +257,27 @@ impl Sequence {
             });
         }
         if self.prefilled < self.prompt.len() {
-            let end = (self.prefilled + PREFILL_CHUNK).min(self.prompt.len());
+            let scoring = self
+                .params
+                .score_prompt
+                .then_some(self.params.logprobs)
+                .flatten();
+            // Scoring needs the logits after every prompt token.
+            let chunk = if scoring.is_some() { 1 } else { PREFILL_CHUNK };
+            let end = (self.prefilled + chunk).min(self.prompt.len());
             let logits = self
                 .model
                 .forward(&self.prompt[self.prefilled..end], self.prefilled)?;
             self.prefilled = end;
+            if let (Some(k), Some(next)) = (scoring, self.prompt.get(end)) {
+                self.prompt_logprobs.push(token_logprob(&logits, *next, k));
+            }
             self.logits = Some(logits);
             if self.prefilled < self.prompt.len() {
                 return Ok(Step::Prefill);
+            }
+            if self.params.max_tokens == 0 {
+                return self.finish(tokenizer, FinishReason::Length);
             }
         }
         let Some(logits) = self.logits.take() else {

@@ -225,6 +225,7 @@ fn sequences_stream_sample_and_stop() {
         max_tokens: 24,
         stop: Vec::new(),
         logprobs: None,
+        score_prompt: false,
     };
     let a = run_sequence(&base, &tok, &prompt, hot(7)).1;
     let b = run_sequence(&base, &tok, &prompt, hot(7)).1;

@@ -145,11 +145,11 @@ impl Common {
     /// chat uses `logprobs: true` + `top_logprobs` (0–20), text completions
     /// `logprobs: N` (0–5).
     fn logprobs(&self, kind: Kind) -> Result<Option<usize>, ApiError> {
-        if self.echo == Some(true) {
-            return Err(ApiError::bad_request(
-                "unsupported_parameter",
-                "echo is not supported yet",
-            ));
+        if self.echo == Some(true) && kind == Kind::Chat {
+            return Err(invalid("echo", "is only available on /v1/completions"));
+        }
+        if self.echo == Some(true) && self.stream {
+            return Err(invalid("echo", "cannot be combined with stream"));
         }
         match kind {
             Kind::Chat => {
@@ -196,9 +196,12 @@ impl Common {
             return Err(invalid("n", format!("only n=1 is supported, got {n}")));
         }
         let logprobs = self.logprobs(kind)?;
+        let echo = self.echo == Some(true);
         let max = match self.max_completion_tokens.or(self.max_tokens) {
             None => None,
             Some(m) if (1..=1_000_000).contains(&m) => Some(m as usize),
+            // Scoring a given text: echo it, generate nothing.
+            Some(0) if echo => Some(0),
             Some(m) => {
                 let field = if self.max_completion_tokens.is_some() {
                     "max_completion_tokens"
@@ -266,6 +269,7 @@ impl Common {
                 max_tokens: max.unwrap_or(DEFAULT_MAX_TOKENS),
                 stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
                 logprobs,
+                score_prompt: echo && logprobs.is_some(),
             },
             max,
         ))
@@ -513,6 +517,9 @@ enum Kind {
 struct Logprobs<'a> {
     tokenizer: &'a offgrid_inference::TextTokenizer,
     entries: Vec<offgrid_inference::TokenLogprob>,
+    /// With `echo`: the prompt's token ids and the scores of all but the
+    /// first.
+    prompt: Option<(Vec<u32>, Vec<offgrid_inference::TokenLogprob>)>,
 }
 
 impl Logprobs<'_> {
@@ -543,12 +550,36 @@ impl Logprobs<'_> {
     fn text_completion(&self, start_offset: usize) -> Value {
         let mut offset = start_offset;
         let (mut tokens, mut lps, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
+        if let Some((ids, scores)) = &self.prompt {
+            for (i, id) in ids.iter().enumerate() {
+                let t = self.text(*id);
+                offsets.push(offset);
+                offset += t.len();
+                tokens.push(t);
+                // The first token has nothing before it to be predicted from.
+                match i.checked_sub(1).and_then(|j| scores.get(j)) {
+                    Some(e) => {
+                        lps.push(json!(e.logprob));
+                        let top: serde_json::Map<String, Value> = e
+                            .top
+                            .iter()
+                            .map(|(id, lp)| (self.text(*id), json!(lp)))
+                            .collect();
+                        tops.push(Value::Object(top));
+                    }
+                    None => {
+                        lps.push(Value::Null);
+                        tops.push(Value::Null);
+                    }
+                }
+            }
+        }
         for e in &self.entries {
             let t = self.text(e.id);
             offsets.push(offset);
             offset += t.len();
             tokens.push(t);
-            lps.push(e.logprob);
+            lps.push(json!(e.logprob));
             let top: serde_json::Map<String, Value> = e
                 .top
                 .iter()
@@ -560,16 +591,31 @@ impl Logprobs<'_> {
     }
 }
 
-async fn collect(
-    mut rx: mpsc::UnboundedReceiver<Event>,
-) -> Result<(String, Usage, Vec<offgrid_inference::TokenLogprob>), ApiError> {
+/// Everything a non-streaming request produced.
+struct Collected {
+    text: String,
+    usage: Usage,
+    logprobs: Vec<offgrid_inference::TokenLogprob>,
+    prompt_logprobs: Vec<offgrid_inference::TokenLogprob>,
+}
+
+async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected, ApiError> {
     let mut text = String::new();
     let mut logprobs = Vec::new();
+    let mut prompt_logprobs = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
             Event::Text(t) => text.push_str(&t),
             Event::Logprob(lp) => logprobs.push(lp),
-            Event::Done(usage) => return Ok((text, usage, logprobs)),
+            Event::PromptLogprobs(lps) => prompt_logprobs.extend(lps),
+            Event::Done(usage) => {
+                return Ok(Collected {
+                    text,
+                    usage,
+                    logprobs,
+                    prompt_logprobs,
+                });
+            }
             Event::Error(e) => return Err(ApiError::internal(e)),
         }
     }
@@ -637,10 +683,12 @@ fn stream_response(state: StreamState) -> HttpResponse {
                     let c = s.chunk(json!({"content": t}), None);
                     s.pending.push_back(sse(&c));
                 }
+                Some(Event::PromptLogprobs(_)) => {}
                 Some(Event::Logprob(lp)) => {
                     let lps = Logprobs {
                         tokenizer: &s.model_ref.tokenizer,
                         entries: vec![lp],
+                        prompt: None,
                     };
                     let value = match s.kind {
                         Kind::Chat => lps.chat(),
@@ -699,7 +747,12 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let model = chat_model(state, &common.model)?;
     let (params, explicit_max) = common.params(kind)?;
+    let echo_text = match (&text, common.echo) {
+        (PromptText::Raw(p), Some(true)) => Some(p.clone()),
+        _ => None,
+    };
     let prepared = prepare(model.clone(), text, params, explicit_max).await?;
+    let prompt_ids = echo_text.as_ref().map(|_| prepared.prompt.clone());
     let rx = submit(state, fairness_key(caller, client), prepared)?;
     let endpoint = if kind == Kind::Chat {
         "chat.completions"
@@ -734,11 +787,21 @@ async fn run(
         }));
     }
     let wants_logprobs = common.logprobs(kind)?.is_some();
-    let (text, usage, entries) = collect(rx).await?;
+    let Collected {
+        text,
+        usage,
+        logprobs: entries,
+        prompt_logprobs,
+    } = collect(rx).await?;
     accounting.record(usage.prompt_tokens, usage.completion_tokens, usage.duration);
+    let text = match echo_text {
+        Some(prompt) => prompt + &text,
+        None => text,
+    };
     let lps = Logprobs {
         tokenizer: &model.tokenizer,
         entries,
+        prompt: prompt_ids.map(|ids| (ids, prompt_logprobs)),
     };
     let choice = match kind {
         Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
