@@ -31,6 +31,27 @@ enum Command {
     /// Installed models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Send one prompt to a running server and stream the answer
+    /// (Ctrl-C stops the generation).
+    Run {
+        /// Model id.
+        model: String,
+        /// The prompt (read from stdin when absent).
+        prompt: Option<String>,
+        /// Server URL (default: from the host and port settings).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Chat with a model on a running server (Ctrl-C stops the current
+    /// answer; Ctrl-D or /exit quits).
+    Chat {
+        /// Model id.
+        #[arg(long, default_value = "smollm2-135m-instruct")]
+        model: String,
+        /// Server URL (default: from the host and port settings).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// List user accounts (multi-user mode).
     Users {
         /// Print JSON.
@@ -178,10 +199,28 @@ fn main() -> ExitCode {
         },
         Command::Users { json } => users(&loaded, json),
         Command::Models(cmd) => models::run(&loaded.settings.home.join("models"), cmd),
+        Command::Run { model, prompt, url } => {
+            client::run(&server_url(&loaded, url), &model, prompt)
+        }
+        Command::Chat { model, url } => client::chat(&server_url(&loaded, url), &model),
     }
 }
 
+mod client;
 mod models;
+
+/// The server's base URL: `--url`, else the configured host and port.
+fn server_url(loaded: &Loaded, url: Option<String>) -> String {
+    url.unwrap_or_else(|| {
+        let host = match loaded.settings.host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            h => h,
+        };
+        format!("http://{host}:{}", loaded.settings.port)
+    })
+    .trim_end_matches('/')
+    .to_owned()
+}
 
 fn show_config(loaded: &Loaded, json: bool) {
     let rows = loaded.rows();

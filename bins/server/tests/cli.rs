@@ -216,3 +216,109 @@ fn models_list_and_show_read_the_installed_files() {
         Some(1)
     );
 }
+
+/// A real `offgrid serve` process on a free port, with the default models.
+struct ServerProcess {
+    child: std::process::Child,
+    url: String,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_with_models() -> ServerProcess {
+    let home = tempfile::tempdir().expect("tempdir");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(installed_models(), home.path().join("models")).expect("link");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_offgrid"))
+        .args(["serve", "--port", &port.to_string()])
+        .env("OFFGRID_HOME", home.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    // Owned from here: Drop kills and reaps it, also when we panic below.
+    let server = ServerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _home: home,
+    };
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..300 {
+        let health = client.get(format!("{}/health", server.url)).send();
+        if health.is_ok_and(|r| r.status().is_success()) {
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("offgrid serve did not come up");
+}
+
+#[test]
+fn run_and_chat_stream_answers_from_a_running_server() {
+    use std::io::Write;
+    let server = serve_with_models();
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = offgrid(
+        home.path(),
+        &[],
+        &[
+            "run",
+            "smollm2-135m-instruct",
+            "Explain what a CPU does in one sentence.",
+            "--url",
+            &server.url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_offgrid"))
+        .args(["chat", "--url", &server.url])
+        .env("OFFGRID_HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn chat");
+    chat.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"Hi there\nWhat is 2 + 2?\n/exit\n")
+        .expect("write");
+    let out = chat.wait_with_output().expect("chat");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        "{text}"
+    );
+
+    let unknown = offgrid(
+        home.path(),
+        &[],
+        &["run", "no-such-model", "hi", "--url", &server.url],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr_line(&unknown).contains("404"));
+    let dead = offgrid(
+        home.path(),
+        &[],
+        &["run", "x", "hi", "--url", "http://127.0.0.1:9"],
+    );
+    assert_eq!(dead.status.code(), Some(1));
+    assert!(stderr_line(&dead).contains("cannot reach"));
+}
