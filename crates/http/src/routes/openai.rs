@@ -747,6 +747,7 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let model = chat_model(state, &common.model)?;
     let (params, explicit_max) = common.params(kind)?;
+    let wants_logprobs = params.logprobs.is_some();
     let echo_text = match (&text, common.echo) {
         (PromptText::Raw(p), Some(true)) => Some(p.clone()),
         _ => None,
@@ -786,7 +787,6 @@ async fn run(
             text_offset: 0,
         }));
     }
-    let wants_logprobs = common.logprobs(kind)?.is_some();
     let Collected {
         text,
         usage,
