@@ -47,6 +47,24 @@ impl ChatModel {
     /// Opens and loads a GGUF chat model.
     pub fn load(id: &str, path: &std::path::Path) -> Result<Self, InferenceError> {
         let file = GgufFile::open(path)?;
+        let (tokenizer, template) = Self::check(&file)?;
+        let stop_ids = stop_token_ids(&tokenizer);
+        let base = LlamaModel::load(file)?;
+        Ok(ChatModel {
+            id: id.to_owned(),
+            tokenizer,
+            template,
+            base,
+            stop_ids,
+        })
+    }
+
+    /// Checks, without reading any weight, that an opened GGUF file is a
+    /// chat model we can run: a supported architecture, a tokenizer that
+    /// builds from its metadata and a chat template that compiles. Returns
+    /// the tokenizer and template.
+    pub fn check(file: &GgufFile) -> Result<(TextTokenizer, ChatTemplate), InferenceError> {
+        LlamaModel::check_architecture(file)?;
         let tokenizer = TextTokenizer::from_gguf(file.content())?;
         let bos = tokenizer
             .bos_id()
@@ -57,15 +75,7 @@ impl ChatModel {
             .and_then(|i| tokenizer.token(i))
             .unwrap_or_default();
         let template = ChatTemplate::new(file.metadata_str("tokenizer.chat_template"), &bos, &eos)?;
-        let stop_ids = stop_token_ids(&tokenizer);
-        let base = LlamaModel::load(file)?;
-        Ok(ChatModel {
-            id: id.to_owned(),
-            tokenizer,
-            template,
-            base,
-            stop_ids,
-        })
+        Ok((tokenizer, template))
     }
 
     /// Context length in tokens.

@@ -41,6 +41,26 @@ pub enum InferenceError {
         /// Context length.
         context: usize,
     },
+    /// A model id that cannot name a folder (empty, too long, a path
+    /// separator, a leading dot, characters outside `[A-Za-z0-9._:-]`).
+    #[error(
+        "invalid model name {0:?}: use 1 to 64 letters, digits, '.', '_', ':' or '-', not starting with '.'"
+    )]
+    InvalidModelId(String),
+    /// A model with this id is already installed.
+    #[error("a model named {0:?} is already installed (remove it first or pick another --name)")]
+    ModelExists(String),
+    /// No model with this id is installed.
+    #[error("no model named {0:?} is installed")]
+    ModelNotFound(String),
+    /// A file or folder offered for import is not a model we can run.
+    #[error("{path} cannot be imported: {reason}")]
+    NotAModel {
+        /// The file or folder.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// candle failed during the forward pass.
     #[error("model execution: {0}")]
     Candle(String),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod registry;
 pub mod template;
 pub mod tokenizer;
 
@@ -15,5 +16,6 @@ pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;
 pub use model::{CausalLm, LlamaModel};
+pub use registry::{ModelEntry, ModelKind, ModelRegistry};
 pub use template::{ChatMessage, ChatTemplate};
 pub use tokenizer::TextTokenizer;

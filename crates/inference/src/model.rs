@@ -41,10 +41,7 @@ impl std::fmt::Debug for LlamaModel {
 impl LlamaModel {
     /// Loads the weights of an opened GGUF file.
     pub fn load(file: GgufFile) -> Result<Self, InferenceError> {
-        let arch = file.architecture()?.to_owned();
-        if arch != "llama" {
-            return Err(InferenceError::UnsupportedArchitecture(arch));
-        }
+        Self::check_architecture(&file)?;
         // candle's quantized llama precomputes RoPE for at most MAX_SEQ_LEN.
         let context_length = file
             .context_length()
@@ -60,6 +57,15 @@ impl LlamaModel {
             device,
             context_length,
         })
+    }
+
+    /// Fails with [`InferenceError::UnsupportedArchitecture`] unless the
+    /// file's `general.architecture` is one this type runs.
+    pub fn check_architecture(file: &GgufFile) -> Result<(), InferenceError> {
+        match file.architecture()? {
+            "llama" => Ok(()),
+            other => Err(InferenceError::UnsupportedArchitecture(other.to_owned())),
+        }
     }
 
     /// Opens, validates and loads a GGUF file.
