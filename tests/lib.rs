@@ -72,6 +72,29 @@ pub fn spawn_with_models(configure: impl FnOnce(&mut Settings)) -> TestApp {
     )
 }
 
+/// Like [`spawn_with_models`], but the temporary home gets its own models
+/// folder holding only the chat model (hard links where possible, else
+/// copies), so a test may import and remove models without touching the
+/// installed ones.
+pub fn spawn_with_private_models(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let models = models_dir();
+    spawn_in(
+        |home| {
+            let src = models.join("smollm2-135m-instruct");
+            let dst = home.join("models").join("smollm2-135m-instruct");
+            std::fs::create_dir_all(&dst).expect("models dir");
+            for entry in std::fs::read_dir(&src).expect("installed chat model") {
+                let path = entry.expect("entry").path();
+                let target = dst.join(path.file_name().expect("file name"));
+                if std::fs::hard_link(&path, &target).is_err() {
+                    std::fs::copy(&path, &target).expect("copy model file");
+                }
+            }
+        },
+        configure,
+    )
+}
+
 /// Starts a server with default settings changed by `configure` (port 0,
 /// bcrypt cost 4, a fresh temporary home).
 pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {

@@ -6,6 +6,7 @@ mod helpers;
 mod inference;
 mod keys;
 mod layering;
+mod models;
 mod modes;
 mod network;
 mod openai_client;

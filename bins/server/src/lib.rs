@@ -49,15 +49,16 @@ pub struct Prepared {
 /// `settings.host:settings.port`. Blocking; call before entering the runtime.
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     let (_db, auth) = open(&settings, auth_config)?;
-    let models = offgrid_http::Models::load_dir(
+    let models = offgrid_http::Models::open(
         &settings.home.join("models"),
         offgrid_inference::EngineConfig::default(),
+        settings.keep_alive,
     )?;
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     Ok(Prepared {
-        state: AppState::new(settings, Arc::new(auth), Arc::new(models)),
+        state: AppState::new(settings, Arc::new(auth), models),
         listener,
         addr,
     })

@@ -90,13 +90,31 @@ enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one model's details, with the sha256 of its files.
+    /// Show one model's details.
     Show {
         /// Model id (its folder name under $OFFGRID_HOME/models).
         id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Copy a local .gguf file (or an embedding model folder with
+    /// model.safetensors, tokenizer.json and config.json) into the models
+    /// folder, after checking it is a model OffGrid can run.
+    Import {
+        /// The .gguf file or the embedding model folder.
+        path: std::path::PathBuf,
+        /// The model id (default: the file name without .gguf, lowercased).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an installed model and its files.
+    Remove {
+        /// Model id.
+        id: String,
     },
 }
 

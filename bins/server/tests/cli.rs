@@ -204,7 +204,7 @@ fn models_list_and_show_read_the_installed_files() {
             .is_some_and(|p| (130_000_000..140_000_000).contains(&p))
     );
     assert_eq!(
-        m["sha256"]["SmolLM2-135M-Instruct.Q4_1.gguf"],
+        m["sha256"],
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     );
     let bad = offgrid(home.path(), &[], &["models", "show", "../etc"]);
@@ -215,6 +215,79 @@ fn models_list_and_show_read_the_installed_files() {
             .code(),
         Some(1)
     );
+}
+
+#[test]
+fn models_import_and_remove_are_all_or_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let gguf = installed_models()
+        .join("smollm2-135m-instruct")
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+
+    // A truncated copy is refused with one line, and nothing is installed.
+    let bytes = std::fs::read(&gguf).expect("read model");
+    let half = home.path().join("half.gguf");
+    std::fs::write(&half, &bytes[..bytes.len() / 3]).expect("write");
+    let out = offgrid(
+        home.path(),
+        &[],
+        &["models", "import", half.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("truncated") && err.lines().count() == 1,
+        "{err}"
+    );
+    let models = home.path().join("models");
+    assert!(std::fs::read_dir(&models).map_or(0, |d| d.count()) == 0);
+
+    // A name with a path separator is refused before anything is copied.
+    let out = offgrid(
+        home.path(),
+        &[],
+        &[
+            "models",
+            "import",
+            gguf.to_str().expect("utf-8"),
+            "--name",
+            "a/b",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid model name"));
+
+    let out = offgrid(
+        home.path(),
+        &[],
+        &[
+            "models",
+            "import",
+            gguf.to_str().expect("utf-8"),
+            "--name",
+            "tiny",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(m["id"], "tiny");
+    assert_eq!(
+        m["sha256"],
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
+    let list = offgrid(home.path(), &[], &["models", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("tiny"));
+
+    let out = offgrid(home.path(), &[], &["models", "remove", "tiny"]);
+    assert!(out.status.success());
+    assert!(!models.join("tiny").exists());
+    let out = offgrid(home.path(), &[], &["models", "remove", "tiny"]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 /// A real `offgrid serve` process on a free port, with the default models.

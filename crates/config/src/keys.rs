@@ -146,6 +146,16 @@ pub static KEYS: &[KeySpec] = &[
         },
         show: |s| s.allowed_hosts.join(","),
     },
+    KeySpec {
+        name: "keep_alive",
+        env: "OFFGRID_KEEP_ALIVE",
+        expected: "a duration like 5m, 1h30m, 45s or 0 (unload at once), or -1 (never unload)",
+        apply: |s, r| {
+            s.keep_alive = crate::KeepAlive::parse(r.as_text()?)?;
+            Some(())
+        },
+        show: |s| s.keep_alive.to_string(),
+    },
 ];
 
 /// The row for `name`, if it is a known key.

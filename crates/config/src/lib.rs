@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod duration;
 mod keys;
 mod load;
 
+pub use duration::KeepAlive;
 pub use keys::KEYS;
 pub use load::{
     ConfigError, Loaded, Overrides, Settings, Source, load, load_from_process, validate_file,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Extra `Host` names accepted when bound to loopback.
     pub allowed_hosts: Vec<String>,
+    /// How long an idle model stays loaded (per request: `keep_alive`).
+    pub keep_alive: crate::KeepAlive,
     /// Data directory (`OFFGRID_HOME`): database, secrets, models.
     pub home: PathBuf,
 }
@@ -48,6 +50,7 @@ impl Settings {
             bcrypt_cost: 12,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             home,
         }
     }

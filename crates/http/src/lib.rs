@@ -11,5 +11,5 @@ mod state;
 pub use access::{Access, RouteInfo, route_table};
 pub use app::{configure, serve};
 pub use error::ApiError;
-pub use models::Models;
+pub use models::{ModelError, ModelStatus, Models};
 pub use state::AppState;

@@ -1,91 +1,419 @@
-//! The models the server has loaded, and the engine that runs them.
+//! The server's models: the registry of what is installed, the models
+//! currently in memory, and the engine that runs them.
+//!
+//! Models load on first use and stay loaded for a keep-alive after their
+//! last request (the `keep_alive` setting, or a request's own `keep_alive`,
+//! as in Ollama). A reaper thread unloads a model once it is idle (no
+//! request holds it) and its keep-alive has run out. Loading, importing
+//! and removing block: call them from the blocking pool.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
-use offgrid_inference::{ChatModel, Embedder, Engine, EngineConfig, InferenceError};
+use offgrid_config::KeepAlive;
+use offgrid_inference::registry::BrokenModel;
+use offgrid_inference::{
+    ChatModel, Embedder, Engine, EngineConfig, InferenceError, ModelEntry, ModelKind, ModelRegistry,
+};
 
-/// Loaded models plus the engine. Built once at start-up.
-#[derive(Debug)]
-pub struct Models {
-    /// Chat (GGUF) models by id.
-    pub chat: BTreeMap<String, Arc<ChatModel>>,
-    /// Embedding models by id.
-    pub embedding: BTreeMap<String, Arc<Embedder>>,
-    /// The scheduler for chat and completion requests.
-    pub engine: Engine,
-    /// Unix time the models were loaded (OpenAI's `created`).
-    pub created: i64,
+/// How often the reaper looks for idle models.
+const REAP_EVERY: Duration = Duration::from_millis(250);
+/// Every this many reaper ticks, the models directory is checked for
+/// changes made by other processes.
+const RESCAN_EVERY_TICKS: u32 = 8;
+
+/// A model in memory.
+#[derive(Clone)]
+enum Instance {
+    Chat(Arc<ChatModel>),
+    Embedding(Arc<Embedder>),
 }
 
-impl Models {
-    /// Loads every model under `dir`: a folder with a `.gguf` file is a chat
-    /// model, one with `model.safetensors`, `tokenizer.json` and
-    /// `config.json` an embedding model; the folder name is the model id. A
-    /// model that fails to load is skipped with a warning. Blocking.
-    pub fn load_dir(dir: &Path, engine: EngineConfig) -> Result<Self, InferenceError> {
-        let mut chat = BTreeMap::new();
-        let mut embedding = BTreeMap::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries.filter_map(Result::ok).collect::<Vec<_>>(),
-            Err(_) => Vec::new(),
-        };
-        for entry in entries {
-            let path = entry.path();
-            let Some(id) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            if id.starts_with('.') || !path.is_dir() {
-                continue;
-            }
-            if let Some(gguf) = first_gguf(&path) {
-                match ChatModel::load(&id, &gguf) {
-                    Ok(m) => {
-                        tracing::info!(model = %id, "loaded chat model");
-                        chat.insert(id, Arc::new(m));
-                    }
-                    Err(e) => tracing::warn!(model = %id, error = %e, "skipping model"),
-                }
-            } else if path.join("model.safetensors").exists()
-                && path.join("tokenizer.json").exists()
-            {
-                match Embedder::open(&path) {
-                    Ok(m) => {
-                        tracing::info!(model = %id, "loaded embedding model");
-                        embedding.insert(id, Arc::new(m));
-                    }
-                    Err(e) => tracing::warn!(model = %id, error = %e, "skipping model"),
-                }
-            }
+impl Instance {
+    /// Whether a request (or the engine) holds a reference besides ours.
+    fn in_use(&self) -> bool {
+        match self {
+            Instance::Chat(m) => Arc::strong_count(m) > 1,
+            Instance::Embedding(m) => Arc::strong_count(m) > 1,
         }
-        if chat.is_empty() && embedding.is_empty() {
-            tracing::warn!(
-                dir = %dir.display(),
-                "no models installed: run `cargo xtask models` to install the default models"
-            );
-        }
-        Ok(Models {
-            chat,
-            embedding,
-            engine: Engine::start(engine)?,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        })
     }
 }
 
-fn first_gguf(dir: &Path) -> Option<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
-        })
-        .collect();
-    files.sort();
-    files.into_iter().next()
+struct Resident {
+    instance: Instance,
+    keep_alive: KeepAlive,
+    /// Last time a request asked for it or the reaper saw it in use.
+    last_used: Instant,
+}
+
+impl Resident {
+    fn expires_in(&self, now: Instant) -> Option<Duration> {
+        match self.keep_alive {
+            KeepAlive::Forever => None,
+            KeepAlive::For(d) => Some((self.last_used + d).saturating_duration_since(now)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Installed models by id (the registry, as last scanned).
+    installed: BTreeMap<String, ModelEntry>,
+    /// Folders that are not usable models.
+    broken: Vec<BrokenModel>,
+    /// Models in memory by id.
+    resident: HashMap<String, Resident>,
+    /// The models directory's modification time at the last scan.
+    stamp: Option<std::time::SystemTime>,
+}
+
+/// A model as listed: its registry entry and whether it is in memory.
+#[derive(Debug, Clone)]
+pub struct ModelStatus {
+    /// What is installed.
+    pub entry: ModelEntry,
+    /// `Some` while loaded: time left before it unloads (`None` inside:
+    /// never).
+    pub loaded: Option<Option<Duration>>,
+}
+
+/// Why a model could not be used, imported or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// No installed model has this id.
+    #[error("The model `{0}` does not exist")]
+    NotFound(String),
+    /// The model exists but is the other kind.
+    #[error("The model `{id}` is not {wanted} model")]
+    WrongKind {
+        /// The model.
+        id: String,
+        /// `a chat` or `an embedding`.
+        wanted: &'static str,
+    },
+    /// Registry or model loading failed.
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// Installed models, loaded models and the engine.
+pub struct Models {
+    registry: ModelRegistry,
+    /// The scheduler for chat and completion requests.
+    pub engine: Engine,
+    default_keep_alive: KeepAlive,
+    inner: Mutex<Inner>,
+    /// Held while a model loads, so two requests never load it twice.
+    loading: Mutex<()>,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("dir", &self.registry.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Models {
+    /// Opens the registry under `dir` (cleaning up after a crashed import),
+    /// scans it and starts the engine and the reaper. Nothing is loaded
+    /// yet. Blocking.
+    pub fn open(
+        dir: &Path,
+        engine: EngineConfig,
+        default_keep_alive: KeepAlive,
+    ) -> Result<Arc<Self>, InferenceError> {
+        let registry = ModelRegistry::new(dir);
+        registry.clean_leftovers();
+        let models = Arc::new(Models {
+            registry,
+            engine: Engine::start(engine)?,
+            default_keep_alive,
+            inner: Mutex::new(Inner::default()),
+            loading: Mutex::new(()),
+        });
+        models.rescan();
+        let weak = Arc::downgrade(&models);
+        std::thread::Builder::new()
+            .name("offgrid-reaper".into())
+            .spawn(move || reap(&weak))
+            .map_err(|e| InferenceError::Candle(format!("cannot start reaper thread: {e}")))?;
+        Ok(models)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Re-reads the models directory. Blocking (hashes new folders).
+    pub fn rescan(&self) {
+        let stamp = dir_stamp(self.registry.dir());
+        let scan = self.registry.scan();
+        let mut inner = self.lock();
+        for b in &scan.broken {
+            if !inner.broken.contains(b) {
+                tracing::warn!(model = %b.id, reason = %b.reason, "skipping model folder");
+            }
+        }
+        for m in &scan.models {
+            if !inner.installed.contains_key(&m.id) {
+                tracing::info!(model = %m.id, kind = m.kind.as_str(), "model available");
+            }
+        }
+        if scan.models.is_empty() && (stamp != inner.stamp || inner.stamp.is_none()) {
+            tracing::warn!(
+                dir = %self.registry.dir().display(),
+                "no models installed: run `cargo xtask models` to install the default models"
+            );
+        }
+        inner.stamp = stamp;
+        inner.installed = scan.models.into_iter().map(|m| (m.id.clone(), m)).collect();
+        inner.broken = scan.broken;
+        let Inner {
+            installed,
+            resident,
+            ..
+        } = &mut *inner;
+        resident.retain(|id, _| installed.contains_key(id));
+    }
+
+    /// Rescans when the models directory changed (a model added or removed
+    /// by `offgrid models import|remove` or by hand while serving).
+    fn rescan_if_changed(&self) {
+        let stamp = dir_stamp(self.registry.dir());
+        if stamp != self.lock().stamp {
+            self.rescan();
+        }
+    }
+
+    /// Every installed model, sorted by id, with its load state.
+    pub fn list(&self) -> Vec<ModelStatus> {
+        let inner = self.lock();
+        let now = Instant::now();
+        inner
+            .installed
+            .values()
+            .map(|entry| ModelStatus {
+                entry: entry.clone(),
+                loaded: inner.resident.get(&entry.id).map(|r| r.expires_in(now)),
+            })
+            .collect()
+    }
+
+    /// One installed model.
+    pub fn status(&self, id: &str) -> Option<ModelStatus> {
+        self.list().into_iter().find(|m| m.entry.id == id)
+    }
+
+    /// Whether no model at all is installed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().installed.is_empty()
+    }
+
+    /// Ids of installed models of one kind.
+    pub fn ids(&self, kind: ModelKind) -> Vec<String> {
+        self.lock()
+            .installed
+            .values()
+            .filter(|m| m.kind == kind)
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// The unusable folders found by the last scan.
+    pub fn broken(&self) -> Vec<BrokenModel> {
+        self.lock().broken.clone()
+    }
+
+    /// The chat model `id`, loading it if needed; it then stays loaded for
+    /// `keep_alive` (default: the server's setting) after its last use.
+    /// Blocking.
+    pub fn chat(
+        &self,
+        id: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<Arc<ChatModel>, ModelError> {
+        match self.acquire(id, ModelKind::Chat, keep_alive)? {
+            Instance::Chat(m) => Ok(m),
+            Instance::Embedding(_) => Err(ModelError::WrongKind {
+                id: id.to_owned(),
+                wanted: "a chat",
+            }),
+        }
+    }
+
+    /// The embedding model `id`, loading it if needed. Blocking.
+    pub fn embedder(
+        &self,
+        id: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<Arc<Embedder>, ModelError> {
+        match self.acquire(id, ModelKind::Embedding, keep_alive)? {
+            Instance::Embedding(m) => Ok(m),
+            Instance::Chat(_) => Err(ModelError::WrongKind {
+                id: id.to_owned(),
+                wanted: "an embedding",
+            }),
+        }
+    }
+
+    fn resident(&self, id: &str, keep_alive: Option<KeepAlive>) -> Option<Instance> {
+        let mut inner = self.lock();
+        let r = inner.resident.get_mut(id)?;
+        r.last_used = Instant::now();
+        if let Some(k) = keep_alive {
+            r.keep_alive = k;
+        }
+        Some(r.instance.clone())
+    }
+
+    fn acquire(
+        &self,
+        id: &str,
+        kind: ModelKind,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<Instance, ModelError> {
+        if let Some(i) = self.resident(id, keep_alive) {
+            return Ok(i);
+        }
+        let entry = self
+            .lock()
+            .installed
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ModelError::NotFound(id.to_owned()))?;
+        if entry.kind != kind {
+            return Err(ModelError::WrongKind {
+                id: id.to_owned(),
+                wanted: match kind {
+                    ModelKind::Chat => "a chat",
+                    ModelKind::Embedding => "an embedding",
+                },
+            });
+        }
+        let _loading = self
+            .loading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Another request may have loaded it while we waited.
+        if let Some(i) = self.resident(id, keep_alive) {
+            return Ok(i);
+        }
+        let started = Instant::now();
+        let path = self.registry.weights_path(&entry);
+        let instance = match kind {
+            ModelKind::Chat => Instance::Chat(Arc::new(ChatModel::load(id, &path)?)),
+            ModelKind::Embedding => Instance::Embedding(Arc::new(Embedder::open(&path)?)),
+        };
+        tracing::info!(model = %id, ms = started.elapsed().as_millis() as u64, "loaded model");
+        let mut inner = self.lock();
+        if !inner.installed.contains_key(id) {
+            // Removed while loading.
+            return Err(ModelError::NotFound(id.to_owned()));
+        }
+        inner.resident.insert(
+            id.to_owned(),
+            Resident {
+                instance: instance.clone(),
+                keep_alive: keep_alive.unwrap_or(self.default_keep_alive),
+                last_used: Instant::now(),
+            },
+        );
+        Ok(instance)
+    }
+
+    /// Drops a model from memory now, if no request is using it. Returns
+    /// whether it was unloaded.
+    pub fn unload(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.resident.get(id) {
+            Some(r) if !r.instance.in_use() => {
+                inner.resident.remove(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Imports a `.gguf` file or an embedding model folder (see
+    /// [`ModelRegistry::import`]). Blocking: copies and hashes the file.
+    pub fn import(&self, source: &Path, id: Option<&str>) -> Result<ModelEntry, ModelError> {
+        let entry = self.registry.import(source, id)?;
+        self.lock()
+            .installed
+            .insert(entry.id.clone(), entry.clone());
+        tracing::info!(model = %entry.id, "imported model");
+        Ok(entry)
+    }
+
+    /// Removes an installed model: it is unloaded (requests already running
+    /// on it finish) and its files deleted.
+    pub fn remove(&self, id: &str) -> Result<ModelEntry, ModelError> {
+        let entry = {
+            let mut inner = self.lock();
+            let entry = inner
+                .installed
+                .remove(id)
+                .ok_or_else(|| ModelError::NotFound(id.to_owned()))?;
+            inner.resident.remove(id);
+            entry
+        };
+        if let Err(e) = self.registry.remove(id) {
+            // Still on disk: keep listing it.
+            self.lock().installed.insert(id.to_owned(), entry);
+            return Err(e.into());
+        }
+        tracing::info!(model = %id, "removed model");
+        Ok(entry)
+    }
+
+    /// Unloads every model whose keep-alive has run out and that no request
+    /// holds. Returns the ids unloaded.
+    fn reap_once(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let mut gone = Vec::new();
+        inner.resident.retain(|id, r| {
+            if r.instance.in_use() {
+                r.last_used = now;
+                return true;
+            }
+            let keep = r.expires_in(now).is_none_or(|left| !left.is_zero());
+            if !keep {
+                gone.push(id.clone());
+            }
+            keep
+        });
+        gone
+    }
+}
+
+/// When a directory last changed (entries added, removed or renamed).
+fn dir_stamp(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
+}
+
+/// The reaper: unloads idle models and notices changes to the models
+/// directory; runs until the models are dropped.
+fn reap(models: &Weak<Models>) {
+    let mut ticks = 0u32;
+    loop {
+        std::thread::sleep(REAP_EVERY);
+        let Some(models) = models.upgrade() else {
+            return;
+        };
+        for id in models.reap_once() {
+            tracing::info!(model = %id, "unloaded idle model");
+        }
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(RESCAN_EVERY_TICKS) {
+            models.rescan_if_changed();
+        }
+    }
 }

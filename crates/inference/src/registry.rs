@@ -624,16 +624,19 @@ mod tests {
     #[test]
     fn default_id_is_the_lowercased_stem() {
         assert_eq!(
-            default_id(Path::new("/x/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap(),
+            default_id(Path::new("/x/SmolLM2-135M-Instruct.Q4_1.gguf")).expect("unexpected error"),
             "smollm2-135m-instruct.q4_1"
         );
-        assert_eq!(default_id(Path::new("/x/MiniLM")).unwrap(), "minilm");
+        assert_eq!(
+            default_id(Path::new("/x/MiniLM")).expect("unexpected error"),
+            "minilm"
+        );
         assert!(default_id(Path::new("/x/bad name.gguf")).is_err());
     }
 
     fn tmp() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("offgrid-registry-{}", unique_suffix()));
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).expect("unexpected error");
         dir
     }
 
@@ -641,9 +644,9 @@ mod tests {
     fn a_non_gguf_file_is_refused_and_nothing_is_left_behind() {
         let dir = tmp();
         let src = dir.join("notes.gguf");
-        fs::write(&src, "hello, this is not a model").unwrap();
+        fs::write(&src, "hello, this is not a model").expect("unexpected error");
         let reg = ModelRegistry::new(dir.join("models"));
-        let err = reg.import(&src, None).unwrap_err();
+        let err = reg.import(&src, None).expect_err("should fail");
         assert!(err.to_string().contains("not a GGUF file"), "{err}");
         assert!(
             fs::read_dir(reg.dir()).map_or(0, |rd| rd.count()) == 0,
@@ -655,10 +658,12 @@ mod tests {
     #[test]
     fn a_folder_without_the_embedding_files_is_refused() {
         let dir = tmp();
-        fs::create_dir_all(dir.join("src")).unwrap();
-        fs::write(dir.join("src/config.json"), "{}").unwrap();
+        fs::create_dir_all(dir.join("src")).expect("unexpected error");
+        fs::write(dir.join("src/config.json"), "{}").expect("unexpected error");
         let reg = ModelRegistry::new(dir.join("models"));
-        let err = reg.import(&dir.join("src"), Some("emb")).unwrap_err();
+        let err = reg
+            .import(&dir.join("src"), Some("emb"))
+            .expect_err("should fail");
         assert!(err.to_string().contains("model.safetensors"), "{err}");
         assert!(!dir.join("models/emb").exists());
         let _ = fs::remove_dir_all(dir);

@@ -18,7 +18,7 @@ const MINILM: &str = "all-minilm-l6-v2";
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("offgrid-import-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&dir).expect("unexpected error");
     dir
 }
 
@@ -40,7 +40,7 @@ fn importing_the_default_gguf_records_what_it_is() {
     let dir = scratch("gguf");
     let reg = ModelRegistry::new(dir.join("models"));
     let src = common::installed(GGUF);
-    let entry = reg.import(&src, None).unwrap();
+    let entry = reg.import(&src, None).expect("unexpected error");
     assert_eq!(entry.id, "smollm2-135m-instruct.q4_1");
     assert_eq!(entry.kind, ModelKind::Chat);
     assert_eq!(entry.format, "gguf");
@@ -52,22 +52,25 @@ fn importing_the_default_gguf_records_what_it_is() {
         "{}",
         entry.parameters
     );
-    assert_eq!(entry.size_bytes, fs::metadata(&src).unwrap().len());
-    assert_eq!(entry.sha256, sha256_file(&src).unwrap());
+    assert_eq!(
+        entry.size_bytes,
+        fs::metadata(&src).expect("unexpected error").len()
+    );
+    assert_eq!(entry.sha256, sha256_file(&src).expect("unexpected error"));
 
     // Listed from its manifest, and loadable from where it was put.
     let scan = reg.scan();
     assert_eq!(scan.models, vec![entry.clone()]);
     assert!(scan.broken.is_empty());
     assert!(dir.join("models").join(&entry.id).join(MANIFEST).is_file());
-    ChatModel::load(&entry.id, &reg.weights_path(&entry)).unwrap();
+    ChatModel::load(&entry.id, &reg.weights_path(&entry)).expect("unexpected error");
 
     // A second import under the same name is refused, the first untouched.
-    let again = reg.import(&src, Some(&entry.id)).unwrap_err();
+    let again = reg.import(&src, Some(&entry.id)).expect_err("should fail");
     assert!(matches!(again, InferenceError::ModelExists(_)), "{again}");
     assert_eq!(entries(reg.dir()), vec![entry.id.clone()]);
 
-    reg.remove(&entry.id).unwrap();
+    reg.remove(&entry.id).expect("unexpected error");
     assert!(entries(reg.dir()).is_empty());
     assert!(matches!(
         reg.get(&entry.id),
@@ -82,24 +85,24 @@ fn importing_the_embedding_folder_records_its_dimensions() {
     let reg = ModelRegistry::new(dir.join("models"));
     let entry = reg
         .import(&common::installed(MINILM), Some("minilm"))
-        .unwrap();
+        .expect("unexpected error");
     assert_eq!(entry.kind, ModelKind::Embedding);
     assert_eq!(entry.architecture, "bert");
     assert_eq!(entry.dimensions, Some(384));
     assert_eq!(entry.quantization, "F32");
     assert!((22_000_000..23_000_000).contains(&entry.parameters));
-    assert_eq!(reg.get("minilm").unwrap(), entry);
+    assert_eq!(reg.get("minilm").expect("unexpected error"), entry);
     let _ = fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_truncated_gguf_is_refused_and_nothing_is_installed() {
     let dir = scratch("truncated");
-    let bytes = fs::read(common::installed(GGUF)).unwrap();
+    let bytes = fs::read(common::installed(GGUF)).expect("unexpected error");
     let src = dir.join("half.gguf");
-    fs::write(&src, &bytes[..bytes.len() / 2]).unwrap();
+    fs::write(&src, &bytes[..bytes.len() / 2]).expect("unexpected error");
     let reg = ModelRegistry::new(dir.join("models"));
-    let err = reg.import(&src, None).unwrap_err();
+    let err = reg.import(&src, None).expect_err("should fail");
     assert!(
         matches!(err, InferenceError::InvalidGguf { .. }) && err.to_string().contains("truncated"),
         "{err}"
@@ -111,13 +114,13 @@ fn a_truncated_gguf_is_refused_and_nothing_is_installed() {
 #[test]
 fn a_corrupt_header_is_refused() {
     let dir = scratch("corrupt");
-    let mut bytes = fs::read(common::installed(GGUF)).unwrap();
+    let mut bytes = fs::read(common::installed(GGUF)).expect("unexpected error");
     // The tensor count (u64 after magic and version) becomes absurd.
     bytes[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
     let src = dir.join("corrupt.gguf");
-    fs::write(&src, &bytes).unwrap();
+    fs::write(&src, &bytes).expect("unexpected error");
     let reg = ModelRegistry::new(dir.join("models"));
-    let err = reg.import(&src, None).unwrap_err();
+    let err = reg.import(&src, None).expect_err("should fail");
     assert!(matches!(err, InferenceError::InvalidGguf { .. }), "{err}");
     assert!(entries(reg.dir()).is_empty());
     let _ = fs::remove_dir_all(dir);
@@ -125,11 +128,13 @@ fn a_corrupt_header_is_refused() {
 
 /// A small valid GGUF file whose metadata says `architecture`.
 fn tiny_gguf(path: &Path, architecture: &str) {
-    let t = Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let q = QTensor::quantize(&t, GgmlDType::F32).unwrap();
+    let t =
+        Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).expect("unexpected error");
+    let q = QTensor::quantize(&t, GgmlDType::F32).expect("unexpected error");
     let arch = Value::String(architecture.into());
-    let mut f = fs::File::create(path).unwrap();
-    gguf_file::write(&mut f, &[("general.architecture", &arch)], &[("w", &q)]).unwrap();
+    let mut f = fs::File::create(path).expect("unexpected error");
+    gguf_file::write(&mut f, &[("general.architecture", &arch)], &[("w", &q)])
+        .expect("unexpected error");
 }
 
 #[test]
@@ -138,7 +143,7 @@ fn an_unsupported_architecture_is_refused_by_name() {
     let src = dir.join("odd.gguf");
     tiny_gguf(&src, "mamba");
     let reg = ModelRegistry::new(dir.join("models"));
-    let err = reg.import(&src, Some("odd")).unwrap_err();
+    let err = reg.import(&src, Some("odd")).expect_err("should fail");
     match &err {
         InferenceError::UnsupportedArchitecture(a) => assert_eq!(a, "mamba"),
         other => panic!("{other}"),
@@ -152,10 +157,10 @@ fn an_unsupported_architecture_is_refused_by_name() {
 fn a_folder_dropped_in_by_hand_gets_a_manifest_on_first_scan() {
     let dir = scratch("byhand");
     let models = dir.join("models");
-    fs::create_dir_all(models.join("hand")).unwrap();
-    fs::copy(common::installed(GGUF), models.join("hand/model.gguf")).unwrap();
-    fs::create_dir_all(models.join("junk")).unwrap();
-    fs::write(models.join("junk/readme.txt"), "no model here").unwrap();
+    fs::create_dir_all(models.join("hand")).expect("unexpected error");
+    fs::copy(common::installed(GGUF), models.join("hand/model.gguf")).expect("unexpected error");
+    fs::create_dir_all(models.join("junk")).expect("unexpected error");
+    fs::write(models.join("junk/readme.txt"), "no model here").expect("unexpected error");
     let reg = ModelRegistry::new(&models);
     let scan = reg.scan();
     assert_eq!(scan.models.len(), 1);

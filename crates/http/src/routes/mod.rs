@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod keys;
+mod models;
 mod openai;
 mod system;
 mod users;
@@ -64,8 +65,10 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("DELETE", "/v1/users/{id}/api-keys/{key_id}", Requires(P::ManageUsers), multi_user_only: true, keys::revoke_for_user),
     route!("GET", "/v1/audit", Requires(P::ViewAudit), multi_user_only: true, audit::list),
     // OpenAI-compatible inference
-    route!("GET", "/v1/models", Requires(P::ViewModels), multi_user_only: false, openai::list_models),
-    route!("GET", "/v1/models/{id}", Requires(P::ViewModels), multi_user_only: false, openai::get_model),
+    route!("GET", "/v1/models", Requires(P::ViewModels), multi_user_only: false, models::list),
+    route!("POST", "/v1/models", Requires(P::ManageModels), multi_user_only: false, models::import),
+    route!("GET", "/v1/models/{id}", Requires(P::ViewModels), multi_user_only: false, models::get),
+    route!("DELETE", "/v1/models/{id}", Requires(P::ManageModels), multi_user_only: false, models::remove),
     route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),

@@ -116,6 +116,8 @@ struct Common {
     top_logprobs: Option<i64>,
     #[serde(default)]
     echo: Option<bool>,
+    #[serde(default)]
+    keep_alive: Option<Value>,
 }
 
 // The request-specific fields are parsed separately from `Common` (not
@@ -281,32 +283,6 @@ fn rand_seed() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ u64::from(std::process::id()).rotate_left(32)
-}
-
-fn model_not_found(message: String) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        "model_not_found",
-        message,
-    )
-}
-
-/// Appended to "model not found" when the server has no models at all.
-const NO_MODELS_HINT: &str =
-    " (no models are installed: run `cargo xtask models` to install the default models)";
-
-fn chat_model(state: &AppState, id: &str) -> Result<Arc<ChatModel>, ApiError> {
-    state.models.chat.get(id).cloned().ok_or_else(|| {
-        let hint = if state.models.chat.is_empty() {
-            NO_MODELS_HINT
-        } else {
-            ""
-        };
-        model_not_found(format!(
-            "The model `{id}` does not exist or is not a chat model{hint}"
-        ))
-    })
 }
 
 fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
@@ -745,8 +721,9 @@ async fn run(
     common: &Common,
     text: PromptText,
 ) -> Result<HttpResponse, ApiError> {
-    let model = chat_model(state, &common.model)?;
     let (params, explicit_max) = common.params(kind)?;
+    let keep_alive = super::models::keep_alive(common.keep_alive.as_ref())?;
+    let model = super::models::chat(state, &common.model, keep_alive).await?;
     let wants_logprobs = params.logprobs.is_some();
     let echo_text = match (&text, common.echo) {
         (PromptText::Raw(p), Some(true)) => Some(p.clone()),
@@ -888,6 +865,8 @@ struct EmbeddingRequest {
     input: EmbeddingInput,
     #[serde(default)]
     encoding_format: Option<String>,
+    #[serde(default)]
+    keep_alive: Option<Value>,
 }
 
 /// `POST /v1/embeddings`.
@@ -908,17 +887,8 @@ pub(crate) async fn embeddings(
             ));
         }
     };
-    let embedder = state
-        .models
-        .embedding
-        .get(&req.model)
-        .cloned()
-        .ok_or_else(|| {
-            model_not_found(format!(
-                "The model `{}` does not exist or is not an embedding model",
-                req.model
-            ))
-        })?;
+    let keep_alive = super::models::keep_alive(req.keep_alive.as_ref())?;
+    let embedder = super::models::embedder(&state, &req.model, keep_alive).await?;
     let inputs = match req.input {
         EmbeddingInput::One(s) => vec![s],
         EmbeddingInput::Many(v) => v,
@@ -957,44 +927,6 @@ pub(crate) async fn embeddings(
         "object": "list", "data": data, "model": req.model,
         "usage": {"prompt_tokens": out.tokens, "total_tokens": out.tokens},
     })))
-}
-
-fn model_json(state: &AppState, id: &str, kind: &str) -> Value {
-    json!({"id": id, "object": "model", "created": state.models.created, "owned_by": "offgrid", "type": kind})
-}
-
-/// `GET /v1/models`.
-pub(crate) async fn list_models(state: web::Data<AppState>) -> HttpResponse {
-    let mut data: Vec<Value> = state
-        .models
-        .chat
-        .keys()
-        .map(|id| model_json(&state, id, "chat"))
-        .collect();
-    data.extend(
-        state
-            .models
-            .embedding
-            .keys()
-            .map(|id| model_json(&state, id, "embedding")),
-    );
-    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
-}
-
-/// `GET /v1/models/{id}`.
-pub(crate) async fn get_model(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let kind = if state.models.chat.contains_key(&id) {
-        "chat"
-    } else if state.models.embedding.contains_key(&id) {
-        "embedding"
-    } else {
-        return Err(model_not_found(format!("The model `{id}` does not exist")));
-    };
-    Ok(HttpResponse::Ok().json(model_json(&state, &id, kind)))
 }
 
 #[derive(Deserialize)]
