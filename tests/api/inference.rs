@@ -229,7 +229,8 @@ fn bad_requests_get_400s_that_name_the_field() {
         json!({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}),
     );
     assert_error(unknown, 404, "model_not_found");
-    let huge = "word ".repeat(5000);
+    // SmolLM2 was trained for 8192 tokens; one token per word.
+    let huge = "word ".repeat(9000);
     let too_long = app.post(
         "/v1/chat/completions",
         None,

@@ -78,6 +78,11 @@ impl ChatModel {
         Ok((tokenizer, template))
     }
 
+    /// The loaded weights (fork it for a sequence of your own).
+    pub fn model(&self) -> &LlamaModel {
+        &self.base
+    }
+
     /// Context length in tokens.
     pub fn context_length(&self) -> usize {
         use crate::CausalLm;
@@ -325,6 +330,9 @@ fn schedule(rx: mpsc::Receiver<(Job, Instant)>, queued: Arc<AtomicUsize>, config
                         (r.sink)(Event::Text(text))
                     }
                     Ok(Step::Done { reason, text }) => {
+                        if r.seq.completion_tokens() > 0 {
+                            r.first_token.get_or_insert_with(|| r.submitted.elapsed());
+                        }
                         if !text.is_empty() {
                             (r.sink)(Event::Text(text));
                         }

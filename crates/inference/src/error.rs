@@ -21,7 +21,7 @@ pub enum InferenceError {
     },
     /// A GGUF model of an architecture we cannot run.
     #[error(
-        "unsupported model architecture {0:?}: supported are llama (SmolLM2, TinyLlama, Llama, Mistral)"
+        "unsupported model architecture {0:?}: supported are llama (SmolLM2, TinyLlama, Llama, Mistral), qwen2 and qwen3"
     )]
     UnsupportedArchitecture(String),
     /// Metadata needed to build the tokenizer or template is missing or malformed.

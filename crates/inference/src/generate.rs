@@ -280,6 +280,14 @@ impl Sequence {
                 return self.finish(tokenizer, FinishReason::Length);
             }
         }
+        if self.logits.is_none()
+            && let Some(&last) = self.generated.last()
+        {
+            // The previous step handed out its token before running it
+            // through the model, so the client sees it one forward earlier.
+            let pos = self.prompt.len() + self.generated.len() - 1;
+            self.logits = Some(self.model.forward(&[last], pos)?);
+        }
         let Some(logits) = self.logits.take() else {
             return Err(InferenceError::Candle("no logits to sample from".into()));
         };
@@ -324,7 +332,6 @@ impl Sequence {
                 text: rest,
             });
         }
-        self.logits = Some(self.model.forward(&[id], pos)?);
         Ok(Step::Token {
             id,
             text: text.delta,

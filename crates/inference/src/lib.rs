@@ -6,9 +6,11 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod quant;
 pub mod registry;
 pub mod template;
 pub mod tokenizer;
+pub mod transformer;
 
 pub use embed::Embedder;
 pub use engine::{ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};

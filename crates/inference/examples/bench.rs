@@ -1,0 +1,234 @@
+//! The OffGrid half of `cargo xtask bench inference`: prompt and decode
+//! speed of the forward pass, time to first token through the engine, and
+//! aggregate decode speed with 1 and 4 concurrent streams. Prints one JSON
+//! object. Run through the xtask, which also runs llama.cpp on the same
+//! file and prints the ratios.
+//!
+//! ```text
+//! bench MODEL.gguf [--prompt-tokens 200] [--gen 128] [--ttft-tokens 20] [--repeat 3]
+//! ```
+
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use offgrid_inference::model::argmax;
+use offgrid_inference::{
+    CausalLm, ChatModel, Engine, EngineConfig, Event, Job, LlamaModel, SamplingParams,
+    TextTokenizer,
+};
+
+/// English prose, repeated until the prompt is long enough.
+const TEXT: &str = "The history of computing is a story of people trying to make machines \
+that think faster than they can. Early mechanical calculators used gears and levers to add \
+and multiply numbers, and they were slow, noisy and expensive. In the twentieth century, \
+vacuum tubes replaced the gears, and later the transistor replaced the tube, making \
+computers smaller, cheaper and far more reliable. Today a single chip holds billions of \
+transistors, and a phone in a pocket is more powerful than the machines that guided the \
+first missions to the moon. Yet the basic idea has not changed: a processor reads an \
+instruction, performs a simple operation on a few numbers, and writes the result back to \
+memory, billions of times every second. ";
+
+struct Args {
+    model: PathBuf,
+    prompt_tokens: usize,
+    generate: usize,
+    ttft_tokens: usize,
+    repeat: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        model: PathBuf::new(),
+        prompt_tokens: 200,
+        generate: 128,
+        ttft_tokens: 20,
+        repeat: 3,
+    };
+    while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "--prompt-tokens" => args.prompt_tokens = num("--prompt-tokens")?,
+            "--gen" => args.generate = num("--gen")?,
+            "--ttft-tokens" => args.ttft_tokens = num("--ttft-tokens")?,
+            "--repeat" => args.repeat = num("--repeat")?.max(1),
+            _ if args.model.as_os_str().is_empty() => args.model = PathBuf::from(a),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    if args.model.as_os_str().is_empty() {
+        return Err(
+            "usage: bench MODEL.gguf [--prompt-tokens N] [--gen N] [--ttft-tokens N] [--repeat N]"
+                .into(),
+        );
+    }
+    Ok(args)
+}
+
+/// The first `n` token ids of the repeated text.
+fn prompt_ids(tokenizer: &TextTokenizer, n: usize) -> Result<Vec<u32>, String> {
+    let mut text = String::new();
+    loop {
+        text.push_str(TEXT);
+        let ids = tokenizer.encode(&text).map_err(|e| e.to_string())?;
+        if ids.len() >= n {
+            return Ok(ids[..n].to_vec());
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peak resident set size of this process, in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Prompt tokens/s and decode tokens/s on the bare forward pass (greedy,
+/// never stopping early).
+fn forward_speed(
+    base: &LlamaModel,
+    ids: &[u32],
+    generate: usize,
+) -> Result<(f64, f64), offgrid_inference::InferenceError> {
+    let mut m = base.fork();
+    let t = Instant::now();
+    let mut logits = m.forward(ids, 0)?;
+    let prompt = t.elapsed();
+    let t = Instant::now();
+    for i in 0..generate {
+        let next = argmax(&logits);
+        logits = m.forward(&[next], ids.len() + i)?;
+    }
+    let decode = t.elapsed();
+    Ok((
+        ids.len() as f64 / prompt.as_secs_f64(),
+        generate as f64 / decode.as_secs_f64(),
+    ))
+}
+
+/// Runs `streams` generations at once through the engine; returns
+/// (aggregate completion tokens/s, time to first token of the first).
+fn engine_run(
+    engine: &Engine,
+    model: &Arc<ChatModel>,
+    prompt: &[u32],
+    streams: usize,
+    generate: usize,
+) -> Result<(f64, Duration), String> {
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    for s in 0..streams {
+        let tx = tx.clone();
+        engine
+            .submit(Job {
+                user: format!("bench-{s}"),
+                model: model.clone(),
+                prompt: prompt.to_vec(),
+                params: SamplingParams {
+                    temperature: 0.8,
+                    seed: 7 + s as u64,
+                    max_tokens: generate,
+                    ..SamplingParams::default()
+                },
+                sink: Box::new(move |e| tx.send(e).is_ok()),
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    drop(tx);
+    let mut tokens = 0usize;
+    let mut ttft = Duration::MAX;
+    for e in rx {
+        match e {
+            Event::Done(u) => {
+                tokens += u.completion_tokens;
+                if let Some(t) = u.time_to_first_token {
+                    ttft = ttft.min(t);
+                }
+            }
+            Event::Error(e) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok((tokens as f64 / started.elapsed().as_secs_f64(), ttft))
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let t = Instant::now();
+    let chat = Arc::new(ChatModel::load("bench", &args.model).map_err(|e| e.to_string())?);
+    let load_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let base = chat.model();
+    let ids = prompt_ids(&chat.tokenizer, args.prompt_tokens)?;
+
+    // Warm-up (page faults, thread pools).
+    forward_speed(base, &ids[..16], 4).map_err(|e| e.to_string())?;
+    let mut prompt = Vec::new();
+    let mut decode = Vec::new();
+    for _ in 0..args.repeat {
+        let (p, d) = forward_speed(base, &ids, args.generate).map_err(|e| e.to_string())?;
+        prompt.push(p);
+        decode.push(d);
+    }
+
+    let engine = Engine::start(EngineConfig {
+        max_active: 4,
+        max_queued: 16,
+    })
+    .map_err(|e| e.to_string())?;
+    let short = &ids[..args.ttft_tokens.min(ids.len())];
+    let mut ttft = Vec::new();
+    for _ in 0..args.repeat {
+        let (_, t) = engine_run(&engine, &chat, short, 1, 1)?;
+        ttft.push(t.as_secs_f64() * 1000.0);
+    }
+    let (one, _) = engine_run(&engine, &chat, short, 1, args.generate)?;
+    let (four, _) = engine_run(&engine, &chat, short, 4, args.generate)?;
+
+    let threads = candle_core::utils::get_num_threads();
+    println!(
+        "{}",
+        serde_json::json!({
+            "engine": "offgrid",
+            "threads": threads,
+            "prompt_tokens": ids.len(),
+            "gen_tokens": args.generate,
+            "load_ms": load_ms,
+            "prompt_tps": median(prompt),
+            "decode_tps": median(decode),
+            "ttft_ms": median(ttft),
+            "ttft_tokens": short.len(),
+            "stream1_tps": one,
+            "stream4_tps": four,
+            "peak_rss_mb": peak_rss_mb(),
+            "prompt_ids": ids,
+        })
+    );
+    Ok(())
+}

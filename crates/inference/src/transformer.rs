@@ -1,0 +1,420 @@
+//! Our decoder for GGUF llama-family, qwen2 and qwen3 models.
+//!
+//! The layer structure follows candle-transformers' `quantized_llama`,
+//! `quantized_qwen2` and `quantized_qwen3` (MIT OR Apache-2.0), folded into
+//! one implementation: qwen2 adds biases to the q/k/v projections, qwen3
+//! normalises q and k per head, and both rotate pairs NEOX-style. What is
+//! ours:
+//!
+//! - Q4_1 weights go through [`crate::quant`] (SIMD) instead of candle's
+//!   scalar Q4_1 path; other types use candle's `QMatMul`.
+//! - A Q4_1 token-embedding table stays quantized and rows are expanded on
+//!   lookup, instead of a dequantized f32 copy (113 MB for SmolLM2, whose
+//!   output layer shares the table).
+//! - The KV cache grows in place in steps of [`KV_STEP`] positions (candle
+//!   concatenates the whole cache at every token).
+//!
+//! Weights are shared between forks; each fork owns its KV cache.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::kv_cache::KvCache;
+
+use crate::quant::{Q41MatMul, Q41Matrix};
+
+/// Longest context we precompute rotary tables for.
+pub const MAX_CONTEXT: usize = 16_384;
+/// KV cache growth step, in positions.
+pub const KV_STEP: usize = 256;
+
+/// The architectures this decoder runs.
+pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+
+/// A linear layer (no bias): ours for Q4_1, candle's otherwise.
+#[derive(Debug, Clone)]
+enum Linear {
+    Q41(Q41MatMul),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn new(t: QTensor) -> Result<Self> {
+        Self::shared(Arc::new(t))
+    }
+
+    fn shared(t: Arc<QTensor>) -> Result<Self> {
+        if t.dtype() == GgmlDType::Q4_1 {
+            let (rows, cols) = t.shape().dims2()?;
+            let m = Q41Matrix::from_gguf_bytes(rows, cols, &t.data()?)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            Ok(Linear::Q41(Q41MatMul(Arc::new(m))))
+        } else {
+            Ok(Linear::Candle(QMatMul::from_arc(t)?))
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Q41(op) => x.contiguous()?.apply_op1_no_bwd(op),
+            Linear::Candle(m) => m.forward(x),
+        }
+    }
+}
+
+/// The token-embedding table, kept quantized: rows are expanded on lookup
+/// (a dequantized copy of SmolLM2's table would take 113 MB).
+#[derive(Debug, Clone)]
+enum Embeddings {
+    /// A Q4_1 table (shared with a tied output layer).
+    Q41(Arc<Q41Matrix>),
+    /// Any other type, through candle's quantized lookup.
+    Quantized(Arc<QTensor>),
+}
+
+impl Embeddings {
+    fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        match self {
+            Embeddings::Q41(m) => {
+                let dim = m.cols();
+                let mut out = vec![0f32; ids.len() * dim];
+                for (id, row) in ids.iter().zip(out.chunks_exact_mut(dim)) {
+                    let id = *id as usize;
+                    if id >= m.rows() {
+                        candle_core::bail!("token id {id} is outside the vocabulary");
+                    }
+                    m.dequantize_row(id, row);
+                }
+                Tensor::from_vec(out, (1, ids.len(), dim), device)
+            }
+            Embeddings::Quantized(table) => {
+                let rows = table.shape().dims2()?.0;
+                if let Some(bad) = ids.iter().find(|id| **id as usize >= rows) {
+                    candle_core::bail!("token id {bad} is outside the vocabulary");
+                }
+                table.embedding(&Tensor::new(ids, device)?)?.unsqueeze(0)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    attn_norm: Tensor,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
+    /// qwen2's projection biases.
+    bias: Option<[Tensor; 3]>,
+    /// qwen3's per-head q and k norms.
+    qk_norm: Option<[Tensor; 2]>,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Hyper-parameters from the GGUF metadata.
+#[derive(Debug, Clone)]
+struct Config {
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    eps: f64,
+    neox: bool,
+    context_length: usize,
+}
+
+/// The shared, read-only part of a loaded model.
+#[derive(Debug)]
+struct Weights {
+    config: Config,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: Linear,
+    cos: Tensor,
+    sin: Tensor,
+    neg_inf: Tensor,
+}
+
+/// A loaded decoder with its own KV cache. [`Transformer::fork`] gives
+/// another sequence on the same weights.
+#[derive(Debug)]
+pub struct Transformer {
+    weights: Arc<Weights>,
+    cache: Vec<KvCache>,
+    masks: HashMap<(usize, usize), Tensor>,
+    device: Device,
+}
+
+fn meta<'a>(ct: &'a Content, key: &str) -> Result<&'a candle_core::quantized::gguf_file::Value> {
+    ct.metadata
+        .get(key)
+        .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata {key} is missing")))
+}
+
+fn meta_usize(ct: &Content, key: &str) -> Result<usize> {
+    let v = meta(ct, key)?;
+    let n = v
+        .to_u32()
+        .map(u64::from)
+        .or_else(|_| v.to_u64())
+        .map_err(|_| candle_core::Error::Msg(format!("GGUF metadata {key} is not an integer")))?;
+    usize::try_from(n).map_err(|_| candle_core::Error::Msg(format!("{key} is too large")))
+}
+
+fn rope_tables(
+    head_dim: usize,
+    base: f32,
+    len: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let theta: Vec<f32> = (0..head_dim)
+        .step_by(2)
+        .map(|i| 1f32 / base.powf(i as f32 / head_dim as f32))
+        .collect();
+    let theta = Tensor::new(theta.as_slice(), device)?;
+    let positions = Tensor::arange(0, len as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((len, 1))?;
+    let angles = positions.matmul(&theta.reshape((1, theta.elem_count()))?)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)
+}
+
+impl Transformer {
+    /// Loads the weights of an opened GGUF file (architecture `llama`,
+    /// `qwen2` or `qwen3`; the caller has checked which).
+    pub fn from_gguf<R: Read + Seek>(ct: Content, reader: &mut R, device: &Device) -> Result<Self> {
+        let arch = meta(&ct, "general.architecture")?.to_string()?.clone();
+        let key = |k: &str| format!("{arch}.{k}");
+        let n_head = meta_usize(&ct, &key("attention.head_count"))?;
+        let n_kv_head = meta_usize(&ct, &key("attention.head_count_kv"))?;
+        let n_layer = meta_usize(&ct, &key("block_count"))?;
+        let n_embd = meta_usize(&ct, &key("embedding_length"))?;
+        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
+            candle_core::bail!("invalid head counts {n_head}/{n_kv_head}");
+        }
+        let head_dim = meta_usize(&ct, &key("attention.key_length")).unwrap_or(n_embd / n_head);
+        let eps = f64::from(meta(&ct, &key("attention.layer_norm_rms_epsilon"))?.to_f32()?);
+        let base = meta(&ct, &key("rope.freq_base"))
+            .and_then(|v| v.to_f32())
+            .unwrap_or(10_000.0);
+        let context_length = meta_usize(&ct, &key("context_length"))
+            .unwrap_or(4096)
+            .min(MAX_CONTEXT);
+        let config = Config {
+            n_head,
+            n_kv_head,
+            head_dim,
+            eps,
+            // llama.cpp's rope types: qwen rotates halves, llama adjacent pairs.
+            neox: arch != "llama",
+            context_length,
+        };
+        let (cos, sin) = rope_tables(head_dim, base, context_length, device)?;
+
+        let mut tensor = |name: &str| ct.tensor(reader, name, device);
+        let embd = Arc::new(tensor("token_embd.weight")?);
+        let (output, tied) = match tensor("output.weight") {
+            Ok(t) => (Linear::new(t)?, false),
+            // Tied: the output layer is the embedding table.
+            Err(_) => (Linear::shared(embd.clone())?, true),
+        };
+        let embeddings = match &output {
+            Linear::Q41(op) if tied => {
+                // Tied and converted: share our copy, drop candle's.
+                Embeddings::Q41(op.0.clone())
+            }
+            _ if embd.dtype() == GgmlDType::Q4_1 => {
+                let (rows, cols) = embd.shape().dims2()?;
+                let m = Q41Matrix::from_gguf_bytes(rows, cols, &embd.data()?)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Embeddings::Q41(Arc::new(m))
+            }
+            _ => Embeddings::Quantized(embd),
+        };
+        let norm = tensor("output_norm.weight")?.dequantize(device)?;
+        let mut layers = Vec::with_capacity(n_layer);
+        for i in 0..n_layer {
+            let p = format!("blk.{i}");
+            let mut t = |n: &str| tensor(&format!("{p}.{n}"));
+            let bias = if arch == "qwen2" {
+                Some([
+                    t("attn_q.bias")?.dequantize(device)?,
+                    t("attn_k.bias")?.dequantize(device)?,
+                    t("attn_v.bias")?.dequantize(device)?,
+                ])
+            } else {
+                None
+            };
+            let qk_norm = if arch == "qwen3" {
+                Some([
+                    t("attn_q_norm.weight")?.dequantize(device)?,
+                    t("attn_k_norm.weight")?.dequantize(device)?,
+                ])
+            } else {
+                None
+            };
+            layers.push(Layer {
+                attn_norm: t("attn_norm.weight")?.dequantize(device)?,
+                wq: Linear::new(t("attn_q.weight")?)?,
+                wk: Linear::new(t("attn_k.weight")?)?,
+                wv: Linear::new(t("attn_v.weight")?)?,
+                wo: Linear::new(t("attn_output.weight")?)?,
+                bias,
+                qk_norm,
+                ffn_norm: t("ffn_norm.weight")?.dequantize(device)?,
+                gate: Linear::new(t("ffn_gate.weight")?)?,
+                up: Linear::new(t("ffn_up.weight")?)?,
+                down: Linear::new(t("ffn_down.weight")?)?,
+            });
+        }
+        let weights = Weights {
+            config,
+            embeddings,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            neg_inf: Tensor::new(f32::NEG_INFINITY, device)?,
+        };
+        Ok(Transformer {
+            cache: Self::empty_cache(n_layer),
+            weights: Arc::new(weights),
+            masks: HashMap::new(),
+            device: device.clone(),
+        })
+    }
+
+    fn empty_cache(n_layer: usize) -> Vec<KvCache> {
+        (0..n_layer).map(|_| KvCache::new(2, KV_STEP)).collect()
+    }
+
+    /// Another sequence on the same weights, with an empty cache.
+    pub fn fork(&self) -> Self {
+        Transformer {
+            weights: self.weights.clone(),
+            cache: Self::empty_cache(self.weights.layers.len()),
+            masks: HashMap::new(),
+            device: self.device.clone(),
+        }
+    }
+
+    /// Longest sequence the model runs.
+    pub fn context_length(&self) -> usize {
+        self.weights.config.context_length
+    }
+
+    /// Forgets the KV cache.
+    pub fn clear_kv_cache(&mut self) {
+        for c in &mut self.cache {
+            c.reset();
+        }
+    }
+
+    /// Positions already in the cache.
+    pub fn cached(&self) -> usize {
+        self.cache.first().map_or(0, KvCache::current_seq_len)
+    }
+
+    fn mask(&mut self, len: usize, pos: usize) -> Result<Tensor> {
+        if let Some(m) = self.masks.get(&(len, pos)) {
+            return Ok(m.clone());
+        }
+        let m = candle_transformers::utils::build_causal_mask(len, pos, &self.device)?;
+        self.masks.insert((len, pos), m.clone());
+        Ok(m)
+    }
+
+    /// Feeds `tokens` at positions `pos..` (`pos` must equal the cached
+    /// length, or 0 to start over) and returns the next-token logits
+    /// `(vocab,)`.
+    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+        if pos == 0 {
+            self.clear_kv_cache();
+        } else if pos != self.cached() {
+            candle_core::bail!(
+                "position {pos} does not follow the {} cached positions",
+                self.cached()
+            );
+        }
+        let len = tokens.len();
+        let mask = if len > 1 {
+            Some(self.mask(len, pos)?)
+        } else {
+            None
+        };
+        let w = self.weights.clone();
+        let c = &w.config;
+        let mut x = w.embeddings.lookup(tokens, &self.device)?;
+        let cos = w.cos.narrow(0, pos, len)?;
+        let sin = w.sin.narrow(0, pos, len)?;
+        for (layer, cache) in w.layers.iter().zip(self.cache.iter_mut()) {
+            let h = rms_norm(&x, &layer.attn_norm, c.eps)?;
+            let (mut q, mut k, mut v) = (
+                layer.wq.forward(&h)?,
+                layer.wk.forward(&h)?,
+                layer.wv.forward(&h)?,
+            );
+            if let Some([bq, bk, bv]) = &layer.bias {
+                q = q.broadcast_add(bq)?;
+                k = k.broadcast_add(bk)?;
+                v = v.broadcast_add(bv)?;
+            }
+            let q = q.reshape((1, len, c.n_head, c.head_dim))?.transpose(1, 2)?;
+            let k = k
+                .reshape((1, len, c.n_kv_head, c.head_dim))?
+                .transpose(1, 2)?;
+            let v = v
+                .reshape((1, len, c.n_kv_head, c.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let (q, k) = match &layer.qk_norm {
+                Some([qn, kn]) => (rms_norm(&q, qn, c.eps)?, rms_norm(&k, kn, c.eps)?),
+                None => (q.contiguous()?, k.contiguous()?),
+            };
+            let rope = if c.neox {
+                candle_nn::rotary_emb::rope
+            } else {
+                candle_nn::rotary_emb::rope_i
+            };
+            let q = rope(&q, &cos, &sin)?;
+            let k = rope(&k, &cos, &sin)?;
+            let (k, v) = cache.append(&k, &v)?;
+            let rep = c.n_head / c.n_kv_head;
+            let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
+            let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
+            let att = (q.matmul(&k.t()?)? / (c.head_dim as f64).sqrt())?;
+            let att = match &mask {
+                Some(m) => {
+                    let m = m.broadcast_as(att.shape())?;
+                    m.where_cond(&w.neg_inf.broadcast_as(att.shape().dims())?, &att)?
+                }
+                None => att,
+            };
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((1, len, c.n_head * c.head_dim))?;
+            x = (x + layer.wo.forward(&y)?)?;
+            let h = rms_norm(&x, &layer.ffn_norm, c.eps)?;
+            let act = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
+            x = (x + layer.down.forward(&act)?)?;
+        }
+        let x = rms_norm(&x, &w.norm, c.eps)?;
+        let last = x.narrow(1, len - 1, 1)?;
+        w.output.forward(&last)?.flatten_all()
+    }
+}
