@@ -35,10 +35,10 @@ impl Drop for Server {
     }
 }
 
-struct TempHome(PathBuf);
+pub(crate) struct TempHome(pub(crate) PathBuf);
 
 impl TempHome {
-    fn new(tag: &str) -> Result<Self, String> {
+    pub(crate) fn new(tag: &str) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("offgrid-bench-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
@@ -52,18 +52,18 @@ impl Drop for TempHome {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 
-fn curl(args: &[&str]) -> Result<String, String> {
+pub(crate) fn curl(args: &[&str]) -> Result<String, String> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30"])
         .args(args)

@@ -9,8 +9,12 @@
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
 //!   token, with an API key and unauthenticated in single-user mode, and the
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
+//! - `cargo xtask bench inference`: OffGrid's engine against llama.cpp on
+//!   the default model (prompt and decode speed, time to first token,
+//!   memory, concurrent streams), with ratios.
 
 mod bench;
+mod bench_inference;
 mod models;
 
 use std::process::{Command, ExitCode};
@@ -48,7 +52,8 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth>";
+const USAGE: &str =
+    "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
 /// the release server with any extra arguments.
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
         ["bench", "auth"] => bench::auth(),
+        ["bench", "inference"] => bench_inference::inference(),
         _ => Err(USAGE.to_owned()),
     };
     match result {
