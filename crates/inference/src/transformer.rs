@@ -392,6 +392,15 @@ impl Transformer {
             let q = rope(&q, &cos, &sin)?;
             let k = rope(&k, &cos, &sin)?;
             let (k, v) = cache.append(&k, &v)?;
+            if len == 1 {
+                let y = decode_attention(&q, &k, &v, c)?;
+                x = (x + layer.wo.forward(&y)?)?;
+                let h = rms_norm(&x, &layer.ffn_norm, c.eps)?;
+                let act =
+                    (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
+                x = (x + layer.down.forward(&act)?)?;
+                continue;
+            }
             let rep = c.n_head / c.n_kv_head;
             let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
             let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
@@ -417,4 +426,81 @@ impl Transformer {
         let last = x.narrow(1, len - 1, 1)?;
         w.output.forward(&last)?.flatten_all()
     }
+}
+
+/// A dot product written with eight independent sums, so it vectorizes.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Borrows an f32 tensor's CPU storage with its layout.
+fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32], &candle_core::Layout) -> Result<T>) -> Result<T> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => f(cpu.as_slice::<f32>()?, layout),
+        _ => candle_core::bail!("decode attention runs on the CPU"),
+    }
+}
+
+/// Attention for one new token straight over the KV cache: per head,
+/// scores against every cached key, softmax, weighted sum of values. For
+/// a single query this is a few dot products per position; going through
+/// candle's batched matmul instead costs two GEMM set-ups per layer (each
+/// asking for the thread count, which reads /proc/cpuinfo) and copies of
+/// the grouped keys and values. `q` is `(1, H, 1, d)`, `k`/`v` are
+/// `(1, KVH, n, d)` views of the cache; returns `(1, 1, H·d)`.
+fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, c: &Config) -> Result<Tensor> {
+    let d = c.head_dim;
+    let rep = c.n_head / c.n_kv_head;
+    let n = k.dim(2)?;
+    let scale = 1.0 / (d as f32).sqrt();
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; c.n_head * d];
+    with_f32(k, |ks, kl| {
+        with_f32(v, |vs, vl| {
+            let (ko, kst) = (kl.start_offset(), kl.stride());
+            let (vo, vst) = (vl.start_offset(), vl.stride());
+            if kst[3] != 1 || vst[3] != 1 {
+                candle_core::bail!("decode attention needs contiguous head rows");
+            }
+            let mut scores = vec![0f32; n];
+            for (h, o) in out.chunks_exact_mut(d).enumerate() {
+                let g = h / rep;
+                let qh = &q[h * d..(h + 1) * d];
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let at = ko + g * kst[1] + j * kst[2];
+                    *s = dot(qh, &ks[at..at + d]) * scale;
+                    max = max.max(*s);
+                }
+                let mut total = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    total += *s;
+                }
+                for (j, s) in scores.iter().enumerate() {
+                    let at = vo + g * vst[1] + j * vst[2];
+                    let p = s / total;
+                    for (oi, vi) in o.iter_mut().zip(&vs[at..at + d]) {
+                        *oi += p * vi;
+                    }
+                }
+            }
+            Ok(())
+        })
+    })?;
+    Tensor::from_vec(out, (1, 1, c.n_head * d), k.device())
 }
