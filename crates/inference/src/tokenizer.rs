@@ -69,6 +69,42 @@ fn tok_err(e: impl std::fmt::Display) -> InferenceError {
     InferenceError::Tokenizer(e.to_string())
 }
 
+/// llama.cpp's split pattern for `tokenizer.ggml.pre = qwen2` (digits one
+/// by one).
+const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// llama.cpp's split pattern for `llama-bpe` (Llama 3; digits in threes).
+const LLAMA3_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizer llama.cpp uses for a `tokenizer.ggml.pre` value.
+/// Unknown values get GPT-2's byte-level split with single digits, as
+/// llama.cpp falls back to its default.
+fn pre_tokenizer(pre: &str) -> Result<tokenizers::PreTokenizerWrapper, InferenceError> {
+    use tokenizers::SplitDelimiterBehavior;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    let split = |pattern: &str| -> Result<tokenizers::PreTokenizerWrapper, InferenceError> {
+        let split = Split::new(
+            SplitPattern::Regex(pattern.to_owned()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(tok_err)?;
+        Ok(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])
+        .into())
+    };
+    match pre {
+        "qwen2" | "deepseek-r1-qwen" => split(QWEN2_SPLIT),
+        "llama-bpe" | "llama3" | "smaug-bpe" => split(LLAMA3_SPLIT),
+        _ => Ok(Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, false, true).into(),
+        ])
+        .into()),
+    }
+}
+
 impl TextTokenizer {
     /// Builds the tokenizer from a GGUF file's metadata.
     pub fn from_gguf(content: &Content) -> Result<Self, InferenceError> {
@@ -109,10 +145,12 @@ impl TextTokenizer {
             .build()
             .map_err(tok_err)?;
         let mut inner = Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(Sequence::new(vec![
-            Digits::new(true).into(),
-            ByteLevel::new(false, false, true).into(),
-        ])));
+        let pre = content
+            .metadata
+            .get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .map_or("default", String::as_str);
+        inner.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         let special: Vec<u32> = types
             .iter()
@@ -183,5 +221,36 @@ impl TextTokenizer {
     /// The underlying `tokenizers` tokenizer (e.g. for streaming decode).
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+    fn pieces(pre: &str, text: &str) -> Vec<String> {
+        let p = pre_tokenizer(pre).expect("pre-tokenizer");
+        let mut s = PreTokenizedString::from(text);
+        p.pre_tokenize(&mut s).expect("pre-tokenize");
+        s.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(piece, _, _)| piece.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn qwen2_and_llama3_split_like_llama_cpp() {
+        // Byte-level: space is Ġ, newline Ċ.
+        assert_eq!(
+            pieces("qwen2", "I've 12345 apples\n\n"),
+            ["I", "'ve", "Ġ", "1", "2", "3", "4", "5", "Ġapples", "ĊĊ"]
+        );
+        assert_eq!(
+            pieces("llama-bpe", "I've 12345 apples\n\n"),
+            ["I", "'ve", "Ġ", "123", "45", "Ġapples", "ĊĊ"]
+        );
+        // SmolLM2 and unknown values: GPT-2's split with single digits.
+        assert_eq!(pieces("smollm", "I've 12"), ["I", "'ve", "Ġ", "1", "2"]);
     }
 }
