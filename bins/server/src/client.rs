@@ -1,14 +1,179 @@
-//! `offgrid run` and `offgrid chat`: a terminal client for a running server.
-//! Answers stream token by token (SSE); Ctrl-C drops the stream, which ends
-//! the generation on the server, and returns to the prompt (chat) or exits
-//! (run). An API key can be given in `OFFGRID_API_KEY`.
+//! `offgrid run` and `offgrid chat`: a terminal client. Answers stream
+//! token by token from a running server (SSE), or, when no server answers
+//! at the default address, from an engine inside this process on the same
+//! models. Ctrl-C stops the generation (dropping the stream ends it on the
+//! server; in-process, the sequence is dropped before its next step) and
+//! returns to the prompt (chat) or exits (run). An API key can be given in
+//! `OFFGRID_API_KEY`.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use offgrid_inference::{
+    ChatMessage, ChatModel, Engine, EngineConfig, Event, Job, ModelKind, ModelRegistry,
+    SamplingParams,
+};
 use serde_json::{Value, json};
+
+/// Where answers come from.
+pub(crate) struct Backend {
+    temperature: f64,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A running server.
+    Remote(String),
+    /// An engine in this process.
+    Local {
+        engine: Engine,
+        model: Arc<ChatModel>,
+    },
+}
+
+/// Whether an OffGrid server answers at `url`.
+fn server_answers(url: &str) -> bool {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()
+        .and_then(|c| c.get(format!("{url}/health")).send().ok())
+        .is_some_and(|r| r.status().is_success())
+}
+
+impl Backend {
+    /// The server at `url` if one answers; otherwise, unless the URL was
+    /// given explicitly, `model` loaded in-process from `models_dir`.
+    pub(crate) fn connect(
+        url: &str,
+        explicit_url: bool,
+        models_dir: &Path,
+        model: &str,
+        temperature: f64,
+    ) -> Result<Self, String> {
+        if server_answers(url) {
+            return Ok(Backend {
+                temperature,
+                kind: Kind::Remote(url.to_owned()),
+            });
+        }
+        if explicit_url {
+            return Err(format!("cannot reach the server at {url}"));
+        }
+        let registry = ModelRegistry::new(models_dir);
+        let entry = registry.get(model).map_err(|e| {
+            format!(
+                "no server at {url}, and {e} in {} (run `cargo xtask models`)",
+                models_dir.display()
+            )
+        })?;
+        if entry.kind != ModelKind::Chat {
+            return Err(format!("{model} is not a chat model"));
+        }
+        eprintln!("offgrid: no server at {url}; running {model} in this process");
+        let loaded =
+            ChatModel::load(model, &registry.weights_path(&entry)).map_err(|e| e.to_string())?;
+        let engine = Engine::start(EngineConfig::default()).map_err(|e| e.to_string())?;
+        Ok(Backend {
+            temperature,
+            kind: Kind::Local {
+                engine,
+                model: Arc::new(loaded),
+            },
+        })
+    }
+
+    /// Streams one answer to stdout; returns its text, or `None` when
+    /// interrupted.
+    fn answer(
+        &self,
+        model: &str,
+        messages: &[Value],
+        interrupted: &AtomicBool,
+    ) -> Result<Option<String>, String> {
+        match &self.kind {
+            Kind::Remote(url) => stream_answer(url, model, messages, self.temperature, interrupted),
+            Kind::Local { engine, model } => {
+                local_answer(engine, model, messages, self.temperature, interrupted)
+            }
+        }
+    }
+}
+
+/// Generates in-process, printing text as it comes.
+fn local_answer(
+    engine: &Engine,
+    model: &Arc<ChatModel>,
+    messages: &[Value],
+    temperature: f64,
+    interrupted: &AtomicBool,
+) -> Result<Option<String>, String> {
+    let msgs: Vec<ChatMessage> = messages
+        .iter()
+        .map(|m| {
+            ChatMessage::new(
+                m["role"].as_str().unwrap_or("user"),
+                m["content"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let prompt = model
+        .template
+        .render(&msgs, true)
+        .and_then(|text| model.tokenizer.encode(&text))
+        .map_err(|e| e.to_string())?;
+    let room = model.context_length().saturating_sub(prompt.len());
+    if room == 0 {
+        return Err(format!(
+            "the conversation ({} tokens) no longer fits the model's context of {} tokens",
+            prompt.len(),
+            model.context_length()
+        ));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let stop = cancelled.clone();
+    engine
+        .submit(Job {
+            user: "local".into(),
+            model: model.clone(),
+            prompt,
+            params: SamplingParams {
+                temperature,
+                seed: std::process::id().into(),
+                max_tokens: room,
+                ..SamplingParams::default()
+            },
+            sink: Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
+        })
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let mut out = std::io::stdout();
+    loop {
+        if interrupted.swap(false, Ordering::SeqCst) {
+            cancelled.store(true, Ordering::SeqCst);
+            let _ = writeln!(out);
+            return Ok(None);
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::Text(t)) => {
+                answer.push_str(&t);
+                let _ = write!(out, "{t}");
+                let _ = out.flush();
+            }
+            Ok(Event::Done(_)) => break,
+            Ok(Event::Error(e)) => return Err(e),
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = writeln!(out);
+    Ok(Some(answer))
+}
 
 /// Streams one chat completion to stdout; returns the answer text, or
 /// `None` when interrupted.
@@ -16,15 +181,17 @@ fn stream_answer(
     url: &str,
     model: &str,
     messages: &[Value],
+    temperature: f64,
     interrupted: &AtomicBool,
 ) -> Result<Option<String>, String> {
     let client = reqwest::blocking::Client::builder()
         .timeout(None)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut request = client
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&json!({"model": model, "messages": messages, "stream": true}));
+    let mut request = client.post(format!("{url}/v1/chat/completions")).json(
+        &json!({"model": model, "messages": messages, "stream": true,
+                     "temperature": temperature}),
+    );
     if let Ok(key) = std::env::var("OFFGRID_API_KEY") {
         request = request.bearer_auth(key);
     }
@@ -75,7 +242,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 /// `offgrid run MODEL [PROMPT]`.
-pub(crate) fn run(url: &str, model: &str, prompt: Option<String>) -> ExitCode {
+pub(crate) fn run(backend: &Backend, model: &str, prompt: Option<String>) -> ExitCode {
     let prompt = match prompt {
         Some(p) => p,
         None => {
@@ -89,7 +256,7 @@ pub(crate) fn run(url: &str, model: &str, prompt: Option<String>) -> ExitCode {
     };
     let interrupted = interrupt_flag();
     let messages = [json!({"role": "user", "content": prompt})];
-    match stream_answer(url, model, &messages, &interrupted) {
+    match backend.answer(model, &messages, &interrupted) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("offgrid: {e}");
@@ -99,7 +266,7 @@ pub(crate) fn run(url: &str, model: &str, prompt: Option<String>) -> ExitCode {
 }
 
 /// `offgrid chat`.
-pub(crate) fn chat(url: &str, model: &str) -> ExitCode {
+pub(crate) fn chat(backend: &Backend, model: &str) -> ExitCode {
     let interrupted = interrupt_flag();
     let interactive = std::io::stdin().is_terminal();
     let mut history: Vec<Value> = Vec::new();
@@ -128,7 +295,7 @@ pub(crate) fn chat(url: &str, model: &str) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         history.push(json!({"role": "user", "content": text}));
-        match stream_answer(url, model, &history, &interrupted) {
+        match backend.answer(model, &history, &interrupted) {
             Ok(Some(answer)) => history.push(json!({"role": "assistant", "content": answer})),
             Ok(None) => {
                 history.pop();

@@ -31,8 +31,9 @@ enum Command {
     /// Installed models.
     #[command(subcommand)]
     Models(ModelsCommand),
-    /// Send one prompt to a running server and stream the answer
-    /// (Ctrl-C stops the generation).
+    /// Send one prompt and stream the answer, from a running server or,
+    /// when none answers, from the model loaded in this process (Ctrl-C
+    /// stops the generation).
     Run {
         /// Model id.
         model: String,
@@ -41,9 +42,12 @@ enum Command {
         /// Server URL (default: from the host and port settings).
         #[arg(long)]
         url: Option<String>,
+        /// Sampling temperature, 0 to 2 (0: greedy).
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f64,
     },
-    /// Chat with a model on a running server (Ctrl-C stops the current
-    /// answer; Ctrl-D or /exit quits).
+    /// Chat with a model on a running server, or in this process when none
+    /// answers (Ctrl-C stops the current answer; Ctrl-D or /exit quits).
     Chat {
         /// Model id.
         #[arg(long, default_value = "smollm2-135m-instruct")]
@@ -51,6 +55,9 @@ enum Command {
         /// Server URL (default: from the host and port settings).
         #[arg(long)]
         url: Option<String>,
+        /// Sampling temperature, 0 to 2 (0: greedy).
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f64,
     },
     /// List user accounts (multi-user mode).
     Users {
@@ -217,15 +224,48 @@ fn main() -> ExitCode {
         },
         Command::Users { json } => users(&loaded, json),
         Command::Models(cmd) => models::run(&loaded.settings.home.join("models"), cmd),
-        Command::Run { model, prompt, url } => {
-            client::run(&server_url(&loaded, url), &model, prompt)
-        }
-        Command::Chat { model, url } => client::chat(&server_url(&loaded, url), &model),
+        Command::Run {
+            model,
+            prompt,
+            url,
+            temperature,
+        } => match connect(&loaded, url, &model, temperature) {
+            Ok(backend) => client::run(&backend, &model, prompt),
+            Err(code) => code,
+        },
+        Command::Chat {
+            model,
+            url,
+            temperature,
+        } => match connect(&loaded, url, &model, temperature) {
+            Ok(backend) => client::chat(&backend, &model),
+            Err(code) => code,
+        },
     }
 }
 
 mod client;
 mod models;
+
+/// A running server, or the model loaded in this process.
+fn connect(
+    loaded: &Loaded,
+    url: Option<String>,
+    model: &str,
+    temperature: f64,
+) -> Result<client::Backend, ExitCode> {
+    if !(0.0..=2.0).contains(&temperature) {
+        eprintln!("offgrid: --temperature must be between 0 and 2");
+        return Err(ExitCode::from(2));
+    }
+    let explicit = url.is_some();
+    let url = server_url(loaded, url);
+    let models = loaded.settings.home.join("models");
+    client::Backend::connect(&url, explicit, &models, model, temperature).map_err(|e| {
+        eprintln!("offgrid: {e}");
+        ExitCode::from(1)
+    })
+}
 
 /// The server's base URL: `--url`, else the configured host and port.
 fn server_url(loaded: &Loaded, url: Option<String>) -> String {

@@ -395,3 +395,87 @@ fn run_and_chat_stream_answers_from_a_running_server() {
     assert_eq!(dead.status.code(), Some(1));
     assert!(stderr_line(&dead).contains("cannot reach"));
 }
+
+/// A loopback port nothing listens on.
+fn unused_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port().to_string()
+}
+
+#[test]
+fn run_falls_back_to_an_in_process_engine_when_no_server_answers() {
+    let home = tempfile::tempdir().expect("tempdir");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(installed_models(), home.path().join("models")).expect("link");
+    let port = unused_port();
+    let out = offgrid(
+        home.path(),
+        &[("OFFGRID_PORT", port.as_str())],
+        &[
+            "run",
+            "smollm2-135m-instruct",
+            "What is the capital of France? Answer in one word.",
+            "--temperature",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in this process"));
+    // llama.cpp's greedy answer to this prompt names Paris.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Paris"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // An unknown model without a server: one line, exit 1.
+    let out = offgrid(
+        home.path(),
+        &[("OFFGRID_PORT", port.as_str())],
+        &["run", "no-such-model", "hi"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_line(&out).contains("no-such-model"));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_an_in_process_generation() {
+    use std::io::Read;
+    let home = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(installed_models(), home.path().join("models")).expect("link");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offgrid"))
+        .args([
+            "run",
+            "smollm2-135m-instruct",
+            "Write a very long story about a dragon who learns to bake bread.",
+        ])
+        .env("OFFGRID_HOME", home.path())
+        .env("OFFGRID_PORT", unused_port())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn run");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // Wait until the answer has started streaming.
+    let mut first = [0u8; 16];
+    let n = stdout.read(&mut first).expect("read");
+    assert!(n > 0, "no output before Ctrl-C");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // The generation stops and the program exits on its own (no kill).
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).expect("read rest");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    // Left alone, this story runs to about 3 KB; stopped, only the tokens
+    // already under way follow.
+    assert!(rest.len() < 600, "{} more bytes after Ctrl-C", rest.len());
+}
