@@ -6,9 +6,10 @@
 //! normalises q and k per head, and both rotate pairs NEOX-style. What is
 //! ours:
 //!
-//! - Q4_1 weights go through [`crate::quant`] (SIMD) instead of candle's
-//!   scalar Q4_1 path; other types use candle's `QMatMul`.
-//! - A Q4_1 token-embedding table stays quantized and rows are expanded on
+//! - Q4_1 and Q8_0 weights go through [`crate::quant`] (SIMD, one thread
+//!   pool) instead of candle's scalar Q4_1 path and its own Q8_0 pool;
+//!   other types use candle's `QMatMul`.
+//! - The token-embedding table stays quantized and rows are expanded on
 //!   lookup, instead of a dequantized f32 copy (113 MB for SmolLM2, whose
 //!   output layer shares the table).
 //! - The KV cache grows in place in steps of [`KV_STEP`] positions (candle
@@ -25,7 +26,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-use crate::quant::{Q41MatMul, Q41Matrix};
+use crate::quant::{QuantMatMul, QuantMatrix};
 
 /// Longest context we precompute rotary tables for.
 pub const MAX_CONTEXT: usize = 16_384;
@@ -35,11 +36,23 @@ pub const KV_STEP: usize = 256;
 /// The architectures this decoder runs.
 pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
 
-/// A linear layer (no bias): ours for Q4_1, candle's otherwise.
+/// A linear layer (no bias): ours for Q4_1 and Q8_0, candle's otherwise.
 #[derive(Debug, Clone)]
 enum Linear {
-    Q41(Q41MatMul),
+    Ours(QuantMatMul),
     Candle(QMatMul),
+}
+
+/// Our matrix for the types we have kernels for.
+fn ours(t: &QTensor) -> Result<Option<QuantMatrix>> {
+    let (rows, cols) = t.shape().dims2()?;
+    let m = match t.dtype() {
+        GgmlDType::Q4_1 => QuantMatrix::from_q4_1(rows, cols, &t.data()?),
+        GgmlDType::Q8_0 => QuantMatrix::from_q8_0(rows, cols, &t.data()?),
+        _ => return Ok(None),
+    };
+    m.map(Some)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))
 }
 
 impl Linear {
@@ -48,19 +61,15 @@ impl Linear {
     }
 
     fn shared(t: Arc<QTensor>) -> Result<Self> {
-        if t.dtype() == GgmlDType::Q4_1 {
-            let (rows, cols) = t.shape().dims2()?;
-            let m = Q41Matrix::from_gguf_bytes(rows, cols, &t.data()?)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            Ok(Linear::Q41(Q41MatMul(Arc::new(m))))
-        } else {
-            Ok(Linear::Candle(QMatMul::from_arc(t)?))
+        match ours(&t)? {
+            Some(m) => Ok(Linear::Ours(QuantMatMul(Arc::new(m)))),
+            None => Ok(Linear::Candle(QMatMul::from_arc(t)?)),
         }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Linear::Q41(op) => x.contiguous()?.apply_op1_no_bwd(op),
+            Linear::Ours(op) => x.contiguous()?.apply_op1_no_bwd(op),
             Linear::Candle(m) => m.forward(x),
         }
     }
@@ -70,8 +79,8 @@ impl Linear {
 /// (a dequantized copy of SmolLM2's table would take 113 MB).
 #[derive(Debug, Clone)]
 enum Embeddings {
-    /// A Q4_1 table (shared with a tied output layer).
-    Q41(Arc<Q41Matrix>),
+    /// A table in one of our types (shared with a tied output layer).
+    Ours(Arc<QuantMatrix>),
     /// Any other type, through candle's quantized lookup.
     Quantized(Arc<QTensor>),
 }
@@ -79,7 +88,7 @@ enum Embeddings {
 impl Embeddings {
     fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         match self {
-            Embeddings::Q41(m) => {
+            Embeddings::Ours(m) => {
                 let dim = m.cols();
                 let mut out = vec![0f32; ids.len() * dim];
                 for (id, row) in ids.iter().zip(out.chunks_exact_mut(dim)) {
@@ -231,17 +240,12 @@ impl Transformer {
             Err(_) => (Linear::shared(embd.clone())?, true),
         };
         let embeddings = match &output {
-            Linear::Q41(op) if tied => {
-                // Tied and converted: share our copy, drop candle's.
-                Embeddings::Q41(op.0.clone())
-            }
-            _ if embd.dtype() == GgmlDType::Q4_1 => {
-                let (rows, cols) = embd.shape().dims2()?;
-                let m = Q41Matrix::from_gguf_bytes(rows, cols, &embd.data()?)
-                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                Embeddings::Q41(Arc::new(m))
-            }
-            _ => Embeddings::Quantized(embd),
+            // Tied and converted: share our copy, drop candle's.
+            Linear::Ours(op) if tied => Embeddings::Ours(op.0.clone()),
+            _ => match ours(&embd)? {
+                Some(m) => Embeddings::Ours(Arc::new(m)),
+                None => Embeddings::Quantized(embd),
+            },
         };
         let norm = tensor("output_norm.weight")?.dequantize(device)?;
         let mut layers = Vec::with_capacity(n_layer);
