@@ -1,5 +1,6 @@
 //! A `tokenizers::Tokenizer` rebuilt from GGUF metadata, for models that
-//! ship no `tokenizer.json` (SmolLM2 among them).
+//! ship no `tokenizer.json` (SmolLM2 among them). SentencePiece models
+//! (`tokenizer.ggml.model = llama`) are described at [`sentencepiece`].
 //!
 //! For byte-level BPE models (`tokenizer.ggml.model = gpt2`) this matches
 //! llama.cpp: BPE from `tokenizer.ggml.tokens` and `tokenizer.ggml.merges`,
@@ -28,6 +29,8 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     bos: Option<u32>,
     eos: Option<u32>,
+    /// Prepend BOS when encoding (`tokenizer.ggml.add_bos_token`).
+    add_bos: bool,
     special: Vec<u32>,
 }
 
@@ -105,19 +108,135 @@ fn pre_tokenizer(pre: &str) -> Result<tokenizers::PreTokenizerWrapper, Inference
     }
 }
 
+/// Byte-level BPE from `tokenizer.ggml.merges`, as llama.cpp builds it.
+fn byte_level_bpe(content: &Content, tokens: &[String]) -> Result<Tokenizer, InferenceError> {
+    let merges = string_array(content, "tokenizer.ggml.merges")?;
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let merges = merges
+        .iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .ok_or_else(|| InferenceError::Metadata(format!("malformed merge {m:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(tok_err)?;
+    let mut inner = Tokenizer::new(bpe);
+    let pre = content
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+        .map_or("default", String::as_str);
+    inner.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
+    inner.with_decoder(Some(ByteLevelDecoder::default()));
+    Ok(inner)
+}
+
+/// Token type of SentencePiece's byte pieces (`<0x41>`).
+const BYTE: i32 = 6;
+/// Token type of ordinary pieces.
+const NORMAL: i32 = 1;
+
+/// SentencePiece (`tokenizer.ggml.model = llama`: TinyLlama, Llama 2,
+/// Mistral) as a BPE whose merges come from the piece scores, the way
+/// Hugging Face converts these models: every split of a piece into two
+/// pieces of the vocabulary is a merge, ranked by the piece's score, so
+/// the highest-scoring merge applies first as in llama.cpp. Spaces become
+/// `▁` with one prepended (unless `add_space_prefix` is false), and
+/// characters outside the vocabulary fall back to byte pieces.
+fn sentencepiece(
+    content: &Content,
+    tokens: &[String],
+    types: &[i32],
+) -> Result<Tokenizer, InferenceError> {
+    use tokenizers::decoders::byte_fallback::ByteFallback;
+    use tokenizers::decoders::fuse::Fuse;
+    use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+    use tokenizers::decoders::strip::Strip;
+    use tokenizers::normalizers::{Prepend, Replace};
+    let scores: Vec<f32> = meta(content, "tokenizer.ggml.scores")?
+        .to_vec()
+        .map_err(|e| InferenceError::Metadata(format!("tokenizer.ggml.scores: {e}")))?
+        .iter()
+        .map(|v| v.to_f32().unwrap_or(0.0))
+        .collect();
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let mut merges: Vec<(f32, u32, u32, String, String)> = Vec::new();
+    for (i, piece) in tokens.iter().enumerate() {
+        if types.get(i).copied().unwrap_or(NORMAL) != NORMAL {
+            continue;
+        }
+        let score = scores.get(i).copied().unwrap_or(0.0);
+        for (at, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(at);
+            if let (Some(li), Some(ri)) = (vocab.get(l), vocab.get(r)) {
+                merges.push((score, *li, *ri, l.to_owned(), r.to_owned()));
+            }
+        }
+    }
+    // Highest score first; among one piece's splits, by the halves' ids.
+    merges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let merges = merges.into_iter().map(|(_, _, _, l, r)| (l, r)).collect();
+    let unk = optional_id(content, "tokenizer.ggml.unknown_token_id")
+        .or_else(|| types.iter().position(|t| *t == 2).map(|i| i as u32))
+        .and_then(|i| tokens.get(i as usize).cloned());
+    let has_bytes = types.contains(&BYTE);
+    let mut builder = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(has_bytes)
+        .fuse_unk(true);
+    if let Some(unk) = unk {
+        builder = builder.unk_token(unk);
+    }
+    let mut inner = Tokenizer::new(builder.build().map_err(tok_err)?);
+    let prefix = content
+        .metadata
+        .get("tokenizer.ggml.add_space_prefix")
+        .and_then(|v| v.to_bool().ok())
+        .unwrap_or(true);
+    let replace = Replace::new(" ", "\u{2581}").map_err(tok_err)?;
+    let normalizer: tokenizers::NormalizerWrapper = if prefix {
+        tokenizers::normalizers::Sequence::new(vec![
+            Prepend::new("\u{2581}".into()).into(),
+            replace.into(),
+        ])
+        .into()
+    } else {
+        replace.into()
+    };
+    inner.with_normalizer(Some(normalizer)).map_err(tok_err)?;
+    let mut decoders = vec![
+        tokenizers::DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(tok_err)?),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if prefix {
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
+    inner.with_decoder(Some(DecoderSequence::new(decoders)));
+    Ok(inner)
+}
+
 impl TextTokenizer {
-    /// Builds the tokenizer from a GGUF file's metadata.
+    /// Builds the tokenizer from a GGUF file's metadata: byte-level BPE
+    /// (`tokenizer.ggml.model = gpt2`) or SentencePiece (`llama`).
     pub fn from_gguf(content: &Content) -> Result<Self, InferenceError> {
         let kind = meta(content, "tokenizer.ggml.model")?
             .to_string()
-            .map_err(|e| InferenceError::Metadata(e.to_string()))?;
-        if kind != "gpt2" {
-            return Err(InferenceError::Metadata(format!(
-                "tokenizer model {kind:?} is not supported yet (only byte-level BPE, \"gpt2\")"
-            )));
-        }
+            .map_err(|e| InferenceError::Metadata(e.to_string()))?
+            .clone();
         let tokens = string_array(content, "tokenizer.ggml.tokens")?;
-        let merges = string_array(content, "tokenizer.ggml.merges")?;
         let types: Vec<i32> = match content.metadata.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
@@ -127,31 +246,15 @@ impl TextTokenizer {
                 .collect(),
             None => vec![1; tokens.len()],
         };
-        let vocab: tokenizers::models::bpe::Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let merges = merges
-            .iter()
-            .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    .ok_or_else(|| InferenceError::Metadata(format!("malformed merge {m:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(tok_err)?;
-        let mut inner = Tokenizer::new(bpe);
-        let pre = content
-            .metadata
-            .get("tokenizer.ggml.pre")
-            .and_then(|v| v.to_string().ok())
-            .map_or("default", String::as_str);
-        inner.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
-        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        let mut inner = match kind.as_str() {
+            "gpt2" => byte_level_bpe(content, &tokens)?,
+            "llama" => sentencepiece(content, &tokens, &types)?,
+            other => {
+                return Err(InferenceError::Metadata(format!(
+                    "tokenizer model {other:?} is not supported (byte-level BPE \"gpt2\" and SentencePiece \"llama\" are)"
+                )));
+            }
+        };
         let special: Vec<u32> = types
             .iter()
             .enumerate()
@@ -164,23 +267,34 @@ impl TextTokenizer {
             .map(|t| AddedToken::from(t.clone(), true))
             .collect();
         inner.add_special_tokens(added).map_err(tok_err)?;
+        let flag = |key: &str| content.metadata.get(key).and_then(|v| v.to_bool().ok());
         Ok(TextTokenizer {
             inner,
             bos: optional_id(content, "tokenizer.ggml.bos_token_id"),
             eos: optional_id(content, "tokenizer.ggml.eos_token_id"),
+            // llama.cpp adds BOS for SentencePiece models unless told not to.
+            add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama"),
             special,
         })
     }
 
     /// Token ids of `text`; special-token markup (e.g. `<|im_start|>`) is
-    /// recognised. No BOS is added.
+    /// recognised. BOS is prepended when the model asks for it
+    /// (`tokenizer.ggml.add_bos_token`; SentencePiece models by default)
+    /// and the text does not already start with it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
-        Ok(self
+        let mut ids = self
             .inner
             .encode(text, false)
             .map_err(tok_err)?
             .get_ids()
-            .to_vec())
+            .to_vec();
+        if let Some(bos) = self.bos.filter(|_| self.add_bos)
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
     }
 
     /// Text of `ids`, special tokens included.
@@ -252,5 +366,95 @@ mod tests {
         );
         // SmolLM2 and unknown values: GPT-2's split with single digits.
         assert_eq!(pieces("smollm", "I've 12"), ["I", "'ve", "Ġ", "1", "2"]);
+    }
+
+    /// A small SentencePiece vocabulary in GGUF metadata: control tokens,
+    /// the 256 byte pieces, and pieces with scores.
+    fn spm_content() -> Content {
+        use candle_core::quantized::gguf_file::VersionedMagic;
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        let mut types = vec![2, CONTROL, CONTROL];
+        let mut scores = vec![0f32; 3];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(BYTE);
+            scores.push(0.0);
+        }
+        for (piece, score) in [
+            ("\u{2581}", -1.0),
+            ("h", -2.0),
+            ("e", -2.0),
+            ("l", -2.0),
+            ("o", -2.0),
+            ("w", -2.0),
+            ("r", -2.0),
+            ("d", -2.0),
+            ("ll", -3.0),
+            ("he", -4.0),
+            ("llo", -5.0),
+            ("hello", -6.0),
+            ("\u{2581}hello", -7.0),
+            ("or", -8.0),
+            ("\u{2581}w", -9.0),
+            ("ld", -10.0),
+            ("\u{2581}wor", -11.0),
+            ("\u{2581}world", -12.0),
+            ("\u{2581}h", -13.0),
+        ] {
+            tokens.push(piece.into());
+            types.push(NORMAL);
+            scores.push(score);
+        }
+        let strings =
+            |v: &[String]| Value::Array(v.iter().map(|t| Value::String(t.clone())).collect());
+        let mut metadata = std::collections::HashMap::new();
+        metadata.insert(
+            "tokenizer.ggml.model".to_owned(),
+            Value::String("llama".into()),
+        );
+        metadata.insert("tokenizer.ggml.tokens".to_owned(), strings(&tokens));
+        metadata.insert(
+            "tokenizer.ggml.token_type".to_owned(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        );
+        metadata.insert(
+            "tokenizer.ggml.scores".to_owned(),
+            Value::Array(scores.into_iter().map(Value::F32).collect()),
+        );
+        metadata.insert("tokenizer.ggml.bos_token_id".to_owned(), Value::U32(1));
+        metadata.insert("tokenizer.ggml.eos_token_id".to_owned(), Value::U32(2));
+        metadata.insert("tokenizer.ggml.unknown_token_id".to_owned(), Value::U32(0));
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: std::collections::HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    #[test]
+    fn sentencepiece_merges_by_score_with_byte_fallback() {
+        let tok = TextTokenizer::from_gguf(&spm_content()).expect("tokenizer");
+        let pieces = |text: &str| -> Vec<String> {
+            tok.encode(text)
+                .expect("encode")
+                .iter()
+                .map(|i| tok.token(*i).expect("token"))
+                .collect()
+        };
+        // BOS first, a space prefix, whole words where the vocabulary has them.
+        assert_eq!(
+            pieces("hello world"),
+            ["<s>", "\u{2581}hello", "\u{2581}world"]
+        );
+        // A character outside the vocabulary becomes its UTF-8 bytes.
+        assert_eq!(pieces("hé"), ["<s>", "\u{2581}h", "<0xC3>", "<0xA9>"]);
+        // Control tokens in the text are recognised, and BOS is not doubled.
+        assert_eq!(pieces("<s>hello</s>"), ["<s>", "\u{2581}hello", "</s>"]);
+        // Decoding drops the prefix space and reassembles the bytes.
+        for text in ["hello world", "hé", "hello  world"] {
+            let ids = tok.encode(text).expect("encode");
+            assert_eq!(tok.decode(&ids[1..]).expect("decode"), text);
+        }
     }
 }
