@@ -1,6 +1,7 @@
 //! A `tokenizers::Tokenizer` rebuilt from GGUF metadata, for models that
 //! ship no `tokenizer.json` (SmolLM2 among them). SentencePiece models
-//! (`tokenizer.ggml.model = llama`) are described at [`sentencepiece`].
+//! (`tokenizer.ggml.model = llama`) get BPE merges derived from their piece
+//! scores, with byte fallback.
 //!
 //! For byte-level BPE models (`tokenizer.ggml.model = gpt2`) this matches
 //! llama.cpp: BPE from `tokenizer.ggml.tokens` and `tokenizer.ggml.merges`,
