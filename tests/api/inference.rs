@@ -491,7 +491,7 @@ fn echo_with_max_tokens_zero_scores_a_given_text() {
         paris > london,
         "Paris {paris} should score above London {london}"
     );
-    // echo is only for text completions, and not with streaming.
+    // echo is only for text completions.
     let chat = app.post(
         "/v1/chat/completions",
         None,
@@ -500,16 +500,51 @@ fn echo_with_max_tokens_zero_scores_a_given_text() {
         }),
     );
     assert_eq!(chat.status(), 400);
-    let streamed = app.post(
-        "/v1/completions",
-        None,
-        json!({"model": CHAT, "prompt": "x", "echo": true, "stream": true}),
-    );
-    assert_eq!(streamed.status(), 400);
     let zero = app.post(
         "/v1/completions",
         None,
         json!({"model": CHAT, "prompt": "x", "max_tokens": 0}),
     );
     assert_eq!(zero.status(), 400, "max_tokens 0 needs echo");
+}
+
+#[test]
+fn echo_streams_the_prompt_first_with_its_scores() {
+    let app = spawn_with_models(|_| {});
+    let prompt = "The capital of France is";
+    let request = |stream: bool| {
+        json!({
+            "model": CHAT, "prompt": prompt, "max_tokens": 4, "temperature": 0,
+            "echo": true, "logprobs": 1, "stream": stream,
+        })
+    };
+    let plain = body(app.post("/v1/completions", None, request(false)));
+    let res = app.post("/v1/completions", None, request(true));
+    assert_eq!(res.status(), 200);
+    let events = sse_events(&res.text().expect("body"));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("chunk"))
+        .collect();
+    // The first chunk is the prompt, scored token by token.
+    let first = &chunks[0]["choices"][0];
+    assert_eq!(first["text"], prompt);
+    let lps = first["logprobs"]["token_logprobs"]
+        .as_array()
+        .expect("prompt logprobs");
+    assert!(lps[0].is_null() && lps[1..].iter().all(|v| v.as_f64().is_some()));
+    assert_eq!(
+        first["logprobs"]["token_logprobs"],
+        plain["choices"][0]["logprobs"]["token_logprobs"]
+            .as_array()
+            .map(|a| json!(a[..lps.len()]))
+            .expect("plain")
+    );
+    // The whole stream spells what the plain answer says.
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, plain["choices"][0]["text"].as_str().expect("text"));
 }

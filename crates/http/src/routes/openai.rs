@@ -150,9 +150,6 @@ impl Common {
         if self.echo == Some(true) && kind == Kind::Chat {
             return Err(invalid("echo", "is only available on /v1/completions"));
         }
-        if self.echo == Some(true) && self.stream {
-            return Err(invalid("echo", "cannot be combined with stream"));
-        }
         match kind {
             Kind::Chat => {
                 let on = match &self.logprobs {
@@ -617,6 +614,32 @@ struct StreamState {
     accounting: Accounting,
     model_ref: Arc<ChatModel>,
     text_offset: usize,
+    /// With `echo`: the prompt text and ids, sent as the first chunk (with
+    /// the prompt's scores once they arrive, when log-probabilities were
+    /// asked for).
+    echo: Option<(String, Vec<u32>)>,
+    wants_logprobs: bool,
+    prompt_scores: Vec<offgrid_inference::TokenLogprob>,
+}
+
+impl StreamState {
+    /// Queues the echoed prompt as a chunk of its own.
+    fn flush_echo(&mut self) {
+        let Some((text, ids)) = self.echo.take() else {
+            return;
+        };
+        let mut c = self.chunk(json!({"content": text}), None);
+        if self.wants_logprobs {
+            let lps = Logprobs {
+                tokenizer: &self.model_ref.tokenizer,
+                entries: Vec::new(),
+                prompt: Some((ids, std::mem::take(&mut self.prompt_scores))),
+            };
+            c["choices"][0]["logprobs"] = lps.text_completion(0);
+        }
+        self.text_offset = text.len();
+        self.pending.push_back(sse(&c));
+    }
 }
 
 impl StreamState {
@@ -652,14 +675,23 @@ fn stream_response(state: StreamState) -> HttpResponse {
                 s.pending.push_back(sse(&first));
                 continue;
             }
-            match s.rx.recv().await {
+            if s.echo.is_some() && !s.wants_logprobs {
+                s.flush_echo();
+                continue;
+            }
+            let event = s.rx.recv().await;
+            if s.echo.is_some() && !matches!(event, Some(Event::PromptLogprobs(_))) {
+                // The prompt's scores are all in: echo it first.
+                s.flush_echo();
+            }
+            match event {
                 Some(Event::Text(t)) if t.is_empty() => {}
                 Some(Event::Text(t)) => {
                     s.text_offset += t.len();
                     let c = s.chunk(json!({"content": t}), None);
                     s.pending.push_back(sse(&c));
                 }
-                Some(Event::PromptLogprobs(_)) => {}
+                Some(Event::PromptLogprobs(scores)) => s.prompt_scores.extend(scores),
                 Some(Event::Logprob(lp)) => {
                     let lps = Logprobs {
                         tokenizer: &s.model_ref.tokenizer,
@@ -762,6 +794,9 @@ async fn run(
             accounting,
             model_ref: model,
             text_offset: 0,
+            echo: echo_text.zip(prompt_ids),
+            wants_logprobs,
+            prompt_scores: Vec::new(),
         }));
     }
     let Collected {
