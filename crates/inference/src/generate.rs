@@ -138,8 +138,18 @@ pub struct Sequence {
     prompt: Vec<u32>,
     prefilled: usize,
     generated: Vec<u32>,
-    /// Characters of the decoded completion already handed out.
+    /// Bytes of `decoded` already handed out.
     emitted: usize,
+    /// Generated ids without special tokens, and how many of `generated`
+    /// they cover.
+    visible: Vec<u32>,
+    seen: usize,
+    /// Text of `visible[..read_offset]`, decoded incrementally: each step
+    /// decodes only the window from `prefix_offset`, so streaming costs
+    /// O(1) per token instead of re-decoding the whole completion.
+    decoded: String,
+    prefix_offset: usize,
+    read_offset: usize,
     logits: Option<Vec<f32>>,
     sampler: LogitsProcessor,
     params: SamplingParams,
@@ -214,6 +224,11 @@ impl Sequence {
             prefilled: 0,
             generated: Vec::new(),
             emitted: 0,
+            visible: Vec::new(),
+            seen: 0,
+            decoded: String::new(),
+            prefix_offset: 0,
+            read_offset: 0,
             logits: None,
             params,
             stop_ids,
@@ -371,43 +386,79 @@ impl Sequence {
         tokenizer: &TextTokenizer,
         flush: bool,
     ) -> Result<Delta, InferenceError> {
-        let full = self.text(tokenizer)?;
-        let chars: Vec<char> = full.chars().collect();
-        // A stop sequence anywhere after what was emitted (it may have
-        // started inside held-back text).
+        self.extend_decoded(tokenizer, flush)?;
+        // A stop sequence can only start in what was not emitted yet: a
+        // prefix of one is always held back.
+        let tail = &self.decoded[self.emitted..];
         if let Some(cut) = self
             .params
             .stop
             .iter()
             .filter(|s| !s.is_empty())
-            .filter_map(|s| full.find(s.as_str()))
+            .filter_map(|s| tail.find(s.as_str()))
             .min()
         {
-            let before: String = full[..cut].chars().skip(self.emitted).collect();
-            self.emitted = full[..cut].chars().count();
+            let before = tail[..cut].to_owned();
+            self.emitted += cut;
             return Ok(Delta {
                 delta: String::new(),
                 stop: Some(before),
             });
         }
-        let mut end = chars.len();
+        let mut end = tail.len();
         if !flush {
-            if chars.last() == Some(&'\u{FFFD}') {
-                end -= 1;
-            }
-            let hold = self
+            end -= self
                 .params
                 .stop
                 .iter()
-                .map(|s| longest_prefix_suffix(&chars[..end], s))
+                .map(|s| longest_prefix_suffix(tail, s))
                 .max()
                 .unwrap_or(0);
-            end -= hold;
         }
-        let start = self.emitted.min(end);
-        let delta: String = chars[start..end].iter().collect();
-        self.emitted = end.max(self.emitted);
+        let delta = tail[..end].to_owned();
+        self.emitted += end;
         Ok(Delta { delta, stop: None })
+    }
+
+    /// Appends the text of newly generated tokens to `decoded`. Text that
+    /// ends in an incomplete UTF-8 character waits for the next token
+    /// (unless `flush`). The window starts at the previous step's tokens,
+    /// so decoders that treat a leading space specially (SentencePiece)
+    /// see the same context as a full decode.
+    fn extend_decoded(
+        &mut self,
+        tokenizer: &TextTokenizer,
+        flush: bool,
+    ) -> Result<(), InferenceError> {
+        for id in &self.generated[self.seen..] {
+            if !tokenizer.is_special(*id) {
+                self.visible.push(*id);
+            }
+        }
+        self.seen = self.generated.len();
+        if self.read_offset == self.visible.len() {
+            return Ok(());
+        }
+        let prefix = tokenizer.decode(&self.visible[self.prefix_offset..self.read_offset])?;
+        let text = tokenizer.decode(&self.visible[self.prefix_offset..])?;
+        let complete = !text.ends_with('\u{FFFD}');
+        if (complete || flush) && text.len() >= prefix.len() && text.starts_with(&prefix) {
+            self.decoded.push_str(&text[prefix.len()..]);
+            self.prefix_offset = self.read_offset;
+            self.read_offset = self.visible.len();
+        } else if flush {
+            // The window's start no longer decodes the same (cannot happen
+            // with the byte-level and SentencePiece decoders); fall back to
+            // decoding everything.
+            self.decoded = tokenizer.decode(&self.visible)?;
+            self.emitted = self.emitted.min(self.decoded.len());
+            while !self.decoded.is_char_boundary(self.emitted) {
+                self.emitted -= 1;
+            }
+            self.prefix_offset = self.visible.len();
+            self.read_offset = self.visible.len();
+        }
+        Ok(())
     }
 }
 
@@ -416,14 +467,14 @@ struct Delta {
     stop: Option<String>,
 }
 
-/// Length (in chars) of the longest suffix of `text` that is a proper
-/// prefix of `stop`.
-fn longest_prefix_suffix(text: &[char], stop: &str) -> usize {
-    let stop: Vec<char> = stop.chars().collect();
+/// Length (in bytes) of the longest suffix of `text` that is a proper
+/// prefix of `stop`, at a character boundary.
+fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
     let max = stop.len().saturating_sub(1).min(text.len());
     (1..=max)
         .rev()
-        .find(|&n| text[text.len() - n..] == stop[..n])
+        .filter(|&n| text.is_char_boundary(text.len() - n) && stop.is_char_boundary(n))
+        .find(|&n| text.as_bytes()[text.len() - n..] == stop.as_bytes()[..n])
         .unwrap_or(0)
 }
 
@@ -446,14 +497,17 @@ mod tests {
 
     #[test]
     fn suffix_prefix_overlap() {
-        let t: Vec<char> = "hello wor".chars().collect();
-        assert_eq!(longest_prefix_suffix(&t, "world"), 3);
-        assert_eq!(longest_prefix_suffix(&t, "xyz"), 0);
+        let t = "hello wor";
+        assert_eq!(longest_prefix_suffix(t, "world"), 3);
+        assert_eq!(longest_prefix_suffix(t, "xyz"), 0);
         assert_eq!(
-            longest_prefix_suffix(&t, "o"),
+            longest_prefix_suffix(t, "o"),
             0,
             "a one-char stop is never held"
         );
+        // Bytes, at character boundaries only.
+        assert_eq!(longest_prefix_suffix("café é", "é!"), "é".len());
+        assert_eq!(longest_prefix_suffix("ab\u{e9}", "\u{e8}x"), 0);
     }
 
     #[test]

@@ -277,3 +277,72 @@ fn decoding_token_by_token_matches_one_prefill() {
     eprintln!("total variation between prefill and step-wise: {tv:.4}");
     assert!(tv < 0.05, "total variation {tv}");
 }
+
+/// A model that "generates" a fixed token sequence, for testing how text
+/// streams out of a sequence independently of what the real model says.
+struct Scripted {
+    script: Vec<u32>,
+    vocab: usize,
+}
+
+impl CausalLm for Scripted {
+    fn forward(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+    ) -> Result<Vec<f32>, offgrid_inference::InferenceError> {
+        // The prompt is one token; generated token i sits at position i + 1.
+        let next = pos + tokens.len() - 1;
+        let mut logits = vec![0f32; self.vocab];
+        if let Some(id) = self.script.get(next) {
+            logits[*id as usize] = 100.0;
+        }
+        Ok(logits)
+    }
+    fn reset(&mut self) {}
+    fn context_length(&self) -> usize {
+        4096
+    }
+}
+
+#[test]
+fn streamed_text_never_splits_a_character_and_stops_across_tokens() {
+    use offgrid_inference::{SamplingParams, Sequence, Step};
+    let tok = tokenizer();
+    let text = "Grüße, 世界 🚀🦀 done. STOP here";
+    let script = tok.encode(text).expect("encode");
+    // Byte-level BPE splits some of these characters across tokens.
+    assert!(script.len() > text.chars().count() / 2);
+    let run = |stop: Vec<String>| {
+        let mut seq = Sequence::new(
+            Box::new(Scripted {
+                script: script.clone(),
+                vocab: tok.vocab_size(),
+            }),
+            vec![0],
+            SamplingParams {
+                max_tokens: script.len(),
+                stop,
+                ..SamplingParams::default()
+            },
+            Vec::new(),
+        )
+        .expect("sequence");
+        let mut pieces = Vec::new();
+        loop {
+            match seq.step(&tok).expect("step") {
+                Step::Prefill => {}
+                Step::Token { text, .. } => pieces.push(text),
+                Step::Done { text, .. } => {
+                    pieces.push(text);
+                    return pieces;
+                }
+            }
+        }
+    };
+    let pieces = run(Vec::new());
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    assert_eq!(pieces.concat(), text);
+    let stopped = run(vec![". STOP".into()]);
+    assert_eq!(stopped.concat(), "Grüße, 世界 🚀🦀 done");
+}
