@@ -12,6 +12,8 @@
 //! - The token-embedding table stays quantized and rows are expanded on
 //!   lookup, instead of a dequantized f32 copy (113 MB for SmolLM2, whose
 //!   output layer shares the table).
+//! - Llama 3.1+'s RoPE frequency factors (`rope_freqs.weight`) are
+//!   applied, as llama.cpp does.
 //! - The KV cache grows in place in steps of [`KV_STEP`] positions (candle
 //!   concatenates the whole cache at every token).
 //!
@@ -178,15 +180,22 @@ fn meta_usize(ct: &Content, key: &str) -> Result<usize> {
     usize::try_from(n).map_err(|_| candle_core::Error::Msg(format!("{key} is too large")))
 }
 
+/// Rotary tables `(len, head_dim / 2)`. `factors` (Llama 3.1+'s
+/// `rope_freqs.weight`) divide the frequencies, as llama.cpp applies them.
 fn rope_tables(
     head_dim: usize,
     base: f32,
     len: usize,
+    factors: Option<&[f32]>,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     let theta: Vec<f32> = (0..head_dim)
         .step_by(2)
-        .map(|i| 1f32 / base.powf(i as f32 / head_dim as f32))
+        .enumerate()
+        .map(|(k, i)| {
+            let f = factors.and_then(|f| f.get(k)).copied().unwrap_or(1.0);
+            1f32 / base.powf(i as f32 / head_dim as f32) / f
+        })
         .collect();
     let theta = Tensor::new(theta.as_slice(), device)?;
     let positions = Tensor::arange(0, len as u32, device)?
@@ -230,9 +239,13 @@ impl Transformer {
             neox: arch != "llama",
             context_length,
         };
-        let (cos, sin) = rope_tables(head_dim, base, context_length, device)?;
 
         let mut tensor = |name: &str| ct.tensor(reader, name, device);
+        let factors = match tensor("rope_freqs.weight") {
+            Ok(t) => Some(t.dequantize(device)?.flatten_all()?.to_vec1::<f32>()?),
+            Err(_) => None,
+        };
+        let (cos, sin) = rope_tables(head_dim, base, context_length, factors.as_deref(), device)?;
         let embd = Arc::new(tensor("token_embd.weight")?);
         let (output, tied) = match tensor("output.weight") {
             Ok(t) => (Linear::new(t)?, false),
@@ -507,4 +520,25 @@ fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, c: &Config) -> Result<Te
         })
     })?;
     Tensor::from_vec(out, (1, 1, c.n_head * d), k.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rope_frequency_factors_divide_the_frequencies() {
+        let d = Device::Cpu;
+        let angle = |factors: Option<&[f32]>| {
+            let (cos, _) = rope_tables(4, 10_000.0, 8, factors, &d).expect("tables");
+            cos.to_vec2::<f32>().expect("cos")
+        };
+        let plain = angle(None);
+        let scaled = angle(Some(&[1.0, 8.0]));
+        // Position 5: the first pair keeps its frequency (1), the second is
+        // slowed eight-fold (theta = 1 / 10000^(2/4) = 0.01).
+        assert_eq!(plain[5][0], scaled[5][0]);
+        assert!((plain[5][1] - (5.0f32 * 0.01).cos()).abs() < 1e-6);
+        assert!((scaled[5][1] - (5.0f32 * 0.01 / 8.0).cos()).abs() < 1e-6);
+    }
 }
