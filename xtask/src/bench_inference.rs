@@ -22,29 +22,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bench::{TempHome, curl, free_port, target_dir};
+use crate::models::cache_dir;
 use crate::{cargo, run};
 
 /// Pinned peer version (the one measured in docs/PERFORMANCE.md).
 const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
 const ROUNDS: usize = 3;
 const PEER: &str = include_str!("llamacpp_peer.py");
-
-fn cache_dir() -> Result<PathBuf, String> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .ok_or_else(|| "set HOME".to_owned())?;
-    Ok(base.join("offgrid"))
-}
-
-fn models_dir() -> Result<PathBuf, String> {
-    let home = std::env::var_os("OFFGRID_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".offgrid-llm")))
-        .ok_or_else(|| "set OFFGRID_HOME or HOME".to_owned())?;
-    Ok(home.join("models"))
-}
 
 /// The venv's python, with llama-cpp-python installed.
 fn peer_python() -> Result<PathBuf, String> {
@@ -150,7 +134,7 @@ fn server_rss(bin: &Path, models: &Path) -> Result<(f64, f64), String> {
 /// `cargo xtask bench inference`.
 pub fn inference() -> Result<(), String> {
     crate::models::install(None)?;
-    let models = models_dir()?;
+    let models = crate::models::home_dir()?.join("models");
     let gguf = models
         .join("smollm2-135m-instruct")
         .join("SmolLM2-135M-Instruct.Q4_1.gguf");

@@ -72,7 +72,8 @@ const DEFAULT_MODELS: &[DefaultModel] = &[
     },
 ];
 
-fn home_dir() -> Result<PathBuf, String> {
+/// `$OFFGRID_HOME`, else `~/.offgrid-llm`.
+pub(crate) fn home_dir() -> Result<PathBuf, String> {
     if let Some(home) = std::env::var_os("OFFGRID_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home));
     }
@@ -82,13 +83,19 @@ fn home_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "set OFFGRID_HOME or HOME".to_owned())
 }
 
-/// Where pip's wheels are kept between runs.
-fn wheel_cache() -> Result<PathBuf, String> {
+/// OffGrid's cache between runs: `$XDG_CACHE_HOME/offgrid`, else
+/// `~/.cache/offgrid`.
+pub(crate) fn cache_dir() -> Result<PathBuf, String> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .ok_or_else(|| "set HOME".to_owned())?;
-    Ok(base.join("offgrid").join("wheels"))
+    Ok(base.join("offgrid"))
+}
+
+/// Where pip's wheels are kept between runs.
+fn wheel_cache() -> Result<PathBuf, String> {
+    Ok(cache_dir()?.join("wheels"))
 }
 
 fn sha256_file(path: &Path) -> Result<String, String> {
