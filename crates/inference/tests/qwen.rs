@@ -135,27 +135,28 @@ trait Reference {
     fn logits(&mut self, tokens: &[u32], pos: usize) -> Vec<f32>;
 }
 
+/// Runs a reference forward pass on `tokens` and flattens its logits.
+fn reference_logits(
+    tokens: &[u32],
+    forward: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> Vec<f32> {
+    Tensor::new(tokens, &Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .and_then(|x| forward(&x))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .expect("reference forward")
+}
+
 impl Reference for quantized_qwen2::ModelWeights {
     fn logits(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
-        let x = Tensor::new(tokens, &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("input");
-        self.forward(&x, pos)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1())
-            .expect("reference forward")
+        reference_logits(tokens, |x| self.forward(x, pos))
     }
 }
 
 impl Reference for quantized_qwen3::ModelWeights {
     fn logits(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
-        let x = Tensor::new(tokens, &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("input");
-        self.forward(&x, pos)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1())
-            .expect("reference forward")
+        reference_logits(tokens, |x| self.forward(x, pos))
     }
 }
 
