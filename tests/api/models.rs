@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use offgrid_config::KeepAlive;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, body, models_dir, spawn_with_private_models};
+use crate::helpers::{
+    assert_error, body, models_dir, spawn_with_models, spawn_with_private_models,
+};
 
 const CHAT: &str = "smollm2-135m-instruct";
 
@@ -235,4 +237,23 @@ fn the_keep_alive_setting_is_the_default() {
     let res = app.post("/v1/chat/completions", None, hello(CHAT, json!("5m")));
     assert_eq!(res.status(), 200);
     wait_loaded(&app, CHAT, true);
+}
+
+#[test]
+fn loading_past_max_loaded_models_unloads_the_least_recently_used() {
+    let app = spawn_with_models(|s| s.max_loaded_models = 1);
+    let res = app.post("/v1/chat/completions", None, hello(CHAT, json!(-1)));
+    assert_eq!(res.status(), 200);
+    wait_loaded(&app, CHAT, true);
+    let res = app.post(
+        "/v1/embeddings",
+        None,
+        json!({"model": "all-minilm-l6-v2", "input": "hello", "keep_alive": -1}),
+    );
+    assert_eq!(res.status(), 200);
+    // The chat model was kept "forever", yet made room for the other.
+    let embed = body(app.get("/v1/models/all-minilm-l6-v2", None));
+    assert_eq!(embed["loaded"], true);
+    let chat = body(app.get(&format!("/v1/models/{CHAT}"), None));
+    assert_eq!(chat["loaded"], false, "{chat}");
 }

@@ -53,6 +53,7 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         &settings.home.join("models"),
         offgrid_inference::EngineConfig::default(),
         settings.keep_alive,
+        settings.max_loaded_models as usize,
     )?;
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;

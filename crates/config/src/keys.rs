@@ -156,6 +156,16 @@ pub static KEYS: &[KeySpec] = &[
         },
         show: |s| s.keep_alive.to_string(),
     },
+    KeySpec {
+        name: "max_loaded_models",
+        env: "OFFGRID_MAX_LOADED_MODELS",
+        expected: "an integer from 1 to 64",
+        apply: |s, r| {
+            s.max_loaded_models = in_range(parse_int(r)?, 1, 64)?;
+            Some(())
+        },
+        show: |s| s.max_loaded_models.to_string(),
+    },
 ];
 
 /// The row for `name`, if it is a known key.

@@ -32,6 +32,9 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// How long an idle model stays loaded (per request: `keep_alive`).
     pub keep_alive: crate::KeepAlive,
+    /// Most models in memory at once; loading one more unloads the least
+    /// recently used idle one.
+    pub max_loaded_models: u32,
     /// Data directory (`OFFGRID_HOME`): database, secrets, models.
     pub home: PathBuf,
 }
@@ -51,6 +54,7 @@ impl Settings {
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
+            max_loaded_models: 3,
             home,
         }
     }

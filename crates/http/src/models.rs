@@ -104,6 +104,7 @@ pub struct Models {
     /// The scheduler for chat and completion requests.
     pub engine: Engine,
     default_keep_alive: KeepAlive,
+    max_loaded: usize,
     inner: Mutex<Inner>,
     /// Held while a model loads, so two requests never load it twice.
     loading: Mutex<()>,
@@ -125,6 +126,7 @@ impl Models {
         dir: &Path,
         engine: EngineConfig,
         default_keep_alive: KeepAlive,
+        max_loaded: usize,
     ) -> Result<Arc<Self>, InferenceError> {
         let registry = ModelRegistry::new(dir);
         registry.clean_leftovers();
@@ -132,6 +134,7 @@ impl Models {
             registry,
             engine: Engine::start(engine)?,
             default_keep_alive,
+            max_loaded: max_loaded.max(1),
             inner: Mutex::new(Inner::default()),
             loading: Mutex::new(()),
         });
@@ -305,6 +308,7 @@ impl Models {
         if let Some(i) = self.resident(id, keep_alive) {
             return Ok(i);
         }
+        self.make_room();
         let started = Instant::now();
         let path = self.registry.weights_path(&entry);
         let instance = match kind {
@@ -326,6 +330,30 @@ impl Models {
             },
         );
         Ok(instance)
+    }
+
+    /// Before a load: while `max_loaded` models are in memory, unloads the
+    /// least recently used one that no request holds. Models in use stay
+    /// (the limit is then exceeded until they finish).
+    fn make_room(&self) {
+        let mut inner = self.lock();
+        while inner.resident.len() >= self.max_loaded {
+            let victim = inner
+                .resident
+                .iter()
+                .filter(|(_, r)| !r.instance.in_use())
+                .min_by_key(|(_, r)| r.last_used)
+                .map(|(id, _)| id.clone());
+            let Some(id) = victim else {
+                tracing::warn!(
+                    limit = self.max_loaded,
+                    "every loaded model is in use; loading one more than max_loaded_models"
+                );
+                return;
+            };
+            inner.resident.remove(&id);
+            tracing::info!(model = %id, "unloaded to make room (max_loaded_models)");
+        }
     }
 
     /// Drops a model from memory now, if no request is using it. Returns
