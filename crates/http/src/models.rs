@@ -211,27 +211,15 @@ impl Models {
 
     /// One installed model.
     pub fn status(&self, id: &str) -> Option<ModelStatus> {
-        self.list().into_iter().find(|m| m.entry.id == id)
+        let inner = self.lock();
+        let entry = inner.installed.get(id)?.clone();
+        let loaded = inner.resident.get(id).map(|r| r.expires_in(Instant::now()));
+        Some(ModelStatus { entry, loaded })
     }
 
     /// Whether no model at all is installed.
     pub fn is_empty(&self) -> bool {
         self.lock().installed.is_empty()
-    }
-
-    /// Ids of installed models of one kind.
-    pub fn ids(&self, kind: ModelKind) -> Vec<String> {
-        self.lock()
-            .installed
-            .values()
-            .filter(|m| m.kind == kind)
-            .map(|m| m.id.clone())
-            .collect()
-    }
-
-    /// The unusable folders found by the last scan.
-    pub fn broken(&self) -> Vec<BrokenModel> {
-        self.lock().broken.clone()
     }
 
     /// The chat model `id`, loading it if needed; it then stays loaded for
@@ -353,19 +341,6 @@ impl Models {
             };
             inner.resident.remove(&id);
             tracing::info!(model = %id, "unloaded to make room (max_loaded_models)");
-        }
-    }
-
-    /// Drops a model from memory now, if no request is using it. Returns
-    /// whether it was unloaded.
-    pub fn unload(&self, id: &str) -> bool {
-        let mut inner = self.lock();
-        match inner.resident.get(id) {
-            Some(r) if !r.instance.in_use() => {
-                inner.resident.remove(id);
-                true
-            }
-            _ => false,
         }
     }
 

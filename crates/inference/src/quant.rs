@@ -371,13 +371,6 @@ fn dot_q4_1_portable(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
     sum
 }
 
-/// Whether this build uses the AVX2 kernel.
-pub const SIMD: bool = cfg!(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-));
-
 /// `x · Wᵀ` as a candle op on the CPU: `(…, cols) → (…, rows)`.
 #[derive(Debug, Clone)]
 pub struct QuantMatMul(pub std::sync::Arc<QuantMatrix>);

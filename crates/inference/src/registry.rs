@@ -141,32 +141,12 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Copies `from` to `to` (created new), returning the sha256 of the bytes
-/// copied. The copy is flushed to disk before returning.
-fn copy_hashing(from: &Path, to: &Path) -> Result<String, InferenceError> {
-    use sha2::{Digest, Sha256};
-    let mut src = fs::File::open(from).map_err(|e| io(from, e))?;
-    let mut dst = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(to)
-        .map_err(|e| io(to, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = src.read(&mut buf).map_err(|e| io(from, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n]).map_err(|e| io(to, e))?;
-    }
-    dst.sync_all().map_err(|e| io(to, e))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-/// sha256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String, InferenceError> {
+/// Reads `path` to the end in 1 MiB pieces, handing each to `sink`;
+/// returns the sha256 of what was read.
+fn read_hashing(
+    path: &Path,
+    mut sink: impl FnMut(&[u8]) -> Result<(), InferenceError>,
+) -> Result<String, InferenceError> {
     use sha2::{Digest, Sha256};
     let mut file = fs::File::open(path).map_err(|e| io(path, e))?;
     let mut hasher = Sha256::new();
@@ -177,8 +157,27 @@ pub fn sha256_file(path: &Path) -> Result<String, InferenceError> {
             break;
         }
         hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
     }
     Ok(hex(&hasher.finalize()))
+}
+
+/// Copies `from` to `to` (created new), returning the sha256 of the bytes
+/// copied. The copy is flushed to disk before returning.
+fn copy_hashing(from: &Path, to: &Path) -> Result<String, InferenceError> {
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(|e| io(to, e))?;
+    let hash = read_hashing(from, |piece| dst.write_all(piece).map_err(|e| io(to, e)))?;
+    dst.sync_all().map_err(|e| io(to, e))?;
+    Ok(hash)
+}
+
+/// sha256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, InferenceError> {
+    read_hashing(path, |_| Ok(()))
 }
 
 fn hex(bytes: &[u8]) -> String {
