@@ -4,6 +4,7 @@ mod access;
 mod auth;
 mod helpers;
 mod inference;
+mod inference_limits;
 mod keys;
 mod layering;
 mod models;

@@ -137,6 +137,7 @@ fn local_answer(
     let (tx, rx) = std::sync::mpsc::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
     let stop = cancelled.clone();
+    let gone = cancelled.clone();
     engine
         .submit(Job {
             user: "local".into(),
@@ -149,6 +150,7 @@ fn local_answer(
                 ..SamplingParams::default()
             },
             sink: Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
+            alive: Some(Box::new(move || !gone.load(Ordering::SeqCst))),
         })
         .map_err(|e| e.to_string())?;
     let mut answer = String::new();

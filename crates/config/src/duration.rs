@@ -15,21 +15,47 @@ pub enum KeepAlive {
 impl KeepAlive {
     /// Parses `"5m"`, `"1h30m"`, `"45s"`, `"500ms"`, `"0"`, `"-1"` or a
     /// plain number of seconds. A negative value means forever, as in
-    /// Ollama. `None` for anything else.
+    /// Ollama. `None` for anything else, including text longer than
+    /// [`KeepAlive::MAX_TEXT_LEN`] bytes.
+    ///
+    /// Iterative and bounded: the text can come from any client.
     pub fn parse(text: &str) -> Option<KeepAlive> {
-        let t = text.trim();
-        if t.is_empty() {
+        if text.len() > Self::MAX_TEXT_LEN {
             return None;
         }
-        if let Some(rest) = t.strip_prefix('-') {
-            // Any well-formed negative duration means "forever".
-            return (!rest.starts_with('-'))
-                .then(|| KeepAlive::parse(rest))
-                .flatten()
-                .map(|_| KeepAlive::Forever);
+        let t = text.trim();
+        // At most one sign, directly before the value.
+        let (negative, t) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        if t.is_empty() || !t.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+            return None;
         }
-        if let Ok(secs) = t.parse::<f64>() {
-            return KeepAlive::from_seconds(secs);
+        let parsed = Self::parse_unsigned(t)?;
+        Some(if negative {
+            // Any well-formed negative duration means "forever".
+            KeepAlive::Forever
+        } else {
+            parsed
+        })
+    }
+
+    /// The longest text [`KeepAlive::parse`] accepts.
+    pub const MAX_TEXT_LEN: usize = 64;
+
+    /// The longest finite keep-alive; longer ones are clamped to it (use
+    /// `-1` to keep a model loaded for good).
+    pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+    fn clamped(d: Duration) -> KeepAlive {
+        KeepAlive::For(d.min(Self::MAX_DURATION))
+    }
+
+    /// An unsigned number of seconds or a sequence of `<number><unit>`.
+    fn parse_unsigned(t: &str) -> Option<KeepAlive> {
+        if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return KeepAlive::from_seconds(t.parse::<f64>().ok()?);
         }
         let mut total = Duration::ZERO;
         let mut rest = t;
@@ -50,12 +76,14 @@ impl KeepAlive {
                 _ => return None,
             };
             rest = &rest[unit_end..];
-            total = total.checked_add(Duration::try_from_secs_f64(secs).ok()?)?;
+            total =
+                total.saturating_add(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
         }
-        Some(KeepAlive::For(total))
+        Some(Self::clamped(total))
     }
 
-    /// A number of seconds; negative means forever.
+    /// A number of seconds; negative means forever; clamped to
+    /// [`KeepAlive::MAX_DURATION`]. `None` for NaN and infinities.
     pub fn from_seconds(secs: f64) -> Option<KeepAlive> {
         if !secs.is_finite() {
             return None;
@@ -63,7 +91,10 @@ impl KeepAlive {
         if secs < 0.0 {
             return Some(KeepAlive::Forever);
         }
-        Duration::try_from_secs_f64(secs).ok().map(KeepAlive::For)
+        // Past what a `Duration` holds is still "a very long time".
+        Some(Self::clamped(
+            Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX),
+        ))
     }
 }
 
@@ -108,9 +139,35 @@ mod tests {
         );
         assert_eq!(KeepAlive::parse("-1"), Some(KeepAlive::Forever));
         assert_eq!(KeepAlive::parse("-5m"), Some(KeepAlive::Forever));
-        for bad in ["", "m", "5x", "five", "5 m", "1e400", "--1", "5m-"] {
+        for bad in ["", "m", "5x", "five", "5 m", "--1", "5m-"] {
             assert_eq!(KeepAlive::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn hostile_text_is_refused_without_recursion() {
+        // Once recursed per leading '-': a stack overflow from one request.
+        let dashes = "- ".repeat(100_000) + "1";
+        assert_eq!(KeepAlive::parse(&dashes), None);
+        let dashes = "-".repeat(100_000) + "1";
+        assert_eq!(KeepAlive::parse(&dashes), None);
+        // Long but otherwise well-formed text is refused by length.
+        let long = "1s".repeat(KeepAlive::MAX_TEXT_LEN);
+        assert_eq!(KeepAlive::parse(&long), None);
+        for bad in ["- 1", "-", "+5", "1e3", "inf", "NaN", "-inf", ".", "5..1s"] {
+            assert_eq!(KeepAlive::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn huge_values_are_clamped() {
+        let max = Some(KeepAlive::For(KeepAlive::MAX_DURATION));
+        assert_eq!(KeepAlive::from_seconds(1e19), max);
+        assert_eq!(KeepAlive::from_seconds(f64::MAX), max);
+        assert_eq!(KeepAlive::parse("99999999999999999999h"), max);
+        assert_eq!(KeepAlive::parse("10000000000000000000"), max);
+        assert_eq!(KeepAlive::from_seconds(f64::NAN), None);
+        assert_eq!(KeepAlive::from_seconds(f64::INFINITY), None);
     }
 
     #[test]

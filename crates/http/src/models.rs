@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use offgrid_config::KeepAlive;
 use offgrid_inference::registry::BrokenModel;
+use offgrid_inference::{Admitted, PerKeyLimit};
 use offgrid_inference::{
     ChatModel, Embedder, Engine, EngineConfig, InferenceError, ModelEntry, ModelKind, ModelRegistry,
 };
@@ -52,7 +53,11 @@ impl Resident {
     fn expires_in(&self, now: Instant) -> Option<Duration> {
         match self.keep_alive {
             KeepAlive::Forever => None,
-            KeepAlive::For(d) => Some((self.last_used + d).saturating_duration_since(now)),
+            // A deadline past what `Instant` can hold is never reached.
+            KeepAlive::For(d) => self
+                .last_used
+                .checked_add(d)
+                .map(|deadline| deadline.saturating_duration_since(now)),
         }
     }
 }
@@ -98,11 +103,93 @@ pub enum ModelError {
     Inference(#[from] InferenceError),
 }
 
+/// Bounds embedding work, which runs on the shared blocking pool: at most
+/// `slots` requests embed at once, at most `max_admitted` are running or
+/// waiting, and one fairness key (user or guest address) has at most
+/// `per_key` of them.
+pub struct EmbeddingGate {
+    slots: Arc<tokio::sync::Semaphore>,
+    per_key: PerKeyLimit,
+    admitted: Arc<std::sync::atomic::AtomicUsize>,
+    max_admitted: usize,
+}
+
+/// Why an embedding request was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingRefusal {
+    /// This caller already has its share in flight.
+    CallerBusy,
+    /// Too many embedding requests in flight overall.
+    ServerBusy,
+}
+
+/// An admitted embedding request's place; given back when dropped.
+#[derive(Debug)]
+pub struct EmbeddingAdmission {
+    _key: Admitted,
+    admitted: Arc<std::sync::atomic::AtomicUsize>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Drop for EmbeddingAdmission {
+    fn drop(&mut self) {
+        self.admitted
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl EmbeddingAdmission {
+    /// Waits (asynchronously) for a free slot; the permit ends the slot.
+    pub async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
+    }
+}
+
+impl EmbeddingGate {
+    /// A gate with `slots` concurrent requests, `max_admitted` in flight
+    /// and `per_key` per caller.
+    pub fn new(slots: usize, max_admitted: usize, per_key: usize) -> Self {
+        EmbeddingGate {
+            slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+            per_key: PerKeyLimit::new(per_key),
+            admitted: Arc::default(),
+            max_admitted: max_admitted.max(1),
+        }
+    }
+
+    /// Admits one request of `key`, or says why not.
+    pub fn admit(&self, key: &str) -> Result<EmbeddingAdmission, EmbeddingRefusal> {
+        let per_key = self
+            .per_key
+            .try_admit(key)
+            .ok_or(EmbeddingRefusal::CallerBusy)?;
+        let before = self
+            .admitted
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let admission = EmbeddingAdmission {
+            _key: per_key,
+            admitted: self.admitted.clone(),
+            slots: self.slots.clone(),
+        };
+        if before >= self.max_admitted {
+            return Err(EmbeddingRefusal::ServerBusy);
+        }
+        Ok(admission)
+    }
+
+    /// Callers with embedding requests in flight.
+    pub fn callers_in_flight(&self) -> usize {
+        self.per_key.keys()
+    }
+}
+
 /// Installed models, loaded models and the engine.
 pub struct Models {
     registry: ModelRegistry,
     /// The scheduler for chat and completion requests.
     pub engine: Engine,
+    /// Bounds on embedding requests.
+    pub embeddings: EmbeddingGate,
     default_keep_alive: KeepAlive,
     max_loaded: usize,
     inner: Mutex<Inner>,
@@ -133,6 +220,7 @@ impl Models {
         let models = Arc::new(Models {
             registry,
             engine: Engine::start(engine)?,
+            embeddings: EmbeddingGate::new(2, 32, 2),
             default_keep_alive,
             max_loaded: max_loaded.max(1),
             inner: Mutex::new(Inner::default()),
@@ -403,7 +491,8 @@ fn dir_stamp(dir: &Path) -> Option<std::time::SystemTime> {
 }
 
 /// The reaper: unloads idle models and notices changes to the models
-/// directory; runs until the models are dropped.
+/// directory; runs until the models are dropped. A panic in one round is
+/// logged and the next round runs as usual: the reaper never dies silently.
 fn reap(models: &Weak<Models>) {
     let mut ticks = 0u32;
     loop {
@@ -411,12 +500,23 @@ fn reap(models: &Weak<Models>) {
         let Some(models) = models.upgrade() else {
             return;
         };
-        for id in models.reap_once() {
-            tracing::info!(model = %id, "unloaded idle model");
-        }
         ticks = ticks.wrapping_add(1);
-        if ticks.is_multiple_of(RESCAN_EVERY_TICKS) {
-            models.rescan_if_changed();
+        let rescan = ticks.is_multiple_of(RESCAN_EVERY_TICKS);
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for id in models.reap_once() {
+                tracing::info!(model = %id, "unloaded idle model");
+            }
+            if rescan {
+                models.rescan_if_changed();
+            }
+        }));
+        if let Err(panic) = round {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %message, "the model reaper panicked; it keeps running");
         }
     }
 }

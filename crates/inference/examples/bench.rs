@@ -148,6 +148,7 @@ fn engine_run(
                     ..SamplingParams::default()
                 },
                 sink: Box::new(move |e| tx.send(e).is_ok()),
+                alive: None,
             })
             .map_err(|e| e.to_string())?;
     }
@@ -200,6 +201,7 @@ fn run() -> Result<(), String> {
     let engine = Engine::start(EngineConfig {
         max_active: 4,
         max_queued: 16,
+        ..EngineConfig::default()
     })
     .map_err(|e| e.to_string())?;
     let short = &ids[..args.ttft_tokens.min(ids.len())];

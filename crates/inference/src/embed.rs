@@ -93,9 +93,23 @@ impl Embedder {
 
     /// Embeds `texts` (in batches); vectors are L2-normalised.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, InferenceError> {
+        self.embed_while(texts, &|| true)?
+            .ok_or_else(|| InferenceError::Candle("embedding stopped".into()))
+    }
+
+    /// Like [`Embedder::embed`], but asks `keep_going` before each batch and
+    /// returns `Ok(None)` as soon as it says no (the client left).
+    pub fn embed_while(
+        &self,
+        texts: &[&str],
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Option<Embeddings>, InferenceError> {
         let mut vectors = Vec::with_capacity(texts.len());
         let mut tokens = 0;
         for chunk in texts.chunks(BATCH) {
+            if !keep_going() {
+                return Ok(None);
+            }
             let encodings = self
                 .tokenizer
                 .encode_batch(chunk.to_vec(), true)
@@ -122,7 +136,7 @@ impl Embedder {
             let unit = mean.broadcast_div(&norms)?;
             vectors.extend(unit.to_vec2::<f32>()?);
         }
-        Ok(Embeddings { vectors, tokens })
+        Ok(Some(Embeddings { vectors, tokens }))
     }
 }
 

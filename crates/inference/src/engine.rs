@@ -14,12 +14,12 @@
 //! sinks are plain callbacks (the HTTP layer forwards into a channel).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::generate::{FinishReason, SamplingParams, Sequence, Step, stop_token_ids};
+use crate::limits::{Admitted, PerKeyLimit};
 use crate::model::LlamaModel;
 use crate::{ChatTemplate, GgufFile, InferenceError, TextTokenizer};
 
@@ -139,9 +139,13 @@ pub struct Usage {
 /// Receives a request's events; returns `false` when the client is gone.
 pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
 
+/// Tells whether a request's client is still there, between events (while
+/// the request waits in the queue or its prompt is being read).
+pub type Liveness = Box<dyn Fn() -> bool + Send>;
+
 /// One generation request.
 pub struct Job {
-    /// Who asked (fairness is per user).
+    /// Who asked (fairness and per-user limits are per this key).
     pub user: String,
     /// The loaded model.
     pub model: Arc<ChatModel>,
@@ -151,6 +155,40 @@ pub struct Job {
     pub params: SamplingParams,
     /// Where events go.
     pub sink: Sink,
+    /// Whether the client is still there; `None`: only the sink tells.
+    pub alive: Option<Liveness>,
+}
+
+impl Job {
+    /// A request whose client is known to be gone only when its sink says
+    /// so (see [`Job::with_liveness`]).
+    pub fn new(
+        user: impl Into<String>,
+        model: Arc<ChatModel>,
+        prompt: Vec<u32>,
+        params: SamplingParams,
+        sink: Sink,
+    ) -> Self {
+        Job {
+            user: user.into(),
+            model,
+            prompt,
+            params,
+            sink,
+            alive: None,
+        }
+    }
+
+    /// Checks `alive` before each step (queued requests and prompt chunks
+    /// included), so a client that left stops costing work at once.
+    pub fn with_liveness(mut self, alive: Liveness) -> Self {
+        self.alive = Some(alive);
+        self
+    }
+
+    fn is_alive(&self) -> bool {
+        self.alive.as_ref().is_none_or(|f| f())
+    }
 }
 
 /// Why a request was refused.
@@ -162,6 +200,13 @@ pub enum EngineError {
         /// Requests waiting.
         queued: usize,
     },
+    /// This user already has as many requests queued or running as one
+    /// user may.
+    #[error("too many requests in progress: at most {limit} at once; wait for one to finish")]
+    UserBusy {
+        /// The per-user limit.
+        limit: usize,
+    },
     /// The engine thread is gone.
     #[error("the inference engine has stopped")]
     Stopped,
@@ -172,8 +217,13 @@ pub enum EngineError {
 pub struct EngineConfig {
     /// Sequences decoding at once.
     pub max_active: usize,
-    /// Requests waiting beyond those.
+    /// Requests waiting beyond those, all users together.
     pub max_queued: usize,
+    /// Requests one user (one fairness key) may have queued or running.
+    pub max_per_user: usize,
+    /// Sequences one user may have decoding at once, so a slot stays free
+    /// for someone else.
+    pub max_running_per_user: usize,
 }
 
 impl Default for EngineConfig {
@@ -181,15 +231,24 @@ impl Default for EngineConfig {
         EngineConfig {
             max_active: 4,
             max_queued: 64,
+            max_per_user: 8,
+            max_running_per_user: 3,
         }
     }
+}
+
+struct Queued {
+    job: Job,
+    submitted: Instant,
+    _ticket: Admitted,
 }
 
 /// Handle to the engine thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    tx: mpsc::Sender<(Job, Instant)>,
+    tx: mpsc::Sender<Queued>,
     queued: Arc<AtomicUsize>,
+    per_user: PerKeyLimit,
     config: EngineConfig,
 }
 
@@ -206,31 +265,55 @@ struct Running {
     model: Arc<ChatModel>,
     seq: Sequence,
     sink: Sink,
+    alive: Option<Liveness>,
     submitted: Instant,
     first_token: Option<Duration>,
+    _ticket: Admitted,
 }
 
+/// The message a client sees when its request hit a bug in the engine.
+const INTERNAL: &str = "internal error while generating; the server log has details";
+
 impl Engine {
-    /// Starts the scheduler thread.
+    /// Starts the scheduler thread. The thread survives panics: one inside a
+    /// request's step fails that request only; one anywhere else fails the
+    /// requests in flight, is logged, and scheduling goes on.
     pub fn start(config: EngineConfig) -> Result<Self, InferenceError> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let counter = queued.clone();
         std::thread::Builder::new()
             .name("offgrid-engine".into())
-            .spawn(move || schedule(rx, counter, config))
+            .spawn(move || supervise(&rx, &counter, config))
             .map_err(|e| InferenceError::Candle(format!("cannot start engine thread: {e}")))?;
-        Ok(Engine { tx, queued, config })
+        Ok(Engine {
+            tx,
+            queued,
+            per_user: PerKeyLimit::new(config.max_per_user),
+            config,
+        })
     }
 
-    /// Queues a request; `Busy` when the queue is full.
+    /// Queues a request: `UserBusy` when its user is at their limit, `Busy`
+    /// when the shared queue is full.
     pub fn submit(&self, job: Job) -> Result<(), EngineError> {
+        let ticket = self
+            .per_user
+            .try_admit(&job.user)
+            .ok_or(EngineError::UserBusy {
+                limit: self.per_user.max(),
+            })?;
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
         if waiting >= self.config.max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(EngineError::Busy { queued: waiting });
         }
-        self.tx.send((job, Instant::now())).map_err(|_| {
+        let queued = Queued {
+            job,
+            submitted: Instant::now(),
+            _ticket: ticket,
+        };
+        self.tx.send(queued).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             EngineError::Stopped
         })
@@ -240,68 +323,225 @@ impl Engine {
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }
+
+    /// Users with requests queued or running (the size of the per-user
+    /// bookkeeping, which never keeps users without work).
+    pub fn users_in_flight(&self) -> usize {
+        self.per_user.keys()
+    }
 }
 
-fn schedule(rx: mpsc::Receiver<(Job, Instant)>, queued: Arc<AtomicUsize>, config: EngineConfig) {
-    let mut waiting: HashMap<String, VecDeque<(Job, Instant)>> = HashMap::new();
-    let mut order: VecDeque<String> = VecDeque::new();
-    let mut running: Vec<Running> = Vec::new();
+/// The scheduler's state: kept outside the unwinding scope so a panic
+/// loses no request silently.
+#[derive(Default)]
+struct Scheduler {
+    waiting: HashMap<String, VecDeque<Queued>>,
+    /// Users with waiting requests, in round-robin order.
+    order: VecDeque<String>,
+    running: Vec<Running>,
+}
+
+impl Scheduler {
+    fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.waiting.is_empty()
+    }
+
+    fn enqueue(&mut self, q: Queued) {
+        let user = q.job.user.clone();
+        let queue = self.waiting.entry(user.clone()).or_default();
+        if queue.is_empty() && !self.order.contains(&user) {
+            // A user not waiting yet goes first among equals.
+            self.order.push_front(user);
+        }
+        queue.push_back(q);
+    }
+
+    fn running_of(&self, user: &str) -> usize {
+        self.running.iter().filter(|r| r.user == user).count()
+    }
+
+    /// Takes the next request to start: fewest running first, round-robin
+    /// among equals, skipping users at their running limit. Requests whose
+    /// client left while queued are dropped here.
+    fn next(&mut self, config: &EngineConfig, queued: &AtomicUsize) -> Option<Queued> {
+        loop {
+            let cap = config.max_running_per_user.max(1);
+            let user = self
+                .order
+                .iter()
+                .map(|u| (u, self.running_of(u)))
+                .filter(|(_, n)| *n < cap)
+                .min_by_key(|(_, n)| *n)
+                .map(|(u, _)| u.clone())?;
+            let (q, now_empty) = match self.waiting.get_mut(&user) {
+                Some(queue) => (queue.pop_front(), queue.is_empty()),
+                None => (None, true),
+            };
+            if let Some(pos) = self.order.iter().position(|u| *u == user) {
+                self.order.remove(pos);
+                if !now_empty {
+                    self.order.push_back(user.clone());
+                }
+            }
+            if now_empty {
+                self.waiting.remove(&user);
+            }
+            let Some(q) = q else {
+                continue;
+            };
+            queued.fetch_sub(1, Ordering::AcqRel);
+            if q.job.is_alive() {
+                return Some(q);
+            }
+        }
+    }
+
+    /// Sends `Error` to every request in flight and forgets them.
+    fn fail_all(&mut self, queued: &AtomicUsize) {
+        for mut r in self.running.drain(..) {
+            (r.sink)(Event::Error(INTERNAL.to_owned()));
+        }
+        for (_, queue) in self.waiting.drain() {
+            for mut q in queue {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                (q.job.sink)(Event::Error(INTERNAL.to_owned()));
+            }
+        }
+        self.order.clear();
+    }
+}
+
+/// Runs the scheduler until every `Engine` handle is dropped, restarting it
+/// after a panic that escaped a request's step.
+fn supervise(rx: &mpsc::Receiver<Queued>, queued: &AtomicUsize, config: EngineConfig) {
+    let mut state = Scheduler::default();
+    loop {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            schedule(rx, queued, config, &mut state);
+        }));
+        match run {
+            Ok(()) => return,
+            Err(panic) => {
+                tracing::error!(
+                    panic = panic_message(&*panic),
+                    "the inference scheduler panicked; failing the requests in flight and restarting it"
+                );
+                // Failing a sink can panic too; never let it end the thread.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    state.fail_all(queued);
+                }));
+                state = Scheduler::default();
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic".to_owned())
+}
+
+/// What one step of a running sequence came to.
+enum Outcome {
+    Continue,
+    Finished,
+}
+
+/// One step of `r` and the events it produced; `Finished` when the request
+/// is over (done, failed or its client gone).
+fn advance(r: &mut Running) -> Outcome {
+    if !r.alive.as_ref().is_none_or(|f| f()) {
+        return Outcome::Finished;
+    }
+    let outcome = r.seq.step(&r.model.tokenizer);
+    let mut alive = true;
+    let scored = r.seq.take_prompt_logprobs();
+    if !scored.is_empty() {
+        alive = (r.sink)(Event::PromptLogprobs(scored));
+    }
+    if let Some(lp) = r.seq.take_logprob().filter(|_| alive) {
+        alive = (r.sink)(Event::Logprob(lp));
+    }
+    let keep = alive
+        && match outcome {
+            Ok(Step::Prefill) => true,
+            Ok(Step::Token { text, .. }) => {
+                r.first_token.get_or_insert_with(|| r.submitted.elapsed());
+                (r.sink)(Event::Text(text))
+            }
+            Ok(Step::Done { reason, text }) => {
+                if r.seq.completion_tokens() > 0 {
+                    r.first_token.get_or_insert_with(|| r.submitted.elapsed());
+                }
+                if !text.is_empty() {
+                    (r.sink)(Event::Text(text));
+                }
+                (r.sink)(Event::Done(Usage {
+                    finish_reason: reason,
+                    prompt_tokens: r.seq.prompt_tokens(),
+                    completion_tokens: r.seq.completion_tokens(),
+                    time_to_first_token: r.first_token,
+                    duration: r.submitted.elapsed(),
+                }));
+                false
+            }
+            Err(e) => {
+                (r.sink)(Event::Error(e.to_string()));
+                false
+            }
+        };
+    if keep {
+        Outcome::Continue
+    } else {
+        Outcome::Finished
+    }
+}
+
+fn schedule(
+    rx: &mpsc::Receiver<Queued>,
+    queued: &AtomicUsize,
+    config: EngineConfig,
+    state: &mut Scheduler,
+) {
     loop {
         // Take new requests: block only when there is nothing to do.
-        let mut incoming = Vec::new();
-        if running.is_empty() && waiting.values().all(VecDeque::is_empty) {
+        if state.is_idle() {
             match rx.recv() {
-                Ok(job) => incoming.push(job),
+                Ok(q) => state.enqueue(q),
                 Err(_) => return,
             }
         }
-        while let Ok(job) = rx.try_recv() {
-            incoming.push(job);
-        }
-        for (job, at) in incoming {
-            if !order.contains(&job.user) {
-                // A user not served yet goes first among equals.
-                order.push_front(job.user.clone());
-            }
-            waiting
-                .entry(job.user.clone())
-                .or_default()
-                .push_back((job, at));
+        while let Ok(q) = rx.try_recv() {
+            state.enqueue(q);
         }
 
-        // Fill free slots: fewest running first, round-robin among equals.
-        while running.len() < config.max_active.max(1) {
-            let candidates: Vec<&String> = order
-                .iter()
-                .filter(|u| waiting.get(*u).is_some_and(|q| !q.is_empty()))
-                .collect();
-            let Some(user) = candidates
-                .iter()
-                .min_by_key(|u| running.iter().filter(|r| &&r.user == *u).count())
-                .map(|u| (*u).clone())
+        // Fill free slots.
+        while state.running.len() < config.max_active.max(1) {
+            let Some(Queued {
+                mut job,
+                submitted,
+                _ticket,
+            }) = state.next(&config, queued)
             else {
                 break;
             };
-            if let Some(pos) = order.iter().position(|u| *u == user) {
-                order.remove(pos);
-                order.push_back(user.clone());
-            }
-            let Some((mut job, submitted)) = waiting.get_mut(&user).and_then(VecDeque::pop_front)
-            else {
-                break;
-            };
-            queued.fetch_sub(1, Ordering::AcqRel);
             match job
                 .model
                 .sequence(std::mem::take(&mut job.prompt), job.params.clone())
             {
-                Ok(seq) => running.push(Running {
-                    user,
+                Ok(seq) => state.running.push(Running {
+                    user: job.user,
                     model: job.model,
                     seq,
                     sink: job.sink,
+                    alive: job.alive,
                     submitted,
                     first_token: None,
+                    _ticket,
                 }),
                 Err(e) => {
                     (job.sink)(Event::Error(e.to_string()));
@@ -309,51 +549,33 @@ fn schedule(rx: mpsc::Receiver<(Job, Instant)>, queued: Arc<AtomicUsize>, config
             }
         }
 
-        // One step for each running sequence, in turn.
+        // One step for each running sequence, in turn. A panic inside one
+        // (the forward pass included) fails that request only.
         let mut i = 0;
-        while i < running.len() {
-            let r = &mut running[i];
-            let outcome = r.seq.step(&r.model.tokenizer);
-            let mut alive = true;
-            let scored = r.seq.take_prompt_logprobs();
-            if !scored.is_empty() {
-                alive = (r.sink)(Event::PromptLogprobs(scored));
-            }
-            if let Some(lp) = r.seq.take_logprob().filter(|_| alive) {
-                alive = (r.sink)(Event::Logprob(lp));
-            }
-            let keep = alive
-                && match outcome {
-                    Ok(Step::Prefill) => true,
-                    Ok(Step::Token { text, .. }) => {
-                        r.first_token.get_or_insert_with(|| r.submitted.elapsed());
-                        (r.sink)(Event::Text(text))
-                    }
-                    Ok(Step::Done { reason, text }) => {
-                        if r.seq.completion_tokens() > 0 {
-                            r.first_token.get_or_insert_with(|| r.submitted.elapsed());
-                        }
-                        if !text.is_empty() {
-                            (r.sink)(Event::Text(text));
-                        }
-                        (r.sink)(Event::Done(Usage {
-                            finish_reason: reason,
-                            prompt_tokens: r.seq.prompt_tokens(),
-                            completion_tokens: r.seq.completion_tokens(),
-                            time_to_first_token: r.first_token,
-                            duration: r.submitted.elapsed(),
-                        }));
-                        false
-                    }
-                    Err(e) => {
-                        (r.sink)(Event::Error(e.to_string()));
-                        false
-                    }
-                };
-            if keep {
-                i += 1;
+        while i < state.running.len() {
+            let r = &mut state.running[i];
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| advance(r)));
+            let finished = match step {
+                Ok(Outcome::Continue) => false,
+                Ok(Outcome::Finished) => true,
+                Err(panic) => {
+                    tracing::error!(
+                        user = %r.user,
+                        model = %r.model.id,
+                        panic = panic_message(&*panic),
+                        "a request panicked while generating; failing it"
+                    );
+                    let sink = &mut r.sink;
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        sink(Event::Error(INTERNAL.to_owned()))
+                    }));
+                    true
+                }
+            };
+            if finished {
+                state.running.swap_remove(i);
             } else {
-                running.swap_remove(i);
+                i += 1;
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod limits;
 pub mod model;
 pub mod quant;
 pub mod registry;
@@ -17,6 +18,7 @@ pub use engine::{ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage
 pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;
+pub use limits::{Admitted, PerKeyLimit};
 pub use model::{CausalLm, LlamaModel};
 pub use registry::{ModelEntry, ModelKind, ModelRegistry};
 pub use template::{ChatMessage, ChatTemplate};

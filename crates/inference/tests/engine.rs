@@ -35,6 +35,7 @@ fn one_users_backlog_does_not_starve_another_user() {
     let engine = Engine::start(EngineConfig {
         max_active: 2,
         max_queued: 64,
+        ..EngineConfig::default()
     })
     .expect("engine");
     let finished = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -54,6 +55,7 @@ fn one_users_backlog_does_not_starve_another_user() {
                     }
                     true
                 }),
+                alive: None,
             })
             .expect("submit");
     };
@@ -80,6 +82,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
     let engine = Engine::start(EngineConfig {
         max_active: 1,
         max_queued: 1,
+        ..EngineConfig::default()
     })
     .expect("engine");
     let (tx, rx) = mpsc::channel();
@@ -99,6 +102,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
                 }
                 true
             }),
+            alive: None,
         })
         .expect("submit");
     rx.recv_timeout(Duration::from_secs(120))
@@ -117,6 +121,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
         prompt: prompt(&m, "Tell me about the sea."),
         params: params(64),
         sink: Box::new(|_| true),
+        alive: None,
     };
     engine.submit(blocker("a")).expect("runs");
     std::thread::sleep(Duration::from_millis(100));
@@ -125,4 +130,284 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
         engine.submit(blocker("c")),
         Err(EngineError::Busy { .. })
     ));
+}
+
+/// A sink that records every event under `label` and signals when the
+/// request ends.
+fn recorder(
+    label: &'static str,
+    log: &Arc<Mutex<Vec<(&'static str, Event)>>>,
+    done: &mpsc::Sender<&'static str>,
+) -> offgrid_inference::engine::Sink {
+    let (log, done) = (log.clone(), done.clone());
+    Box::new(move |event| {
+        let end = matches!(event, Event::Done(_) | Event::Error(_));
+        log.lock().expect("lock").push((label, event));
+        if end {
+            let _ = done.send(label);
+        }
+        true
+    })
+}
+
+#[test]
+fn a_panic_while_generating_fails_that_request_only() {
+    let m = model();
+    let engine = Engine::start(EngineConfig::default()).expect("engine");
+    let (done_tx, done_rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // The first request blows up inside the engine thread on its first
+    // token, as a bug in a forward pass would.
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let tx = done_tx.clone();
+    let mut tokens = 0;
+    let bomb: offgrid_inference::engine::Sink = Box::new(move |event| {
+        match event {
+            Event::Text(_) => {
+                tokens += 1;
+                assert!(tokens < 2, "deliberate panic in the engine thread");
+            }
+            Event::Error(e) => {
+                seen.lock().expect("lock").push(e);
+                let _ = tx.send("bomb");
+            }
+            _ => {}
+        }
+        true
+    });
+    engine
+        .submit(Job::new(
+            "mallory",
+            m.clone(),
+            prompt(&m, "Count to ten."),
+            params(16),
+            bomb,
+        ))
+        .expect("submit");
+    engine
+        .submit(Job::new(
+            "alice",
+            m.clone(),
+            prompt(&m, "Say hello."),
+            params(8),
+            recorder("alice", &log, &done_tx),
+        ))
+        .expect("submit");
+    let mut ended = vec![
+        done_rx.recv_timeout(Duration::from_secs(120)).expect("end"),
+        done_rx.recv_timeout(Duration::from_secs(120)).expect("end"),
+    ];
+    ended.sort_unstable();
+    assert_eq!(ended, ["alice", "bomb"]);
+    let errors = errors.lock().expect("lock").clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("internal error"), "{errors:?}");
+    assert!(
+        log.lock()
+            .expect("lock")
+            .iter()
+            .any(|(l, e)| *l == "alice" && matches!(e, Event::Done(_))),
+        "the other request finished normally"
+    );
+    // The engine is still serving.
+    engine
+        .submit(Job::new(
+            "bob",
+            m.clone(),
+            prompt(&m, "Say hello."),
+            params(4),
+            recorder("bob", &log, &done_tx),
+        ))
+        .expect("submit after the panic");
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(120)).expect("end"),
+        "bob"
+    );
+    assert_eq!(
+        engine.users_in_flight(),
+        0,
+        "tickets returned after a panic"
+    );
+}
+
+#[test]
+fn one_user_cannot_hold_every_slot_or_the_queue() {
+    let m = model();
+    let engine = Engine::start(EngineConfig {
+        max_active: 2,
+        max_queued: 64,
+        max_per_user: 3,
+        max_running_per_user: 1,
+    })
+    .expect("engine");
+    let (done_tx, done_rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let long = prompt(&m, "Write a long story about a dragon.");
+    for label in ["a1", "a2", "a3"] {
+        engine
+            .submit(Job::new(
+                "alice",
+                m.clone(),
+                long.clone(),
+                params(6),
+                recorder(label, &log, &done_tx),
+            ))
+            .expect("within alice's limit");
+    }
+    // Her fourth request is refused, however empty the shared queue is.
+    assert_eq!(
+        engine
+            .submit(Job::new(
+                "alice",
+                m.clone(),
+                long.clone(),
+                params(6),
+                Box::new(|_| true),
+            ))
+            .err(),
+        Some(EngineError::UserBusy { limit: 3 })
+    );
+    // Bob is not affected by Alice's limit.
+    engine
+        .submit(Job::new(
+            "bob",
+            m.clone(),
+            long.clone(),
+            params(6),
+            recorder("b1", &log, &done_tx),
+        ))
+        .expect("bob's request");
+    for _ in 0..4 {
+        done_rx.recv_timeout(Duration::from_secs(300)).expect("end");
+    }
+    // Alice never had two sequences decoding at once: each of her requests
+    // produced no text before the previous one was done.
+    let log = log.lock().expect("lock");
+    let first_text = |label| {
+        log.iter()
+            .position(|(l, e)| *l == label && matches!(e, Event::Text(_)))
+            .expect("text")
+    };
+    let done = |label| {
+        log.iter()
+            .position(|(l, e)| *l == label && matches!(e, Event::Done(_)))
+            .expect("done")
+    };
+    assert!(done("a1") < first_text("a2"), "a2 ran beside a1");
+    assert!(done("a2") < first_text("a3"), "a3 ran beside a2");
+    // Bob ran beside Alice instead of after all three of hers.
+    assert!(first_text("b1") < done("a1").max(done("a2")));
+    drop(log);
+    // Nothing is kept for users with no work in flight.
+    assert_eq!(engine.users_in_flight(), 0);
+}
+
+#[test]
+fn a_client_gone_during_prefill_stops_its_prompt_at_the_next_chunk() {
+    let m = model();
+    let engine = Engine::start(EngineConfig::default()).expect("engine");
+    // A prompt of several prefill chunks.
+    let long = prompt(
+        &m,
+        &"The quick brown fox jumps over the lazy dog. ".repeat(40),
+    );
+    assert!(long.len() > 4 * offgrid_inference::generate::PREFILL_CHUNK);
+    let checks = Arc::new(Mutex::new(0usize));
+    let counted = checks.clone();
+    let events = Arc::new(Mutex::new(0usize));
+    let seen = events.clone();
+    let job = Job::new(
+        "gone",
+        m.clone(),
+        long,
+        params(8),
+        Box::new(move |_| {
+            *seen.lock().expect("lock") += 1;
+            true
+        }),
+    )
+    .with_liveness(Box::new(move || {
+        let mut n = counted.lock().expect("lock");
+        *n += 1;
+        // Present when taken from the queue and for the first chunk only.
+        *n <= 2
+    }));
+    engine.submit(job).expect("submit");
+    // A second request: once it is done, the first one has been dropped.
+    let (done_tx, done_rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    engine
+        .submit(Job::new(
+            "other",
+            m.clone(),
+            prompt(&m, "Say hi."),
+            params(4),
+            recorder("other", &log, &done_tx),
+        ))
+        .expect("submit");
+    done_rx.recv_timeout(Duration::from_secs(120)).expect("end");
+    while engine.users_in_flight() > 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        *checks.lock().expect("lock"),
+        3,
+        "stopped at the next chunk"
+    );
+    assert_eq!(
+        *events.lock().expect("lock"),
+        0,
+        "no event for a gone client"
+    );
+}
+
+#[test]
+fn a_request_whose_client_left_while_queued_never_starts() {
+    let m = model();
+    let engine = Engine::start(EngineConfig {
+        max_active: 1,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let (done_tx, done_rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    engine
+        .submit(Job::new(
+            "a",
+            m.clone(),
+            prompt(&m, "Tell me about the sea."),
+            params(16),
+            recorder("a", &log, &done_tx),
+        ))
+        .expect("submit");
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = gone.clone();
+    let started = Arc::new(Mutex::new(false));
+    let mark = started.clone();
+    engine
+        .submit(
+            Job::new(
+                "b",
+                m.clone(),
+                prompt(&m, "Tell me about the sea."),
+                params(16),
+                Box::new(move |_| {
+                    *mark.lock().expect("lock") = true;
+                    true
+                }),
+            )
+            .with_liveness(Box::new(move || {
+                !flag.load(std::sync::atomic::Ordering::SeqCst)
+            })),
+        )
+        .expect("queued");
+    gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a ends");
+    while engine.users_in_flight() > 0 || engine.queued() > 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!*started.lock().expect("lock"), "b never produced an event");
 }

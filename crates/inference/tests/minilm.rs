@@ -54,3 +54,23 @@ fn batching_and_padding_do_not_change_vectors() {
         .fold(0.0, f32::max);
     assert!(diff < 1e-4, "padding changed the vector by {diff}");
 }
+
+#[test]
+fn embedding_stops_before_the_next_batch_once_told_to() {
+    let e = Embedder::open(&model_dir()).expect("load");
+    let texts = vec!["a sentence to embed"; 200];
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let out = e
+        .embed_while(&texts, &|| {
+            // Go on for the first batch only.
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+        })
+        .expect("embed");
+    assert!(out.is_none(), "stopped");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let all = e
+        .embed_while(&texts, &|| true)
+        .expect("embed")
+        .expect("all");
+    assert_eq!(all.vectors.len(), 200);
+}

@@ -106,8 +106,21 @@ pub(crate) async fn embedder(
 }
 
 /// A request's `keep_alive`: seconds as a number, or a duration string
-/// (`"10m"`, `"1h"`, `"0"`, `"-1"`), as in Ollama.
-pub(crate) fn keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
+/// (`"10m"`, `"1h"`, `"0"`, `"-1"`), as in Ollama. Residency is shared by
+/// everyone, so only callers who may manage models change it: anyone
+/// else's (valid) value is replaced by the server's default.
+pub(crate) fn keep_alive(
+    value: Option<&Value>,
+    caller: &crate::access::Caller,
+) -> Result<Option<KeepAlive>, ApiError> {
+    let requested = parse_keep_alive(value)?;
+    let may_change =
+        offgrid_policy::authorize(&caller.principal, offgrid_domain::Permission::ManageModels)
+            .is_ok();
+    Ok(requested.filter(|_| may_change))
+}
+
+fn parse_keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64().and_then(KeepAlive::from_seconds),

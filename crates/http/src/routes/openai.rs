@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::Client;
+use crate::models::EmbeddingRefusal;
 use crate::state::AppState;
 
 fn now() -> i64 {
@@ -399,13 +400,17 @@ fn submit(
     prepared: Prepared,
 ) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let job = Job {
+    // The receiver is dropped when the client goes (the response body or
+    // the handler's future is dropped): the engine stops at its next step.
+    let watch = tx.clone();
+    let job = Job::new(
         user,
-        model: prepared.model,
-        prompt: prepared.prompt,
-        params: prepared.params,
-        sink: Box::new(move |event| tx.send(event).is_ok()),
-    };
+        prepared.model,
+        prepared.prompt,
+        prepared.params,
+        Box::new(move |event| tx.send(event).is_ok()),
+    )
+    .with_liveness(Box::new(move || !watch.is_closed()));
     state.models.engine.submit(job).map_err(|e| match e {
         EngineError::Busy { .. } => ApiError {
             retry_after: Some(2),
@@ -413,6 +418,15 @@ fn submit(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
                 "server_busy",
+                e.to_string(),
+            )
+        },
+        EngineError::UserBusy { .. } => ApiError {
+            retry_after: Some(2),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "too_many_requests",
                 e.to_string(),
             )
         },
@@ -754,7 +768,7 @@ async fn run(
     text: PromptText,
 ) -> Result<HttpResponse, ApiError> {
     let (params, explicit_max) = common.params(kind)?;
-    let keep_alive = super::models::keep_alive(common.keep_alive.as_ref())?;
+    let keep_alive = super::models::keep_alive(common.keep_alive.as_ref(), caller)?;
     let model = super::models::chat(state, &common.model, keep_alive).await?;
     let wants_logprobs = params.logprobs.is_some();
     let echo_text = match (&text, common.echo) {
@@ -904,10 +918,20 @@ struct EmbeddingRequest {
     keep_alive: Option<Value>,
 }
 
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// `POST /v1/embeddings`.
 pub(crate) async fn embeddings(
     state: web::Data<AppState>,
     caller: Caller,
+    client: Client,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
@@ -922,7 +946,7 @@ pub(crate) async fn embeddings(
             ));
         }
     };
-    let keep_alive = super::models::keep_alive(req.keep_alive.as_ref())?;
+    let keep_alive = super::models::keep_alive(req.keep_alive.as_ref(), &caller)?;
     let embedder = super::models::embedder(&state, &req.model, keep_alive).await?;
     let inputs = match req.input {
         EmbeddingInput::One(s) => vec![s],
@@ -931,12 +955,42 @@ pub(crate) async fn embeddings(
     if inputs.is_empty() || inputs.len() > 2048 {
         return Err(invalid("input", "must hold 1 to 2048 strings"));
     }
+    let admission = state
+        .models
+        .embeddings
+        .admit(&fairness_key(&caller, &client))
+        .map_err(|refusal| match refusal {
+            EmbeddingRefusal::CallerBusy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "too_many_requests",
+                    "too many embedding requests in progress: wait for one to finish",
+                )
+            },
+            EmbeddingRefusal::ServerBusy => ApiError {
+                retry_after: Some(2),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "server_busy",
+                    "the server is busy with embeddings; try again shortly",
+                )
+            },
+        })?;
+    let _slot = admission.slot().await;
+    // Set when this handler is dropped (the client left) or done: the
+    // blocking work stops before its next batch.
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _on_drop = SetOnDrop(gone.clone());
     let out = web::block(move || {
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        embedder.embed(&refs)
+        embedder.embed_while(&refs, &|| !gone.load(std::sync::atomic::Ordering::Acquire))
     })
     .await?
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| ApiError::internal("embedding stopped"))?;
     Accounting::new(&state, &caller, &req.model, "embeddings").record(
         out.tokens,
         0,
