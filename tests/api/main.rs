@@ -2,10 +2,13 @@
 
 mod access;
 mod auth;
+mod cookie;
+mod data_files;
 mod helpers;
 mod inference;
 mod keys;
 mod layering;
+mod model_files;
 mod models;
 mod modes;
 mod network;
