@@ -2,11 +2,14 @@
 
 mod access;
 mod auth;
+mod cookie;
+mod data_files;
 mod helpers;
 mod inference;
 mod inference_limits;
 mod keys;
 mod layering;
+mod model_files;
 mod models;
 mod modes;
 mod network;

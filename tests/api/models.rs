@@ -66,10 +66,21 @@ fn models_list_what_the_registry_records() {
     assert_eq!(m["loaded"], false, "models load on first use");
 }
 
+/// Puts the installed GGUF into the app's model import directory (a hard
+/// link where possible) and returns the name to import it by.
+fn into_import_dir(app: &crate::helpers::TestApp) -> String {
+    let target = app.home.path().join("import/smollm2.gguf");
+    if std::fs::hard_link(installed_gguf(), &target).is_err() {
+        std::fs::copy(installed_gguf(), &target).expect("copy model into the import dir");
+    }
+    "smollm2.gguf".to_owned()
+}
+
 #[test]
 fn an_admin_imports_and_removes_a_model_over_http() {
     let app = spawn_with_private_models(|s| s.multi_user_mode = true);
     let admin = app.setup_admin();
+    let gguf = into_import_dir(&app);
     let (_, user_key) = app.create_user(&admin, "alice", "user");
 
     // Only administrators manage models.
@@ -77,7 +88,7 @@ fn an_admin_imports_and_removes_a_model_over_http() {
         app.post(
             "/v1/models",
             Some(&user_key),
-            json!({"path": installed_gguf(), "name": "copy"}),
+            json!({"path": gguf, "name": "copy"}),
         ),
         403,
         "insufficient_permissions",
@@ -91,7 +102,7 @@ fn an_admin_imports_and_removes_a_model_over_http() {
     let res = app.post(
         "/v1/models",
         Some(&admin),
-        json!({"path": installed_gguf(), "name": "copy"}),
+        json!({"path": gguf, "name": "copy"}),
     );
     assert_eq!(res.status(), 201);
     let created = body(res);
@@ -118,7 +129,7 @@ fn an_admin_imports_and_removes_a_model_over_http() {
         app.post(
             "/v1/models",
             Some(&admin),
-            json!({"path": installed_gguf(), "name": "copy"}),
+            json!({"path": gguf, "name": "copy"}),
         ),
         409,
         "model_exists",
@@ -127,7 +138,7 @@ fn an_admin_imports_and_removes_a_model_over_http() {
         app.post(
             "/v1/models",
             Some(&admin),
-            json!({"path": installed_gguf(), "name": "../escape"}),
+            json!({"path": gguf, "name": "../escape"}),
         ),
         400,
         "invalid_model_name",
@@ -150,7 +161,7 @@ fn an_admin_imports_and_removes_a_model_over_http() {
         400,
         "invalid_path",
     );
-    let junk = app.home.path().join("junk.gguf");
+    let junk = app.home.path().join("import/junk.gguf");
     std::fs::write(&junk, b"not a model at all").expect("write junk");
     assert_error(
         app.post(

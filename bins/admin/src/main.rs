@@ -264,6 +264,7 @@ struct Ctx {
 
 impl Ctx {
     fn open_db(&self) -> Result<Database, Failure> {
+        offgrid_storage::make_private_dir(&self.settings.home)?;
         Ok(Database::open(&self.settings.database_path())?)
     }
 

@@ -16,12 +16,17 @@ pub fn open(
     settings: &Settings,
     auth_config: AuthConfig,
 ) -> anyhow::Result<(Database, AuthService)> {
+    // The data directory holds the database, the server secret and the
+    // models: private to the server's user, also on an existing install.
+    offgrid_storage::make_private_dir(&settings.home)?;
     let db = Database::open(&settings.database_path())?;
     let applied = db.migrate()?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied database migrations");
     }
-    let secret = ServerSecret::load_or_create(&settings.home.join("secret.key"))?;
+    let secret_path = settings.home.join("secret.key");
+    offgrid_storage::restrict_to_owner(&secret_path)?;
+    let secret = ServerSecret::load_or_create(&secret_path)?;
     let auth = AuthService::new(db.repositories(), &secret, auth_config)?;
     Ok((db, auth))
 }
@@ -33,6 +38,24 @@ pub fn auth_config(settings: &Settings) -> AuthConfig {
         settings.session_ttl_hours,
         settings.remember_me_days,
     )
+}
+
+/// Refuses to expose single-user mode (no login, every permission) on a
+/// non-loopback address unless `allow_remote_single_user` says so. The
+/// error is one line for the operator.
+pub fn check_exposure(settings: &Settings) -> Result<(), String> {
+    if settings.multi_user_mode
+        || settings.allow_remote_single_user
+        || offgrid_http::is_loopback_name(&settings.host)
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to serve single-user mode (no login, full access) on non-loopback address {}: \
+         enable multi-user mode (--multi-user), or accept that anyone who reaches the port has \
+         full access with --allow-remote-single-user (OFFGRID_ALLOW_REMOTE_SINGLE_USER=true)",
+        settings.host
+    ))
 }
 
 /// Everything `serve` needs, built before the async runtime starts: the
@@ -48,6 +71,7 @@ pub struct Prepared {
 /// Opens storage, builds the auth service and binds
 /// `settings.host:settings.port`. Blocking; call before entering the runtime.
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
+    check_exposure(&settings).map_err(anyhow::Error::msg)?;
     let (_db, auth) = open(&settings, auth_config)?;
     let models = offgrid_http::Models::open(
         &settings.home.join("models"),
@@ -55,6 +79,11 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         settings.keep_alive,
         settings.max_loaded_models as usize,
     )?;
+    if settings.model_import_dir.is_none() {
+        // The default import folder lives in the private home; a
+        // configured one is the operator's to set up.
+        offgrid_storage::make_private_dir(&settings.model_import_dir())?;
+    }
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;

@@ -84,6 +84,10 @@ struct ServeArgs {
     /// Let anonymous requests chat as Guest (true/false).
     #[arg(long, value_name = "BOOL")]
     guest_access: Option<String>,
+    /// Allow single-user mode (no login) on a non-loopback address
+    /// (true/false).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    allow_remote_single_user: Option<String>,
     /// HTTP worker threads (default: number of cores).
     #[arg(long)]
     workers: Option<usize>,
@@ -152,6 +156,11 @@ fn overrides(cli: &Cli) -> Overrides {
             ("multi_user_mode", &args.multi_user, "--multi-user"),
             ("require_auth", &args.require_auth, "--require-auth"),
             ("guest_access", &args.guest_access, "--guest-access"),
+            (
+                "allow_remote_single_user",
+                &args.allow_remote_single_user,
+                "--allow-remote-single-user",
+            ),
         ];
         for (key, value, flag) in flags {
             if let Some(v) = value {
@@ -357,13 +366,10 @@ fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
         "single-user"
     };
     let auth_config = offgrid_server::auth_config(&settings);
-    let loopback = settings.host == "localhost"
-        || settings
-            .host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback && !settings.multi_user_mode {
+    if let Err(refusal) = offgrid_server::check_exposure(&settings) {
+        return fail(EXIT_USAGE, refusal);
+    }
+    if !offgrid_http::is_loopback_name(&settings.host) && !settings.multi_user_mode {
         tracing::warn!(
             host = %settings.host,
             "single-user mode on a non-loopback address: anyone who can reach this port \

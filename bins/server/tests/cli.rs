@@ -68,6 +68,31 @@ fn bad_values_stop_start_up_with_exit_2_and_one_line() {
 }
 
 #[test]
+fn single_user_mode_refuses_a_non_loopback_address_with_exit_2() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["serve", "--host", "0.0.0.0", "--port", "0"][..],
+        &["serve", "--host", "::", "--port", "0"][..],
+    ] {
+        let out = offgrid(home.path(), &[], args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let line = stderr_line(&out);
+        assert!(
+            line.contains("single-user") && line.contains("--allow-remote-single-user"),
+            "{line}"
+        );
+    }
+    // The setting is a boolean like the others.
+    let out = offgrid(
+        home.path(),
+        &[("OFFGRID_ALLOW_REMOTE_SINGLE_USER", "maybe")],
+        &["serve", "--host", "0.0.0.0"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("OFFGRID_ALLOW_REMOTE_SINGLE_USER"));
+}
+
+#[test]
 fn config_show_names_each_source() {
     let home = tempfile::tempdir().expect("tempdir");
     std::fs::write(

@@ -147,6 +147,36 @@ pub static KEYS: &[KeySpec] = &[
         show: |s| s.allowed_hosts.join(","),
     },
     KeySpec {
+        name: "allow_remote_single_user",
+        env: "OFFGRID_ALLOW_REMOTE_SINGLE_USER",
+        expected: "true or false",
+        apply: |s, r| {
+            s.allow_remote_single_user = parse_bool(r)?;
+            Some(())
+        },
+        show: |s| s.allow_remote_single_user.to_string(),
+    },
+    KeySpec {
+        name: "cookie_secure",
+        env: "OFFGRID_COOKIE_SECURE",
+        expected: "true or false (true when clients connect over HTTPS)",
+        apply: |s, r| {
+            s.cookie_secure = parse_bool(r)?;
+            Some(())
+        },
+        show: |s| s.cookie_secure.to_string(),
+    },
+    KeySpec {
+        name: "model_import_dir",
+        env: "OFFGRID_MODEL_IMPORT_DIR",
+        expected: "an absolute directory path",
+        apply: |s, r| {
+            let path = std::path::PathBuf::from(r.as_text()?.trim());
+            path.is_absolute().then(|| s.model_import_dir = Some(path))
+        },
+        show: |s| s.model_import_dir().display().to_string(),
+    },
+    KeySpec {
         name: "keep_alive",
         env: "OFFGRID_KEEP_ALIVE",
         expected: "a duration like 5m, 1h30m, 45s or 0 (unload at once), or -1 (never unload)",

@@ -28,8 +28,18 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Origins allowed to call the API from a browser (CORS); empty = off.
     pub cors_origins: Vec<String>,
-    /// Extra `Host` names accepted when bound to loopback.
+    /// `Host` names accepted besides loopback names (enforced whenever
+    /// bound to loopback or this list is not empty).
     pub allowed_hosts: Vec<String>,
+    /// Let single-user mode (no login, full access) listen on a
+    /// non-loopback address.
+    pub allow_remote_single_user: bool,
+    /// Clients reach the server over HTTPS (e.g. through a TLS reverse
+    /// proxy): the session cookie is `Secure` and named `__Host-…`.
+    pub cookie_secure: bool,
+    /// The only directory `POST /v1/models` imports from (`None`:
+    /// `$OFFGRID_HOME/import`).
+    pub model_import_dir: Option<PathBuf>,
     /// How long an idle model stays loaded (per request: `keep_alive`).
     pub keep_alive: crate::KeepAlive,
     /// Most models in memory at once; loading one more unloads the least
@@ -53,6 +63,9 @@ impl Settings {
             bcrypt_cost: 12,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            allow_remote_single_user: false,
+            cookie_secure: false,
+            model_import_dir: None,
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
             home,
@@ -62,6 +75,13 @@ impl Settings {
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.home.join("offgrid.db")
+    }
+
+    /// The directory HTTP model imports are confined to.
+    pub fn model_import_dir(&self) -> PathBuf {
+        self.model_import_dir
+            .clone()
+            .unwrap_or_else(|| self.home.join("import"))
     }
 
     /// Whether anonymous requests are served (as Guest).
@@ -544,6 +564,34 @@ mod tests {
         let mut e = home_env(&dir);
         e.insert("OFFGRID_CORS_ORIGINS".into(), "ftp://x".into());
         assert!(load(&e, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn exposure_cookie_and_import_dir_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let loaded = load(&home_env(&dir), &Overrides::default()).expect("load");
+        let s = &loaded.settings;
+        assert!(!s.allow_remote_single_user && !s.cookie_secure);
+        assert_eq!(s.model_import_dir(), dir.path().join("import"));
+
+        let mut e = home_env(&dir);
+        e.insert("OFFGRID_ALLOW_REMOTE_SINGLE_USER".into(), "true".into());
+        e.insert("OFFGRID_COOKIE_SECURE".into(), "yes".into());
+        e.insert("OFFGRID_MODEL_IMPORT_DIR".into(), "/srv/models-in".into());
+        let s = load(&e, &Overrides::default()).expect("load").settings;
+        assert!(s.allow_remote_single_user && s.cookie_secure);
+        assert_eq!(s.model_import_dir(), PathBuf::from("/srv/models-in"));
+
+        // A relative import directory would depend on the working directory.
+        let mut e = home_env(&dir);
+        e.insert("OFFGRID_MODEL_IMPORT_DIR".into(), "imports".into());
+        let msg = load(&e, &Overrides::default())
+            .expect_err("relative")
+            .to_string();
+        assert!(
+            msg.contains("model_import_dir") && msg.contains("absolute"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -16,9 +16,6 @@ use offgrid_domain::{Permission, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Name of the login cookie used by the browser UI.
-pub const SESSION_COOKIE: &str = "offgrid_session";
-
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -63,7 +60,7 @@ enum Presented {
     Cookie(String),
 }
 
-fn presented_credential(req: &ServiceRequest) -> Result<Presented, ApiError> {
+fn presented_credential(req: &ServiceRequest, cookie_name: &str) -> Result<Presented, ApiError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let text = value
             .to_str()
@@ -76,7 +73,7 @@ fn presented_credential(req: &ServiceRequest) -> Result<Presented, ApiError> {
         }
         return Ok(Presented::Bearer(rest.trim().to_owned()));
     }
-    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+    if let Some(cookie) = req.cookie(cookie_name) {
         return Ok(Presented::Cookie(cookie.value().to_owned()));
     }
     Ok(Presented::None)
@@ -111,7 +108,8 @@ async fn resolve(state: &AppState, req: &ServiceRequest) -> Result<Caller, ApiEr
             user: None,
         });
     }
-    let (credential, from_cookie) = match presented_credential(req)? {
+    let cookie_name = crate::cookie::session_cookie_name(&state.settings);
+    let (credential, from_cookie) = match presented_credential(req, cookie_name)? {
         Presented::Bearer(value) => (value, false),
         Presented::Cookie(value) => (value, true),
         Presented::None if state.settings.anonymous_allowed() => {

@@ -71,7 +71,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     cfg.default_service(web::to(not_found));
 }
 
-fn is_loopback_name(host: &str) -> bool {
+/// Whether `host` (a bind address or a `Host` name, brackets allowed)
+/// names this machine's loopback interface.
+pub fn is_loopback_name(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.to_ascii_lowercase().ends_with(".localhost")
@@ -89,9 +91,28 @@ fn host_name(value: &str) -> &str {
     }
 }
 
-/// When bound to loopback, refuse requests whose `Host` is neither a
-/// loopback name nor listed in `allowed_hosts`: a web page on another
-/// origin cannot reach the server by rebinding its DNS name to 127.0.0.1.
+/// Whether a request naming `host` in its `Host` header is served.
+///
+/// Bound to loopback, or whenever `allowed_hosts` is set, only loopback
+/// names, the names in `allowed_hosts` and the bound address itself are:
+/// a web page on another origin cannot reach the server by rebinding its
+/// DNS name to the server's address. Bound elsewhere without a list, any
+/// name is (the server cannot know its names).
+fn host_allowed(settings: &offgrid_config::Settings, host: &str) -> bool {
+    if !is_loopback_name(&settings.host) && settings.allowed_hosts.is_empty() {
+        return true;
+    }
+    let bound = settings.host.trim_start_matches('[').trim_end_matches(']');
+    let wildcard = bound.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+    is_loopback_name(host)
+        || settings
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+        || (!wildcard && bound.eq_ignore_ascii_case(host))
+}
+
+/// Refuses requests whose `Host` is not served (see [`host_allowed`]).
 async fn host_check(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -99,25 +120,18 @@ async fn host_check(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
-    let bound_loopback = is_loopback_name(&state.settings.host);
     let host = req
         .headers()
         .get(header::HOST)
         .map(|v| v.to_str().map(host_name).unwrap_or("").to_owned());
-    if let (true, Some(host)) = (bound_loopback, host) {
-        let allowed = is_loopback_name(&host)
-            || state
-                .settings
-                .allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&host));
-        if !allowed {
-            return Err(ApiError::forbidden(
-                "host_not_allowed",
-                format!("Host {host:?} is not allowed; add it to `allowed_hosts` to serve it"),
-            )
-            .into());
-        }
+    if let Some(host) = host
+        && !host_allowed(&state.settings, &host)
+    {
+        return Err(ApiError::forbidden(
+            "host_not_allowed",
+            format!("Host {host:?} is not allowed; add it to `allowed_hosts` to serve it"),
+        )
+        .into());
     }
     next.call(req).await.map(|r| r.map_into_boxed_body())
 }
@@ -177,5 +191,28 @@ mod tests {
         assert!(is_loopback_name("app.localhost"));
         assert!(!is_loopback_name("evil.example"));
         assert!(!is_loopback_name("0.0.0.0"));
+    }
+
+    #[test]
+    fn allowed_hosts_are_enforced_whatever_the_bind_address() {
+        let mut s = offgrid_config::Settings::defaults(std::path::PathBuf::new());
+        // Loopback: loopback names only, until names are listed.
+        assert!(host_allowed(&s, "localhost"));
+        assert!(!host_allowed(&s, "evil.example"));
+        s.allowed_hosts = vec!["box.lan".into()];
+        assert!(host_allowed(&s, "BOX.lan"));
+        assert!(!host_allowed(&s, "evil.example"));
+        // Any address with a list: the list, loopback and the address.
+        s.host = "192.168.1.5".into();
+        assert!(host_allowed(&s, "box.lan"));
+        assert!(host_allowed(&s, "192.168.1.5"));
+        assert!(host_allowed(&s, "127.0.0.1"));
+        assert!(!host_allowed(&s, "evil.example"));
+        s.host = "0.0.0.0".into();
+        assert!(!host_allowed(&s, "0.0.0.0"));
+        assert!(!host_allowed(&s, "evil.example"));
+        // No list on a non-loopback address: any name.
+        s.allowed_hosts.clear();
+        assert!(host_allowed(&s, "evil.example"));
     }
 }

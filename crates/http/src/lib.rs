@@ -2,6 +2,7 @@
 
 mod access;
 mod app;
+mod cookie;
 mod error;
 mod extract;
 mod models;
@@ -9,7 +10,8 @@ mod routes;
 mod state;
 
 pub use access::{Access, RouteInfo, route_table};
-pub use app::{configure, serve};
+pub use app::{configure, is_loopback_name, serve};
+pub use cookie::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 pub use error::ApiError;
 pub use models::{ModelError, ModelStatus, Models};
 pub use state::AppState;

@@ -10,6 +10,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::InferenceError;
+use crate::error::catch_panics;
 
 /// Inputs per forward pass.
 const BATCH: usize = 32;
@@ -51,11 +52,28 @@ pub struct Embeddings {
 impl Embedder {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from
     /// `dir`.
+    /// A folder candle or the tokenizer chokes on is an error, not a panic.
     pub fn open(dir: &Path) -> Result<Self, InferenceError> {
+        catch_panics("loading the embedding model", || Self::load(dir))
+    }
+
+    fn load(dir: &Path) -> Result<Self, InferenceError> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| io(&config_path, e))?;
         let config: Config = serde_json::from_str(&text)
-            .map_err(|e| InferenceError::Metadata(format!("{}: {e}", config_path.display())))?;
+            .map_err(|e| InferenceError::Metadata(format!("config.json: {e}")))?;
+        // candle divides the hidden size by the head count.
+        if config.num_attention_heads == 0
+            || config.hidden_size == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
+            return Err(InferenceError::Metadata(format!(
+                "config.json: hidden_size {} is not a positive multiple of num_attention_heads {}",
+                config.hidden_size, config.num_attention_heads
+            )));
+        }
         let device = Device::Cpu;
         let weights_path = dir.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&weights_path, &device)

@@ -71,3 +71,20 @@ impl From<candle_core::Error> for InferenceError {
         InferenceError::Candle(e.to_string())
     }
 }
+
+/// Runs `f`, turning a panic inside a dependency (candle, tokenizers,
+/// minijinja) into an error: a bad model file fails its own load, never
+/// the thread that loads it (a request's, the registry scan's).
+pub(crate) fn catch_panics<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, InferenceError>,
+) -> Result<T, InferenceError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let cause = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_owned());
+        Err(InferenceError::Candle(format!("{what} failed: {cause}")))
+    })
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use candle_core::Device;
 
 use crate::InferenceError;
+use crate::error::catch_panics;
 use crate::gguf::{GgufFile, open_reader};
 use crate::transformer::{ARCHITECTURES, Transformer};
 
@@ -39,13 +40,20 @@ impl std::fmt::Debug for LlamaModel {
 }
 
 impl LlamaModel {
-    /// Loads the weights of an opened GGUF file.
+    /// Loads the weights of an opened GGUF file. A file candle chokes on
+    /// is an error, not a panic.
     pub fn load(file: GgufFile) -> Result<Self, InferenceError> {
         Self::check_architecture(&file)?;
         let path = file.path().to_owned();
         let mut reader = open_reader(&path)?;
         let device = Device::Cpu;
-        let weights = Transformer::from_gguf(file.into_content(), &mut reader, &device)?;
+        let weights = catch_panics("loading the weights", || {
+            Ok(Transformer::from_gguf(
+                file.into_content(),
+                &mut reader,
+                &device,
+            )?)
+        })?;
         let context_length = weights.context_length();
         Ok(LlamaModel {
             weights,

@@ -332,20 +332,24 @@ fn safetensors_summary(path: &Path) -> Result<(u64, String), InferenceError> {
         if name == "__metadata__" {
             continue;
         }
-        let elems: u64 = t["shape"]
+        let elems = t["shape"]
             .as_array()
-            .map(|dims| dims.iter().filter_map(|d| d.as_u64()).product())
-            .unwrap_or(0);
+            .and_then(|dims| {
+                dims.iter()
+                    .try_fold(1u64, |n, d| d.as_u64().and_then(|d| n.checked_mul(d)))
+            })
+            .ok_or_else(|| bad(format!("tensor {name} has an invalid shape")))?;
         let end = t["data_offsets"][1].as_u64().unwrap_or(u64::MAX);
         if end > data_len {
             return Err(bad(format!(
                 "tensor {name} ends past the end of the file (truncated or corrupt download?)"
             )));
         }
-        params += elems;
-        *by_dtype
+        params = params.saturating_add(elems);
+        let count = by_dtype
             .entry(t["dtype"].as_str().unwrap_or("?").to_owned())
-            .or_default() += elems;
+            .or_default();
+        *count = count.saturating_add(elems);
     }
     if params == 0 {
         return Err(bad("it contains no tensors".into()));
@@ -586,7 +590,7 @@ impl ModelRegistry {
 
 /// The id an import gets without `--name`: the file name without `.gguf`
 /// (or the folder name), lowercased.
-fn default_id(source: &Path) -> Result<String, InferenceError> {
+pub fn default_id(source: &Path) -> Result<String, InferenceError> {
     let name = if is_gguf_name(source) {
         source.file_stem()
     } else {

@@ -9,6 +9,7 @@ use minijinja::{Environment, ErrorKind, context};
 use serde::Serialize;
 
 use crate::InferenceError;
+use crate::error::catch_panics;
 
 /// The template used when a model carries none.
 pub const CHATML_FALLBACK: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -70,6 +71,18 @@ fn messages_value(messages: &[ChatMessage]) -> minijinja::Value {
 impl ChatTemplate {
     /// Compiles `source` (or the ChatML fallback when `None`).
     pub fn new(
+        source: Option<&str>,
+        bos_token: &str,
+        eos_token: &str,
+    ) -> Result<Self, InferenceError> {
+        // The source comes from a model file: a panic while compiling it
+        // fails the load, not the thread.
+        catch_panics("compiling the chat template", || {
+            Self::compile(source, bos_token, eos_token)
+        })
+    }
+
+    fn compile(
         source: Option<&str>,
         bos_token: &str,
         eos_token: &str,

@@ -20,6 +20,11 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::InferenceError;
+use crate::error::catch_panics;
+
+/// Longest token text accepted (real vocabularies stay under a few
+/// hundred bytes).
+const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Token types in `tokenizer.ggml.token_type` that are special tokens.
 const CONTROL: i32 = 3;
@@ -232,12 +237,25 @@ fn sentencepiece(
 impl TextTokenizer {
     /// Builds the tokenizer from a GGUF file's metadata: byte-level BPE
     /// (`tokenizer.ggml.model = gpt2`) or SentencePiece (`llama`).
+    /// A file the `tokenizers` crate chokes on is an error, not a panic.
     pub fn from_gguf(content: &Content) -> Result<Self, InferenceError> {
+        catch_panics("building the tokenizer", || Self::build(content))
+    }
+
+    fn build(content: &Content) -> Result<Self, InferenceError> {
         let kind = meta(content, "tokenizer.ggml.model")?
             .to_string()
             .map_err(|e| InferenceError::Metadata(e.to_string()))?
             .clone();
         let tokens = string_array(content, "tokenizer.ggml.tokens")?;
+        // Deriving SentencePiece merges looks up every split of every
+        // piece: quadratic in a piece's length, so bound it.
+        if let Some(long) = tokens.iter().find(|t| t.len() > MAX_TOKEN_BYTES) {
+            return Err(InferenceError::Metadata(format!(
+                "a token of {} bytes is longer than {MAX_TOKEN_BYTES}",
+                long.len()
+            )));
+        }
         let types: Vec<i32> = match content.metadata.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()

@@ -222,14 +222,31 @@ impl Transformer {
         if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
             candle_core::bail!("invalid head counts {n_head}/{n_kv_head}");
         }
+        // Each layer has several tensors: a block count above the tensor
+        // count is a lie (and would size allocations from the file).
+        if n_layer == 0 || n_layer > ct.tensor_infos.len() {
+            candle_core::bail!("invalid block count {n_layer}");
+        }
         let head_dim = meta_usize(&ct, &key("attention.key_length")).unwrap_or(n_embd / n_head);
+        if head_dim == 0 || n_head.checked_mul(head_dim).is_none() {
+            candle_core::bail!("invalid head size {head_dim} (embedding length {n_embd})");
+        }
         let eps = f64::from(meta(&ct, &key("attention.layer_norm_rms_epsilon"))?.to_f32()?);
+        if !(eps.is_finite() && eps > 0.0) {
+            candle_core::bail!("invalid layer_norm_rms_epsilon {eps}");
+        }
         let base = meta(&ct, &key("rope.freq_base"))
             .and_then(|v| v.to_f32())
             .unwrap_or(10_000.0);
+        if !(base.is_finite() && base > 0.0) {
+            candle_core::bail!("invalid rope.freq_base {base}");
+        }
         let context_length = meta_usize(&ct, &key("context_length"))
             .unwrap_or(4096)
             .min(MAX_CONTEXT);
+        if context_length == 0 {
+            candle_core::bail!("invalid context length 0");
+        }
         let config = Config {
             n_head,
             n_kv_head,

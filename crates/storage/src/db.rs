@@ -91,15 +91,21 @@ impl From<TxError> for RepoError {
 
 impl Database {
     /// Opens (creating if needed) the database file and its directory. Does
-    /// not migrate: call [`Database::migrate`].
+    /// not migrate: call [`Database::migrate`]. A directory it creates is
+    /// 0700; the database file and its `-wal`/`-shm` are made 0600 (an
+    /// existing directory is left alone: see [`crate::make_private_dir`]).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let open_err = |reason: String| StorageError::Open {
             path: path.display().to_string(),
             reason,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            crate::files::make_private_dir(dir).map_err(|e| open_err(e.to_string()))?;
         }
+        crate::files::make_private_file(path).map_err(|e| open_err(e.to_string()))?;
+        crate::files::make_sidecars_private(path).map_err(|e| open_err(e.to_string()))?;
         let url = path
             .to_str()
             .ok_or_else(|| open_err("path is not valid UTF-8".to_owned()))?;
@@ -180,21 +186,47 @@ impl Database {
 
     /// Writes a consistent copy of the live database to `dest` with
     /// `VACUUM INTO`, which reads one snapshot and never blocks writers for
-    /// long. `dest` must not exist.
+    /// long. `dest` must not exist; it is created 0600 before anything is
+    /// written to it.
     pub fn backup(&self, dest: &Path) -> Result<(), StorageError> {
+        let exists =
+            || StorageError::Io(format!("backup target {} already exists", dest.display()));
         if dest.exists() {
-            return Err(StorageError::Io(format!(
-                "backup target {} already exists",
-                dest.display()
-            )));
+            return Err(exists());
         }
         let target = dest
             .to_str()
             .ok_or_else(|| StorageError::Io("backup path is not valid UTF-8".to_owned()))?;
-        let mut conn = self.pool.get()?;
-        diesel::sql_query("VACUUM INTO ?")
-            .bind::<diesel::sql_types::Text, _>(target)
-            .execute(&mut conn)?;
+        // VACUUM INTO accepts an empty file: create it private first (and
+        // atomically, so a file or link put there meanwhile is refused).
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(dest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+            Err(e) => {
+                return Err(StorageError::Io(format!(
+                    "cannot create backup {}: {e}",
+                    dest.display()
+                )));
+            }
+        }
+        let written = self
+            .pool
+            .get()
+            .map_err(StorageError::from)
+            .and_then(|mut conn| {
+                diesel::sql_query("VACUUM INTO ?")
+                    .bind::<diesel::sql_types::Text, _>(target)
+                    .execute(&mut conn)
+                    .map_err(StorageError::from)
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(dest);
+            return Err(e);
+        }
         Ok(())
     }
 

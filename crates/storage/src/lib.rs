@@ -2,8 +2,10 @@
 
 mod db;
 mod error;
+mod files;
 mod repos;
 mod schema;
 
 pub use db::{Database, MigrationStatus};
 pub use error::StorageError;
+pub use files::{make_private_dir, restrict_to_owner};

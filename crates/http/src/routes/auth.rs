@@ -1,14 +1,14 @@
 //! `/v1/auth/*` and `/v1/users/me`: setup, login, logout, who am I,
 //! change password.
 
-use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::{HttpResponse, web};
 use offgrid_auth::{AccountInput, LoginRequest};
 use offgrid_domain::Role;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::access::{Caller, SESSION_COOKIE};
+use crate::access::Caller;
+use crate::cookie::{clearing_cookie, session_cookie};
 use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
@@ -77,28 +77,13 @@ pub(crate) async fn login(
     };
     let outcome = web::block(move || auth.login(&request)).await??;
     let max_age = outcome.expires_at.0 - offgrid_auth::service::now().0;
-    let cookie = Cookie::build(SESSION_COOKIE, outcome.token.clone())
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .max_age(CookieDuration::seconds(max_age.max(0)))
-        .finish();
+    let cookie = session_cookie(&state.settings, outcome.token.clone(), max_age);
     Ok(HttpResponse::Ok().cookie(cookie).json(json!({
         "token": outcome.token,
         "token_type": "bearer",
         "expires_at": outcome.expires_at,
         "user": outcome.user,
     })))
-}
-
-fn clearing_cookie() -> Cookie<'static> {
-    let mut cookie = Cookie::build(SESSION_COOKIE, "")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .finish();
-    cookie.make_removal();
-    cookie
 }
 
 /// `POST /v1/auth/logout`: revokes the session token at once.
@@ -111,7 +96,7 @@ pub(crate) async fn logout(
     let actor = client.actor(Some(&caller));
     web::block(move || auth.logout(&caller.principal, &actor)).await??;
     Ok(HttpResponse::Ok()
-        .cookie(clearing_cookie())
+        .cookie(clearing_cookie(&state.settings))
         .json(json!({"success": true})))
 }
 

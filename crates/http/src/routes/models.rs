@@ -5,17 +5,21 @@
 //! A model object is OpenAI's (`id`, `object`, `created`, `owned_by`) plus
 //! what the registry records and whether it is loaded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use offgrid_config::KeepAlive;
+use offgrid_domain::audit::NewAuditEvent;
 use offgrid_inference::InferenceError;
+use offgrid_inference::registry::default_id;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::Caller;
 use crate::error::ApiError;
+use crate::extract::Client;
 use crate::models::{ModelError, ModelStatus, Models};
 use crate::state::AppState;
 
@@ -43,34 +47,73 @@ pub(crate) fn model_error(models: &Models, e: ModelError) -> ApiError {
             };
             model_not_found(format!("{e}{hint}"))
         }
-        ModelError::Inference(e) => inference_error(e),
+        ModelError::Inference(e) => load_failed(&e),
     }
 }
 
-fn inference_error(e: InferenceError) -> ApiError {
-    let (status, code) = match &e {
-        InferenceError::InvalidModelId(_) => (StatusCode::BAD_REQUEST, "invalid_model_name"),
-        InferenceError::ModelExists(_) => (StatusCode::CONFLICT, "model_exists"),
-        InferenceError::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
-        InferenceError::InvalidGguf { .. }
-        | InferenceError::NotAModel { .. }
-        | InferenceError::Metadata(_)
-        | InferenceError::Tokenizer(_)
-        | InferenceError::Template(_) => (StatusCode::BAD_REQUEST, "invalid_model"),
-        InferenceError::UnsupportedArchitecture(_) => {
-            (StatusCode::BAD_REQUEST, "unsupported_architecture")
+/// A model that would not load, as a chat or embedding caller sees it:
+/// the detail (absolute paths, candle's message) goes to the log only.
+fn load_failed(e: &InferenceError) -> ApiError {
+    tracing::error!(error = %e, detail = ?e, "model load failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "model_load_failed",
+        "The model could not be loaded; the server log has details",
+    )
+}
+
+/// An import's failure, as the admin sees it: what is wrong with the model
+/// is said about the path they gave, never about a path on the server
+/// (staging folders, the canonical source); IO and candle failures are
+/// logged and answered generically.
+fn import_error(given: &str, e: ModelError) -> ApiError {
+    let e = match e {
+        ModelError::Inference(e) => e,
+        other => return model_error_plain(other),
+    };
+    let (status, code, message) = match &e {
+        InferenceError::InvalidModelId(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_model_name", e.to_string())
         }
-        InferenceError::Io { .. } => (StatusCode::BAD_REQUEST, "invalid_path"),
-        InferenceError::ContextLength { .. } | InferenceError::Candle(_) => {
+        InferenceError::ModelExists(_) => (StatusCode::CONFLICT, "model_exists", e.to_string()),
+        InferenceError::UnsupportedArchitecture(_) => (
+            StatusCode::BAD_REQUEST,
+            "unsupported_architecture",
+            e.to_string(),
+        ),
+        InferenceError::InvalidGguf { reason, .. } | InferenceError::NotAModel { reason, .. } => (
+            StatusCode::BAD_REQUEST,
+            "invalid_model",
+            format!("{given} cannot be imported: {reason}"),
+        ),
+        InferenceError::Metadata(_)
+        | InferenceError::Tokenizer(_)
+        | InferenceError::Template(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_model",
+            format!("{given} cannot be imported: {e}"),
+        ),
+        // Io, Candle and anything else: nothing about the server is shown.
+        _ => {
+            tracing::error!(path = given, error = %e, detail = ?e, "model import failed");
             return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
-                "model_load_failed",
-                e.to_string(),
+                "model_import_failed",
+                "The model could not be imported; the server log has details",
             );
         }
     };
-    ApiError::new(status, "invalid_request_error", code, e.to_string())
+    ApiError::new(status, "invalid_request_error", code, message)
+}
+
+/// Not-found and wrong-kind answers (no inference detail involved).
+fn model_error_plain(e: ModelError) -> ApiError {
+    match e {
+        ModelError::Inference(e) => ApiError::internal(e),
+        other => model_not_found(other.to_string()),
+    }
 }
 
 /// The chat model `id`, loaded on the blocking pool if needed.
@@ -176,52 +219,185 @@ pub(crate) async fn get(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportRequest {
-    /// Absolute path, on the server, of a `.gguf` file or an embedding
-    /// model folder.
+    /// A `.gguf` file or an embedding model folder inside the model import
+    /// directory: relative to it, or absolute.
     path: String,
     /// The new model's id (default: from the file name).
     #[serde(default)]
     name: Option<String>,
 }
 
-/// `POST /v1/models`: imports a model file that is already on the server's
-/// disk (as `offgrid models import` does). Blocking work (copying and
-/// hashing) runs on the blocking pool.
+/// The one answer for a path that is outside the import directory, missing,
+/// unreadable or otherwise refused: which of these it was is not said, so
+/// the endpoint cannot probe the server's disk.
+fn path_refused(given: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_path",
+        format!(
+            "path {given:?}: no importable file or folder of that name in the model import \
+             directory (model_import_dir)"
+        ),
+    )
+}
+
+/// Resolves `given` inside the import directory `dir`: symlinks and `..`
+/// are resolved first, and the result (and, for a folder, every entry in
+/// it) must lie inside `dir`.
+fn resolve_import_source(dir: &Path, given: &str) -> Result<PathBuf, ApiError> {
+    let dir = dir.canonicalize().map_err(|e| {
+        tracing::warn!(dir = %dir.display(), error = %e, "model import directory unavailable");
+        ApiError::bad_request(
+            "import_dir_unavailable",
+            "the model import directory does not exist: create it, or set model_import_dir \
+             (OFFGRID_MODEL_IMPORT_DIR)",
+        )
+    })?;
+    if given.is_empty() || given.contains('\0') {
+        return Err(path_refused(given));
+    }
+    let inside = |p: &Path| -> Option<PathBuf> {
+        let real = p.canonicalize().ok()?;
+        (real.starts_with(&dir) && real != dir).then_some(real)
+    };
+    let source = inside(&dir.join(given)).ok_or_else(|| path_refused(given))?;
+    if source.is_dir() {
+        let entries = std::fs::read_dir(&source).map_err(|_| path_refused(given))?;
+        for entry in entries {
+            let entry = entry.map_err(|_| path_refused(given))?;
+            inside(&entry.path()).ok_or_else(|| path_refused(given))?;
+        }
+    }
+    Ok(source)
+}
+
+/// Records a model change in the audit log (blocking). A failure to write
+/// is logged, not returned: the change itself is done.
+fn audit(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    action: &str,
+    target: Option<String>,
+    details: Value,
+) {
+    let repos = state.auth.repos();
+    let principal = &caller.principal;
+    let actor = caller
+        .user
+        .as_ref()
+        .map(|u| u.username.clone())
+        .or_else(|| {
+            let id = principal.user_id.as_ref()?;
+            repos.users.get(id).ok().map(|u| u.username)
+        });
+    let event = NewAuditEvent {
+        at: offgrid_auth::service::now(),
+        actor_id: principal.user_id.clone().filter(|id| !id.is_system()),
+        actor,
+        action: action.to_owned(),
+        target,
+        client_addr: client.addr.clone(),
+        details: Some(details.to_string()),
+    };
+    if let Err(e) = repos.audit.append(event) {
+        tracing::error!(action, error = %e, "cannot write audit log");
+    }
+}
+
+/// `POST /v1/models`: imports a model file or folder from the model import
+/// directory (as `offgrid models import` does from anywhere, for the local
+/// operator), and records it in the audit log, refusals included. Blocking
+/// work (resolving, copying and hashing) runs on the blocking pool.
 pub(crate) async fn import(
     state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let req: ImportRequest = serde_json::from_value(body.into_inner()).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("invalid request body: {e}"))
     })?;
-    let source = PathBuf::from(&req.path);
-    if !source.is_absolute() {
-        return Err(ApiError::bad_request(
-            "invalid_path",
-            "path: must be an absolute path on the server",
-        ));
-    }
-    let models = state.models.clone();
-    let entry = web::block(move || models.import(&source, req.name.as_deref()))
-        .await?
-        .map_err(|e| model_error(&state.models, e))?;
+    let state = state.into_inner();
+    let outcome = web::block(move || {
+        let given = req.path;
+        // What the audit row records of the given path (it is the admin's
+        // input, up to the body limit).
+        let logged: String = given.chars().take(1024).collect();
+        let result =
+            resolve_import_source(&state.settings.model_import_dir(), &given).and_then(|source| {
+                // The default id comes from the name the admin gave, not
+                // from where a symlink leads.
+                let id = match req.name {
+                    Some(id) => id,
+                    None => {
+                        default_id(Path::new(&given)).map_err(|e| import_error(&given, e.into()))?
+                    }
+                };
+                state
+                    .models
+                    .import(&source, Some(&id))
+                    .map_err(|e| import_error(&given, e))
+            });
+        match &result {
+            Ok(entry) => audit(
+                &state,
+                &caller,
+                &client,
+                "model.imported",
+                Some(entry.id.clone()),
+                json!({"path": logged, "kind": entry.kind.as_str(), "sha256": entry.sha256}),
+            ),
+            Err(e) => audit(
+                &state,
+                &caller,
+                &client,
+                "model.import_refused",
+                None,
+                json!({"path": logged, "code": e.code}),
+            ),
+        }
+        result
+    })
+    .await??;
     let status = ModelStatus {
-        entry,
+        entry: outcome,
         loaded: None,
     };
     Ok(HttpResponse::build(StatusCode::CREATED).json(model_json(&status)))
 }
 
-/// `DELETE /v1/models/{id}`: OpenAI's deletion answer.
+/// `DELETE /v1/models/{id}`: OpenAI's deletion answer; audited.
 pub(crate) async fn remove(
     state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let models = state.models.clone();
+    let state = state.into_inner();
     let removed = id.clone();
-    web::block(move || models.remove(&removed))
-        .await?
-        .map_err(|e| model_error(&state.models, e))?;
+    web::block(move || {
+        let result = state.models.remove(&removed).map_err(|e| match e {
+            ModelError::Inference(InferenceError::InvalidModelId(_)) => {
+                ApiError::bad_request("invalid_model_name", e.to_string())
+            }
+            ModelError::Inference(InferenceError::ModelNotFound(_)) => {
+                model_not_found(ModelError::NotFound(removed.clone()).to_string())
+            }
+            other => model_error_plain(other),
+        });
+        if result.is_ok() {
+            audit(
+                &state,
+                &caller,
+                &client,
+                "model.deleted",
+                Some(removed.clone()),
+                json!({}),
+            );
+        }
+        result
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(json!({"id": id, "object": "model", "deleted": true})))
 }
