@@ -15,10 +15,14 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn fixture_with(adjust: impl FnOnce(&mut AuthConfig)) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(&dir.path().join("offgrid.db")).expect("open");
     db.migrate().expect("migrate");
-    let config = AuthConfig {
+    let mut config = AuthConfig {
         bcrypt_cost: 4,
         session_ttl_secs: 3600,
         remember_me_secs: 7 * 86400,
@@ -31,6 +35,7 @@ fn fixture() -> Fixture {
         },
         session_idle_timeout_secs: 3600,
     };
+    adjust(&mut config);
     let auth =
         AuthService::new(db.repositories(), &ServerSecret::generate(), config).expect("auth");
     Fixture { auth, _dir: dir }
@@ -406,15 +411,22 @@ fn setup_refuses_before_validating_or_hashing_once_an_admin_exists() {
 
 #[test]
 fn concurrent_wrong_passwords_cannot_all_pass_the_lock_check() {
-    // 16 attempts from one address start together. Each is counted before
+    // 32 attempts from one address start together. Each is counted before
     // its password is verified, so at most the threshold (3) are judged;
-    // the rest are refused.
-    let f = std::sync::Arc::new(fixture());
+    // the rest are refused. The in-flight bounds are lifted so that only
+    // the counting is under test, and bcrypt is made slow enough (cost 10)
+    // that every attempt reaches the lock check before the first password
+    // check ends.
+    let f = std::sync::Arc::new(fixture_with(|c| {
+        c.bcrypt_cost = 10;
+        c.throttle.max_in_flight_per_account = 64;
+        c.throttle.max_in_flight_per_addr = 64;
+    }));
     f.auth
         .create_user(account("alice", Role::User), None, &operator())
         .expect("create");
-    let start = std::sync::Arc::new(std::sync::Barrier::new(16));
-    let handles: Vec<_> = (0..16)
+    let start = std::sync::Arc::new(std::sync::Barrier::new(32));
+    let handles: Vec<_> = (0..32)
         .map(|_| {
             let (f, start) = (f.clone(), start.clone());
             std::thread::spawn(move || {
@@ -433,7 +445,7 @@ fn concurrent_wrong_passwords_cannot_all_pass_the_lock_check() {
         .count();
     let refused = results.iter().filter(|r| is_throttled(r)).count();
     assert!(judged <= 3, "{judged} attempts were judged: {results:?}");
-    assert_eq!(judged + refused, 16, "{results:?}");
+    assert_eq!(judged + refused, 32, "{results:?}");
 }
 
 #[test]
