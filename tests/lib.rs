@@ -22,6 +22,8 @@ pub struct TestApp {
     pub client: Client,
     /// The server's `OFFGRID_HOME`, removed on drop.
     pub home: tempfile::TempDir,
+    /// The one-time setup code the server printed (multi-user, no admin).
+    pub setup_code: Option<String>,
     handle: Option<actix_web::dev::ServerHandle>,
 }
 
@@ -114,6 +116,7 @@ fn spawn_in(
     let auth = offgrid_server::auth_config(&settings);
     let prepared = offgrid_server::prepare(settings, auth).expect("server start");
     let addr = prepared.addr;
+    let setup_code = prepared.setup_code();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -136,6 +139,7 @@ fn spawn_in(
             .build()
             .expect("client"),
         home,
+        setup_code,
         handle: Some(handle),
     }
 }
@@ -189,6 +193,20 @@ impl TestApp {
             None,
             json!({"username": username, "password": password}),
         )
+    }
+
+    /// POST /v1/auth/login from another loopback address (`127.0.0.2`…),
+    /// as a second client on the network would.
+    pub fn login_from(&self, local_ip: &str, username: &str, password: &str) -> Response {
+        let ip: std::net::IpAddr = local_ip.parse().expect("IP address");
+        Client::builder()
+            .local_address(ip)
+            .build()
+            .expect("client")
+            .post(self.url("/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .expect("POST")
     }
 
     /// Logs in and returns the token, asserting success.

@@ -159,3 +159,55 @@ fn keys_are_read_only_from_the_authorization_header() {
         .expect("send");
     assert_eq!(basic.status(), 401);
 }
+
+#[test]
+fn an_api_key_creates_keys_only_if_made_to() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    let (_, default_key) = app.create_user(&admin, "alice", "user");
+    let token = app.token("alice", &password_of("alice"));
+    let minting = body(app.post(
+        "/v1/users/me/api-keys",
+        Some(&token),
+        json!({"name": "ci", "can_create_keys": true}),
+    ));
+    assert_eq!(minting["can_create_keys"], true);
+    let minting = minting["key"].as_str().expect("key").to_owned();
+    let listed = body(app.get("/v1/users/me/api-keys", Some(&token)));
+    assert_eq!(listed["data"][1]["can_create_keys"], false, "{listed}");
+
+    assert_error(
+        app.post(
+            "/v1/users/me/api-keys",
+            Some(&default_key),
+            json!({"name": "x"}),
+        ),
+        403,
+        "api_key_cannot_create_keys",
+    );
+    let res = app.post(
+        "/v1/users/me/api-keys",
+        Some(&minting),
+        json!({"name": "y"}),
+    );
+    assert_eq!(res.status(), 201);
+    assert_eq!(body(res)["can_create_keys"], false, "not by default");
+
+    // An admin's plain key cannot mint keys for others either.
+    let (_, admin_key) = app.create_user(&admin, "a2", "admin");
+    assert_error(
+        app.post(
+            "/v1/users",
+            Some(&admin_key),
+            json!({"username": "bob", "password": password_of("bob")}),
+        ),
+        403,
+        "api_key_cannot_create_keys",
+    );
+    let res = app.post(
+        "/v1/users",
+        Some(&admin_key),
+        json!({"username": "bob", "password": password_of("bob"), "create_api_key": false}),
+    );
+    assert_eq!(res.status(), 201);
+}

@@ -147,3 +147,73 @@ fn only_http_knows_actix_and_only_storage_knows_diesel() {
         "the binary wires storage in"
     );
 }
+
+/// The workspace root (this crate lives in `tests/`).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn only_the_admin_binary_can_act_as_the_operator() {
+    // 1. Only offgrid-admin asks for the domain's `operator` feature as a
+    //    normal dependency (storage and auth tests may, as dev-dependencies).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut normal = BTreeSet::new();
+    for package in meta["packages"].as_array().expect("packages") {
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            let asks = dep["name"] == "offgrid-domain"
+                && dep["features"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "operator"));
+            if asks && dep["kind"].is_null() {
+                normal.insert(package["name"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    assert_eq!(normal, BTreeSet::from(["offgrid-admin".to_owned()]));
+
+    // 2. No library or server source builds the capability (features unify
+    //    in a workspace build, so the feature alone cannot stop it).
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["crates", "bins/server", "tests", "xtask"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|p| {
+            let rel = p.strip_prefix(&root).unwrap_or(p);
+            let test_only = rel.starts_with("crates/storage/tests")
+                || rel.starts_with("crates/auth/tests")
+                || rel.ends_with("tests/api/layering.rs");
+            let definition = rel.ends_with("crates/domain/src/scope.rs");
+            !test_only
+                && !definition
+                && std::fs::read_to_string(p)
+                    .is_ok_and(|text| text.contains("OperatorCapability::assume"))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "{offenders:?}");
+}

@@ -227,3 +227,22 @@ fn audit_log_records_security_events_for_admins_only() {
         "insufficient_permissions",
     );
 }
+
+#[test]
+fn common_passwords_are_refused_with_their_own_code() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    let res = app.post(
+        "/v1/users",
+        Some(&admin),
+        json!({"username": "weak", "password": "Password1"}),
+    );
+    assert_error(res, 422, "common_password");
+    let (id, _) = app.create_user(&admin, "alice", "user");
+    let res = app.post(
+        &format!("/v1/users/{id}/reset-password"),
+        Some(&admin),
+        json!({"new_password": "ILOVEYOU"}),
+    );
+    assert_error(res, 422, "common_password");
+}

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use offgrid_auth::{AccountInput, Actor, AuthError, AuthService, ServerSecret};
+use offgrid_auth::{
+    AccountInput, Actor, AuthError, AuthService, KeyIssuer, KeyRequest, ServerSecret, SetupProof,
+};
 use offgrid_config::{Overrides, Settings, load_from_process};
 use offgrid_domain::audit::AuditQuery;
 use offgrid_domain::user::{User, UserPatch, UserQuery};
-use offgrid_domain::{ApiKeyId, Role, Scope, Timestamp, UserId};
+use offgrid_domain::{ApiKeyId, OperatorCapability, Role, Scope, Timestamp, UserId};
 use offgrid_storage::Database;
 use serde_json::json;
 
@@ -55,8 +57,11 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
-    /// Show the audit log, newest first.
+    /// Show the audit log, newest first (or `audit prune`).
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
         /// Exact action, or a family ending in `.` (e.g. `login.`).
         #[arg(long)]
         action: Option<String>,
@@ -75,6 +80,17 @@ enum Command {
         /// Keep printing new events as they are recorded (Ctrl-C to stop).
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Delete audit entries older than the retention period (the server
+    /// also does this every hour).
+    Prune {
+        /// Age limit in days (default: the `audit_retention_days` setting).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        older_than_days: Option<u32>,
     },
 }
 
@@ -161,6 +177,9 @@ enum KeysCommand {
         /// Expire after this many days.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
         expires_in_days: Option<u32>,
+        /// Let requests made with this key create more API keys.
+        #[arg(long)]
+        can_create_keys: bool,
     },
     /// List a user's keys.
     List {
@@ -217,7 +236,7 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 fn auth_failure(e: AuthError) -> Failure {
-    let code = if matches!(e, AuthError::Invalid { .. }) {
+    let code = if matches!(e, AuthError::Invalid { .. } | AuthError::CommonPassword) {
         2
     } else {
         1
@@ -260,6 +279,8 @@ fn main() -> ExitCode {
 struct Ctx {
     settings: Settings,
     json: bool,
+    /// This binary is the machine's operator: it alone may see every row.
+    operator: OperatorCapability,
 }
 
 impl Ctx {
@@ -346,6 +367,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let ctx = Ctx {
         settings: loaded.settings,
         json: cli.json,
+        operator: OperatorCapability::assume(),
     };
     match cli.command {
         Command::Users(cmd) => users(&ctx, cmd),
@@ -365,7 +387,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 role: Role::Admin,
             };
             let user = auth
-                .setup(input, &Actor::operator())
+                .setup(input, SetupProof::Local, &Actor::operator(&ctx.operator))
                 .map_err(auth_failure)?;
             ctx.print(json!({"user": user}), || {
                 format!("created administrator {}", user.username)
@@ -374,6 +396,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Db(cmd) => db(&ctx, cmd),
         Command::Audit {
+            command: Some(AuditCommand::Prune { older_than_days }),
+            ..
+        } => {
+            let auth = ctx.service()?;
+            let days = older_than_days.unwrap_or(ctx.settings.audit_retention_days);
+            if days == 0 {
+                return Err(usage(
+                    "audit_retention_days is 0 (keep forever): pass --older-than-days",
+                ));
+            }
+            let deleted = auth
+                .prune_audit(days, &Actor::operator(&ctx.operator))
+                .map_err(auth_failure)?;
+            ctx.print(json!({"deleted": deleted, "older_than_days": days}), || {
+                format!("deleted {deleted} audit entries older than {days} days")
+            });
+            Ok(())
+        }
+        Command::Audit {
+            command: None,
             action,
             actor,
             target,
@@ -429,8 +471,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn audit_line(e: &offgrid_domain::audit::AuditEvent) -> String {
+    let repeats = match (e.repeats, e.last_at) {
+        (n, Some(last)) if n > 1 => format!(" ({n} times, last {last})"),
+        _ => String::new(),
+    };
     format!(
-        "{}  {:<22} actor={} target={} addr={}{}",
+        "{}  {:<22} actor={} target={} addr={}{}{repeats}",
         e.at,
         e.action,
         e.actor.as_deref().unwrap_or("-"),
@@ -445,7 +491,7 @@ fn audit_line(e: &offgrid_domain::audit::AuditEvent) -> String {
 
 fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
     let auth = ctx.service()?;
-    let op = Actor::operator();
+    let op = Actor::operator(&ctx.operator);
     match cmd {
         UsersCommand::List {
             search,
@@ -483,7 +529,11 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
                 role,
             };
             let (user, key) = auth
-                .create_user(input, !no_api_key, &op)
+                .create_user(
+                    input,
+                    (!no_api_key).then_some(KeyIssuer::Operator(&ctx.operator)),
+                    &op,
+                )
                 .map_err(auth_failure)?;
             let secret = key.as_ref().map(|k| k.secret.clone());
             ctx.print(json!({"user": user, "api_key": secret}), || {
@@ -497,7 +547,7 @@ fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<(), Failure> {
         UsersCommand::Show { user } => {
             let u = find_user(&auth, &user)?;
             let keys = auth
-                .list_api_keys(&Scope::operator(), &u.id)
+                .list_api_keys(&Scope::operator(&ctx.operator), &u.id)
                 .map_err(auth_failure)?;
             ctx.print(json!({"user": u, "api_keys": keys}), || {
                 format!("{}\nAPI keys: {}", user_line(&u), keys.len())
@@ -549,7 +599,7 @@ fn set_disabled(ctx: &Ctx, auth: &AuthService, user: &str, disabled: bool) -> Re
         ..UserPatch::default()
     };
     let u = auth
-        .update_user(&u.id, patch, &Actor::operator())
+        .update_user(&u.id, patch, &Actor::operator(&ctx.operator))
         .map_err(auth_failure)?;
     let word = if disabled { "disabled" } else { "enabled" };
     ctx.print(json!({"user": u}), || format!("{} {word}", u.username));
@@ -558,19 +608,26 @@ fn set_disabled(ctx: &Ctx, auth: &AuthService, user: &str, disabled: bool) -> Re
 
 fn keys(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Failure> {
     let auth = ctx.service()?;
-    let op = Actor::operator();
-    let scope = Scope::operator();
+    let op = Actor::operator(&ctx.operator);
+    let scope = Scope::operator(&ctx.operator);
     match cmd {
         KeysCommand::Create {
             user,
             name,
             expires_in_days,
+            can_create_keys,
         } => {
             let u = find_user(&auth, &user)?;
             let expires = expires_in_days
                 .map(|d| offgrid_auth::service::now().plus_secs(i64::from(d) * 86_400));
+            let request = KeyRequest {
+                owner: u.id.clone(),
+                name,
+                expires_at: expires,
+                can_create_keys,
+            };
             let issued = auth
-                .create_api_key(&scope, &u.id, &name, expires, &op)
+                .create_api_key(KeyIssuer::Operator(&ctx.operator), &scope, request, &op)
                 .map_err(auth_failure)?;
             ctx.print(json!({"api_key": issued.key, "key": issued.secret}), || {
                 format!(

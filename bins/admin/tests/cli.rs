@@ -315,3 +315,28 @@ fn audit_follow_prints_new_events_as_they_happen() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn audit_prune_deletes_old_entries_only() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    ok_json(admin(
+        h,
+        &["--json", "setup", "root", "--password-stdin"],
+        Some("root-password-1\n"),
+    ));
+    // Nothing is older than a day yet.
+    let pruned = ok_json(admin(
+        h,
+        &["--json", "audit", "prune", "--older-than-days", "1"],
+        None,
+    ));
+    assert_eq!(pruned["deleted"], 0);
+    assert_eq!(pruned["older_than_days"], 1);
+    let by_setting = ok_json(admin(h, &["--json", "audit", "prune"], None));
+    assert_eq!(by_setting["older_than_days"], 90);
+    let audit = ok_json(admin(h, &["--json", "audit", "--action", "setup."], None));
+    assert_eq!(audit["total"], 1);
+    let bad = admin(h, &["audit", "prune", "--older-than-days", "0"], None);
+    one_line_error(&bad, 2);
+}

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
-use offgrid_auth::{AuthConfig, AuthService, ServerSecret};
+use offgrid_auth::{Actor, AuthConfig, AuthService, ServerSecret, SetupCode};
 use offgrid_config::Settings;
 use offgrid_http::AppState;
 use offgrid_storage::Database;
@@ -38,6 +38,7 @@ pub fn auth_config(settings: &Settings) -> AuthConfig {
         settings.session_ttl_hours,
         settings.remember_me_days,
     )
+    .with_session_idle_timeout_minutes(settings.session_idle_timeout_minutes)
 }
 
 /// Refuses to expose single-user mode (no login, every permission) on a
@@ -66,6 +67,7 @@ pub struct Prepared {
     listener: TcpListener,
     /// The bound address (useful with port 0).
     pub addr: std::net::SocketAddr,
+    setup_code: Option<SetupCode>,
 }
 
 /// Opens storage, builds the auth service and binds
@@ -73,6 +75,9 @@ pub struct Prepared {
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     check_exposure(&settings).map_err(anyhow::Error::msg)?;
     let (_db, auth) = open(&settings, auth_config)?;
+    // Until the first admin exists, remote setup needs this code; it lives
+    // only in memory and is shown once at start-up.
+    let setup_code = (settings.multi_user_mode && auth.setup_required()?).then(SetupCode::generate);
     let models = offgrid_http::Models::open(
         &settings.home.join("models"),
         offgrid_inference::EngineConfig::default(),
@@ -88,16 +93,51 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     Ok(Prepared {
-        state: AppState::new(settings, Arc::new(auth), models),
+        state: AppState::new(settings, Arc::new(auth), models).with_setup_code(setup_code.clone()),
         listener,
         addr,
+        setup_code,
     })
 }
 
 impl Prepared {
-    /// Builds the HTTP server with `workers` threads. Call inside an actix
-    /// runtime, then await the returned server.
+    /// The one-time setup code (grouped for reading), when the server
+    /// started before any admin existed in multi-user mode.
+    pub fn setup_code(&self) -> Option<String> {
+        self.setup_code.as_ref().map(SetupCode::reveal)
+    }
+
+    /// Builds the HTTP server with `workers` threads and starts the audit
+    /// retention task. Call inside an actix runtime, then await the
+    /// returned server.
     pub fn run(self, workers: usize) -> anyhow::Result<actix_web::dev::Server> {
+        let retention_days = self.state.settings.audit_retention_days;
+        actix_web::rt::spawn(audit_retention(self.state.auth.clone(), retention_days));
         Ok(offgrid_http::serve(self.state, self.listener, workers)?)
+    }
+}
+
+/// How often the audit retention setting is applied.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes audit entries older than `days` (0: keep all) now and every
+/// hour, on the blocking pool, until the runtime stops.
+async fn audit_retention(auth: Arc<AuthService>, days: u32) {
+    if days == 0 {
+        return;
+    }
+    loop {
+        let service = auth.clone();
+        let actor = Actor {
+            name: Some("offgrid (audit retention)".to_owned()),
+            ..Actor::default()
+        };
+        match actix_web::rt::task::spawn_blocking(move || service.prune_audit(days, &actor)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "pruned the audit log"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot prune the audit log"),
+            Err(e) => tracing::error!(error = %e, "audit retention task failed"),
+        }
+        actix_web::rt::time::sleep(RETENTION_EVERY).await;
     }
 }

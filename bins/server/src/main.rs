@@ -381,9 +381,17 @@ fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
         Err(e) => return fail(1, format!("{e:#}")),
     };
     let addr = prepared.addr;
+    let setup_code = prepared.setup_code();
     let result = actix_web::rt::System::new().block_on(async move {
         let server = prepared.run(workers)?;
         println!("OffGrid listening on http://{addr} ({mode} mode)");
+        if let Some(code) = setup_code {
+            eprintln!(
+                "No administrator yet. Create one from this machine (POST /v1/auth/setup or \
+                 `offgrid-admin setup`), or from elsewhere with \"setup_code\": \"{code}\" \
+                 (valid until setup is done; a new code at each start)."
+            );
+        }
         server.await?;
         anyhow::Ok(())
     });

@@ -29,9 +29,25 @@ pub enum AuthError {
         /// What is wrong.
         message: String,
     },
+    /// A new password is one of the most common passwords.
+    #[error("password: is one of the most common passwords and easy to guess; choose another")]
+    CommonPassword,
     /// The current password given to change-password was wrong.
     #[error("current password is incorrect")]
     WrongCurrentPassword,
+    /// A setup code was given and is not the server's.
+    #[error("the setup code is not the one printed at server start-up")]
+    InvalidSetupCode,
+    /// Logout was asked with an API key, which is not a login session.
+    #[error(
+        "an API key is not a login session: nothing was revoked (revoke the key with DELETE /v1/users/me/api-keys/{{id}})"
+    )]
+    NotASession,
+    /// An API key without `can_create_keys` asked for a new key.
+    #[error(
+        "this API key cannot create API keys: sign in, or use a key created with can_create_keys"
+    )]
+    KeyCannotCreateKeys,
     /// First-admin setup was already done.
     #[error("setup is already complete: an administrator exists")]
     SetupDone,
@@ -65,6 +81,8 @@ impl From<RepoError> for AuthError {
             RepoError::Conflict(field) => AuthError::Conflict(field),
             RepoError::LastAdmin => AuthError::LastAdmin,
             RepoError::SystemUser => AuthError::SystemUser,
+            // A credential tied to an epoch that has since been bumped.
+            RepoError::StaleEpoch => AuthError::Unauthenticated,
             RepoError::Busy => AuthError::Busy,
             RepoError::Internal(msg) => AuthError::Internal(msg),
         }

@@ -2,17 +2,21 @@
 
 pub mod api_key;
 pub mod error;
+pub mod in_flight;
 pub mod limiter;
 pub mod password;
+pub mod requests;
 pub mod secret;
 pub mod service;
+pub mod setup_code;
 pub mod throttle;
 pub mod token;
 
 pub use error::AuthError;
 pub use secret::ServerSecret;
 pub use service::{
-    AccountInput, Actor, AuthConfig, AuthService, Authenticated, IssuedKey, LoginOutcome,
-    LoginRequest,
+    AccountInput, Actor, AuthConfig, AuthService, Authenticated, IssuedKey, KeyIssuer, KeyRequest,
+    LoginOutcome, LoginRequest, SetupProof,
 };
+pub use setup_code::SetupCode;
 pub use throttle::ThrottlePolicy;

@@ -5,7 +5,9 @@
 //! 44-byte input to bcrypt, so nothing past bcrypt's 72-byte limit is
 //! silently ignored.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::LazyLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -38,7 +40,27 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
-/// Checks a password's length in characters (any Unicode is fine).
+/// The 10,000 most common passwords, lowercased (see `data/README.md`).
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// The list as a set, built on first use; only entries long enough to be
+/// accepted otherwise are kept.
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    COMMON_PASSWORDS
+        .lines()
+        .map(str::trim)
+        .filter(|p| p.chars().count() >= MIN_PASSWORD_CHARS)
+        .collect()
+});
+
+/// Whether `password` is on the common-password list, without regard to
+/// case.
+pub fn is_common_password(password: &str) -> bool {
+    password.chars().count() <= 64 && COMMON.contains(password.to_lowercase().as_str())
+}
+
+/// Checks a new password: its length in characters (any Unicode is fine)
+/// and that it is not one of the most common passwords.
 pub fn validate_password(password: &str) -> Result<(), AuthError> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_CHARS {
@@ -52,6 +74,9 @@ pub fn validate_password(password: &str) -> Result<(), AuthError> {
             field: "password",
             message: format!("must be at most {MAX_PASSWORD_CHARS} characters"),
         });
+    }
+    if is_common_password(password) {
+        return Err(AuthError::CommonPassword);
     }
     Ok(())
 }
@@ -156,6 +181,28 @@ mod tests {
         let stored = hasher().hash("correct horse battery").expect("hash");
         let other = PasswordHasher::new([8u8; 32], 4).expect("hasher");
         assert!(!other.verify("correct horse battery", &stored));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        let h = hasher();
+        assert_eq!(COMMON_PASSWORDS.lines().count(), 10_000);
+        for common in [
+            "password",
+            "12345678",
+            "PassWord1",
+            "iloveyou",
+            "QWERTYUIOP",
+        ] {
+            assert_eq!(
+                validate_password(common),
+                Err(AuthError::CommonPassword),
+                "{common}"
+            );
+            assert_eq!(h.hash(common).map(|_| ()), Err(AuthError::CommonPassword));
+        }
+        assert!(validate_password("correct horse battery").is_ok());
+        assert!(!is_common_password(&"a".repeat(300)));
     }
 
     #[test]

@@ -10,135 +10,27 @@
 
 use offgrid_domain::audit::NewAuditEvent;
 use offgrid_domain::repo::Repositories;
-use offgrid_domain::user::{ApiKey, LoginSession, NewApiKey, NewUser, User, UserPatch};
+use offgrid_domain::user::{
+    Admission, ApiKey, AttemptKeys, LoginSession, NewApiKey, NewUser, ThrottledKey, User, UserPatch,
+};
 use offgrid_domain::{
-    ApiKeyId, Credential, Principal, RepoError, Role, Scope, SessionId, Timestamp, UserId,
+    ApiKeyId, Credential, Principal, RepoError, Scope, SessionId, Timestamp, UserId,
 };
 
-use crate::password::{PasswordHasher, validate_password};
-use crate::throttle::ThrottlePolicy;
+use crate::in_flight::InFlight;
+use crate::password::{MAX_PASSWORD_CHARS, PasswordHasher, validate_password};
+pub use crate::requests::{
+    AccountInput, Actor, AuthConfig, Authenticated, IssuedKey, KeyIssuer, KeyRequest, LoginOutcome,
+    LoginRequest, SetupProof,
+};
+use crate::setup_code::SetupCode;
 use crate::token::{TOKEN_PREFIX, TokenKeys};
 use crate::{AuthError, ServerSecret, api_key};
 
 /// How often last-seen / last-used times are written, at most.
 const TOUCH_INTERVAL_SECS: i64 = 60;
-
-/// Settings the service needs.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthConfig {
-    /// bcrypt work factor.
-    pub bcrypt_cost: u32,
-    /// Token lifetime without "remember me".
-    pub session_ttl_secs: i64,
-    /// Token lifetime with "remember me".
-    pub remember_me_secs: i64,
-    /// Login throttling.
-    pub throttle: ThrottlePolicy,
-}
-
-impl AuthConfig {
-    /// Config from the user-facing settings (hours and days), with the
-    /// default throttling policy.
-    pub fn from_settings(bcrypt_cost: u32, session_ttl_hours: u32, remember_me_days: u32) -> Self {
-        AuthConfig {
-            bcrypt_cost,
-            session_ttl_secs: i64::from(session_ttl_hours) * 3600,
-            remember_me_secs: i64::from(remember_me_days) * 86_400,
-            throttle: ThrottlePolicy::default(),
-        }
-    }
-}
-
-/// Who performs an operation, for the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct Actor {
-    /// Acting user, if any.
-    pub user_id: Option<UserId>,
-    /// Name to record when there is no user (e.g. the operator CLI).
-    pub name: Option<String>,
-    /// Client address, over HTTP.
-    pub client_addr: Option<String>,
-}
-
-impl Actor {
-    /// The machine's operator using `offgrid-admin`.
-    pub fn operator() -> Self {
-        Actor {
-            user_id: None,
-            name: Some("offgrid-admin".to_owned()),
-            client_addr: None,
-        }
-    }
-
-    /// A request's principal from `client_addr`.
-    pub fn request(principal: Option<&Principal>, client_addr: Option<String>) -> Self {
-        Actor {
-            user_id: principal.and_then(|p| p.user_id.clone()),
-            name: None,
-            client_addr,
-        }
-    }
-}
-
-/// A new account's fields.
-#[derive(Debug, Clone)]
-pub struct AccountInput {
-    /// Login name.
-    pub username: String,
-    /// Password (validated, hashed here).
-    pub password: String,
-    /// Optional e-mail.
-    pub email: Option<String>,
-    /// Optional display name.
-    pub display_name: Option<String>,
-    /// Role (ignored by setup, which always makes an admin).
-    pub role: Role,
-}
-
-/// A login attempt.
-#[derive(Debug, Clone)]
-pub struct LoginRequest {
-    /// Username or e-mail.
-    pub login: String,
-    /// Password.
-    pub password: String,
-    /// Longer-lived token.
-    pub remember_me: bool,
-    /// Client address, for throttling and the session record.
-    pub client_addr: Option<String>,
-    /// User agent, for the session record.
-    pub user_agent: Option<String>,
-}
-
-/// A successful login.
-#[derive(Debug, Clone)]
-pub struct LoginOutcome {
-    /// The PASETO token.
-    pub token: String,
-    /// When it expires.
-    pub expires_at: Timestamp,
-    /// The account.
-    pub user: User,
-}
-
-/// A key just created: the secret is shown once and never stored.
-#[derive(Debug, Clone)]
-pub struct IssuedKey {
-    /// The stored key.
-    pub key: ApiKey,
-    /// The whole secret.
-    pub secret: String,
-}
-
-/// A resolved credential: who is calling, and their account as loaded
-/// during the check (so handlers need not load it again).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authenticated {
-    /// The principal to authorize.
-    pub principal: Principal,
-    /// The account behind it.
-    pub user: User,
-}
+/// Longest login name accepted: the longest e-mail (usernames are shorter).
+pub const MAX_LOGIN_CHARS: usize = 254;
 
 /// Authentication and account management.
 pub struct AuthService {
@@ -146,6 +38,7 @@ pub struct AuthService {
     hasher: PasswordHasher,
     tokens: TokenKeys,
     config: AuthConfig,
+    in_flight: InFlight,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -229,6 +122,7 @@ impl AuthService {
             tokens: TokenKeys::new(secret.derive("offgrid/paseto-v4-local/v1"))?,
             repos,
             config,
+            in_flight: InFlight::new(),
         })
     }
 
@@ -260,6 +154,48 @@ impl AuthService {
         }
     }
 
+    /// Records an event that may repeat many times in a window (from
+    /// `since`): one entry per window, counting repeats.
+    fn audit_repeated(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: Option<String>,
+        since: Timestamp,
+    ) {
+        let event = NewAuditEvent {
+            at: now(),
+            actor_id: actor.user_id.clone().filter(|id| !id.is_system()),
+            actor: actor.name.clone(),
+            action: action.to_owned(),
+            target,
+            client_addr: actor.client_addr.clone(),
+            details: None,
+        };
+        if let Err(e) = self.repos.audit.append_coalesced(event, since) {
+            tracing::error!(action, error = %e, "cannot write audit log");
+        }
+    }
+
+    /// Deletes audit entries older than `days` days (0 keeps everything);
+    /// returns how many went, and records the pruning itself when any did.
+    pub fn prune_audit(&self, days: u32, actor: &Actor) -> Result<u64, AuthError> {
+        if days == 0 {
+            return Ok(0);
+        }
+        let before = now().plus_secs(-i64::from(days) * 86_400);
+        let pruned = self.repos.audit.prune(before)?;
+        if pruned > 0 {
+            self.audit(
+                actor,
+                "audit.pruned",
+                None,
+                Some(serde_json::json!({"deleted": pruned, "older_than_days": days}).to_string()),
+            );
+        }
+        Ok(pruned)
+    }
+
     // ----- credentials -------------------------------------------------
 
     /// Resolves an `Authorization: Bearer` value: an API key (`og_…`) or a
@@ -273,8 +209,14 @@ impl AuthService {
     }
 
     /// Resolves a login token. Fails unless the token verifies, its session
-    /// exists, is neither revoked nor expired, belongs to the token's subject
-    /// and matches the user's current token epoch, and the user is active.
+    /// exists, is neither revoked, expired nor idle too long, belongs to the
+    /// token's subject and matches the user's current token epoch, and the
+    /// user is active.
+    ///
+    /// Idle: a session's last use is written at most once a minute, so its
+    /// `last_seen_at` may lag the real last use by up to that; a session
+    /// fails once `last_seen_at` is older than the timeout plus that minute,
+    /// and never while it was really used within the timeout.
     pub fn authenticate_token(
         &self,
         token: &str,
@@ -290,9 +232,13 @@ impl AuthService {
             .find(&claims.session_id)?
             .ok_or(AuthError::Unauthenticated)?;
         let t = now();
+        let idle_limit = self.config.session_idle_timeout_secs;
+        let idle = idle_limit > 0
+            && session.last_seen_at.secs_until(t) >= idle_limit.saturating_add(TOUCH_INTERVAL_SECS);
         let valid = session.user_id == claims.user_id
             && session.revoked_at.is_none()
             && session.expires_at > t
+            && !idle
             && session.epoch == user.token_epoch
             && user.is_active();
         if !valid {
@@ -359,8 +305,22 @@ impl AuthService {
         Ok(!self.repos.users.admin_exists()?)
     }
 
-    /// Creates the first administrator; `SetupDone` once one exists.
-    pub fn setup(&self, input: AccountInput, actor: &Actor) -> Result<User, AuthError> {
+    /// Creates the first administrator; `SetupDone` once one exists, checked
+    /// before any input is validated or hashed (and again, atomically, when
+    /// the account is stored). A remote client's setup code is checked next,
+    /// also before hashing; wrong codes are throttled per address.
+    pub fn setup(
+        &self,
+        input: AccountInput,
+        proof: SetupProof<'_>,
+        actor: &Actor,
+    ) -> Result<User, AuthError> {
+        if self.repos.users.admin_exists()? {
+            return Err(AuthError::SetupDone);
+        }
+        if let SetupProof::Code { expected, given } = proof {
+            self.check_setup_code(expected, given, actor)?;
+        }
         let new = self.new_user(input)?;
         let user = match self.repos.users.create_first_admin(new, now()) {
             Err(RepoError::Conflict(field)) if field == "admin" => {
@@ -381,43 +341,120 @@ impl AuthService {
         Ok(user)
     }
 
-    fn throttle_keys(&self, req: &LoginRequest) -> Vec<(String, u32)> {
+    fn check_setup_code(
+        &self,
+        expected: Option<&SetupCode>,
+        given: &str,
+        actor: &Actor,
+    ) -> Result<(), AuthError> {
         let policy = self.config.throttle;
-        let mut keys = vec![(
-            format!("user:{}", req.login.to_lowercase()),
-            policy.user_threshold,
-        )];
-        if let Some(addr) = &req.client_addr {
-            keys.push((format!("addr:{addr}"), policy.addr_threshold));
+        let key = format!(
+            "setup-code:{}",
+            actor.client_addr.as_deref().unwrap_or("unknown")
+        );
+        let keys = AttemptKeys {
+            account: (&key, policy.user_threshold),
+            address: None,
+        };
+        let t = now();
+        let admission = self
+            .repos
+            .throttle
+            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        if let Admission::Refused { until, since, .. } = admission {
+            self.audit_repeated(actor, "setup.throttled", None, since);
+            return Err(AuthError::Throttled {
+                retry_after_secs: t.secs_until(until).max(1),
+            });
         }
-        keys
+        if !expected.is_some_and(|code| code.matches(given)) {
+            self.audit(actor, "setup.code_rejected", None, None);
+            return Err(AuthError::InvalidSetupCode);
+        }
+        self.repos.throttle.attempt_succeeded(&keys)?;
+        Ok(())
     }
 
-    /// Checks a password and opens a session. Throttled logins fail with
-    /// `Throttled` whatever the password; every other failure is
-    /// `InvalidCredentials` and costs one bcrypt verification.
+    /// Checks a password and opens a session.
+    ///
+    /// The login is resolved to its account first (no bcrypt), so a username
+    /// and an e-mail share one throttle counter. At most a few logins per
+    /// account and per address are verified at once (429 beyond). Each
+    /// attempt is counted as a failure before the password is verified, in
+    /// one transaction with the lock check, so concurrent attempts cannot all
+    /// pass it; a success undoes the count. A locked account still lets its
+    /// right password in from an address with no failures on record. Every
+    /// other failure is `InvalidCredentials` and costs one bcrypt
+    /// verification.
     pub fn login(&self, req: &LoginRequest) -> Result<LoginOutcome, AuthError> {
-        let t = now();
-        let keys = self.throttle_keys(req);
-        let mut wait = 0;
-        for (key, _) in &keys {
-            if let Some(until) = self.repos.throttle.get(key)?.locked_until {
-                wait = wait.max(t.secs_until(until));
-            }
+        // Nothing longer than any account's name or password goes near the
+        // database, the audit log or a throttle key.
+        if req.login.chars().count() > MAX_LOGIN_CHARS {
+            return Err(invalid(
+                "username",
+                format!("must be at most {MAX_LOGIN_CHARS} characters"),
+            ));
         }
+        if req.password.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(invalid(
+                "password",
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ));
+        }
+        let t = now();
+        let policy = self.config.throttle;
         let actor = Actor {
             user_id: None,
             name: None,
             client_addr: req.client_addr.clone(),
         };
-        if wait > 0 {
-            self.audit(&actor, "login.throttled", Some(req.login.clone()), None);
-            return Err(AuthError::Throttled {
-                retry_after_secs: wait,
-            });
-        }
-
         let found = self.repos.users.find_for_login(&req.login)?;
+        let account_key = match &found {
+            Some(creds) => format!("account:{}", creds.user.id),
+            None => format!("login:{}", req.login.to_lowercase()),
+        };
+        let addr_key = req.client_addr.as_ref().map(|a| format!("addr:{a}"));
+        let busy = || AuthError::Throttled {
+            retry_after_secs: 1,
+        };
+        let _account_slot = self
+            .in_flight
+            .try_enter(&account_key, policy.max_in_flight_per_account)
+            .ok_or_else(busy)?;
+        let _addr_slot = match &addr_key {
+            Some(key) => Some(
+                self.in_flight
+                    .try_enter(key, policy.max_in_flight_per_addr)
+                    .ok_or_else(busy)?,
+            ),
+            None => None,
+        };
+        let keys = AttemptKeys {
+            account: (&account_key, policy.user_threshold),
+            address: addr_key.as_deref().map(|k| (k, policy.addr_threshold)),
+        };
+        let admission = self
+            .repos
+            .throttle
+            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        let locked_until = match admission {
+            Admission::Admitted {
+                account_locked_until,
+            } => account_locked_until,
+            Admission::Refused { by, until, since } => {
+                // One audit entry per key and lock window, counting repeats.
+                let target = match (by, &found) {
+                    (ThrottledKey::Address, _) => None,
+                    (ThrottledKey::Account, Some(creds)) => Some(creds.user.id.to_string()),
+                    (ThrottledKey::Account, None) => Some(req.login.to_lowercase()),
+                };
+                self.audit_repeated(&actor, "login.throttled", target, since);
+                return Err(AuthError::Throttled {
+                    retry_after_secs: t.secs_until(until).max(1),
+                });
+            }
+        };
+
         let ok = match &found {
             Some(creds) => {
                 let matches = self.hasher.verify(&req.password, &creds.password_hash);
@@ -431,36 +468,44 @@ impl AuthService {
         let user = match (ok, found) {
             (true, Some(creds)) => creds.user,
             _ => {
-                let policy = self.config.throttle;
-                for (key, threshold) in &keys {
-                    self.repos
-                        .throttle
-                        .record_failure(key, t, &|n| policy.backoff(n, *threshold))?;
-                }
                 self.audit(&actor, "login.failed", Some(req.login.clone()), None);
+                // Let through only because the address is clean: the
+                // account is still locked.
+                if let Some(until) = locked_until {
+                    return Err(AuthError::Throttled {
+                        retry_after_secs: t.secs_until(until).max(1),
+                    });
+                }
                 return Err(AuthError::InvalidCredentials);
             }
         };
 
-        if let Some((user_key, _)) = keys.first() {
-            self.repos.throttle.reset(user_key)?;
-        }
+        self.repos.throttle.attempt_succeeded(&keys)?;
         let ttl = if req.remember_me {
             self.config.remember_me_secs
         } else {
             self.config.session_ttl_secs
         };
-        let session = self.repos.sessions.create(LoginSession {
-            id: SessionId::generate(),
-            user_id: user.id.clone(),
-            created_at: t,
-            expires_at: t.plus_secs(ttl),
-            last_seen_at: t,
-            client_addr: req.client_addr.clone(),
-            user_agent: req.user_agent.clone(),
-            revoked_at: None,
-            epoch: user.token_epoch,
-        })?;
+        // The epoch read with the verified password: if a password change,
+        // reset, role change or disabling landed since, nothing is stored.
+        let session = self
+            .repos
+            .sessions
+            .create(LoginSession {
+                id: SessionId::generate(),
+                user_id: user.id.clone(),
+                created_at: t,
+                expires_at: t.plus_secs(ttl),
+                last_seen_at: t,
+                client_addr: req.client_addr.clone(),
+                user_agent: req.user_agent.clone(),
+                revoked_at: None,
+                epoch: user.token_epoch,
+            })
+            .map_err(|e| match e {
+                RepoError::StaleEpoch => AuthError::InvalidCredentials,
+                other => other.into(),
+            })?;
         let token = self
             .tokens
             .issue(&session.id, &user.id, session.expires_at)?;
@@ -478,8 +523,14 @@ impl AuthService {
         })
     }
 
-    /// Ends the principal's session (no-op for API keys and guests).
+    /// Ends the principal's session. An API key is not a session: it is
+    /// left alone and the answer says so (`NotASession`), so a script that
+    /// calls logout never silently keeps or loses its key. Guests have
+    /// nothing to end.
     pub fn logout(&self, principal: &Principal, actor: &Actor) -> Result<(), AuthError> {
+        if matches!(principal.credential, Credential::ApiKey { .. }) {
+            return Err(AuthError::NotASession);
+        }
         if let (Some(session), Some(user)) = (principal.session_id(), &principal.user_id) {
             self.repos
                 .sessions
@@ -507,16 +558,46 @@ impl AuthService {
             return Err(AuthError::SystemUser);
         }
         validate_password(new)?;
+        if current.chars().count() > MAX_PASSWORD_CHARS {
+            // Cannot be anyone's password; not worth a bcrypt run.
+            return Err(AuthError::WrongCurrentPassword);
+        }
         let user = self.repos.users.get(id)?;
         let creds = self
             .repos
             .users
             .find_for_login(&user.username)?
             .ok_or(AuthError::NotFound)?;
+        // Wrong current passwords are throttled per user, counted before
+        // the check like logins, so a stolen session cannot guess the
+        // password at bcrypt speed.
+        let policy = self.config.throttle;
+        let key = format!("password:{id}");
+        let keys = AttemptKeys {
+            account: (&key, policy.user_threshold),
+            address: None,
+        };
+        let t = now();
+        let admission = self
+            .repos
+            .throttle
+            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        if let Admission::Refused { until, since, .. } = admission {
+            self.audit_repeated(
+                actor,
+                "password.change_throttled",
+                Some(id.to_string()),
+                since,
+            );
+            return Err(AuthError::Throttled {
+                retry_after_secs: t.secs_until(until).max(1),
+            });
+        }
         if !self.hasher.verify(current, &creds.password_hash) {
             self.audit(actor, "password.change_failed", Some(id.to_string()), None);
             return Err(AuthError::WrongCurrentPassword);
         }
+        self.repos.throttle.attempt_succeeded(&keys)?;
         let hash = self.hasher.hash(new)?;
         self.repos
             .users
@@ -554,14 +635,17 @@ impl AuthService {
         })
     }
 
-    /// Creates an account and, when `with_key`, a first API key named
-    /// `default` (shown once).
+    /// Creates an account and, when `key_issuer` is given, a first API key
+    /// named `default` (shown once).
     pub fn create_user(
         &self,
         input: AccountInput,
-        with_key: bool,
+        key_issuer: Option<KeyIssuer<'_>>,
         actor: &Actor,
     ) -> Result<(User, Option<IssuedKey>), AuthError> {
+        if let Some(issuer) = key_issuer {
+            self.check_may_create_keys(issuer)?;
+        }
         let new = self.new_user(input)?;
         let role = new.role;
         let user = self.repos.users.create(new, now())?;
@@ -571,10 +655,17 @@ impl AuthService {
             Some(user.id.to_string()),
             Some(serde_json::json!({"username": user.username, "role": role}).to_string()),
         );
-        let key = if with_key {
-            Some(self.create_api_key(&Scope::operator(), &user.id, "default", None, actor)?)
-        } else {
-            None
+        let key = match key_issuer {
+            Some(_) => Some(self.store_api_key(
+                &Scope::owned_by(user.id.clone()),
+                &user,
+                user.token_epoch,
+                "default",
+                None,
+                false,
+                actor,
+            )?),
+            None => None,
         };
         Ok((user, key))
     }
@@ -637,13 +728,65 @@ impl AuthService {
 
     // ----- API keys -----------------------------------------------------
 
-    /// Creates a key for `owner` (which must be inside `scope`).
+    /// Creates a key for `request.owner` (who must be inside `scope`), asked
+    /// for by `issuer`. The key is stored only while the owner is still at
+    /// the token epoch the issuer verified (for a caller's own key: the one
+    /// read with their credential), so a password change, reset, role change
+    /// or disabling that lands meanwhile is not outlived by the new key.
     pub fn create_api_key(
         &self,
+        issuer: KeyIssuer<'_>,
         scope: &Scope,
-        owner: &UserId,
+        request: KeyRequest,
+        actor: &Actor,
+    ) -> Result<IssuedKey, AuthError> {
+        self.check_may_create_keys(issuer)?;
+        let owner = self.repos.users.get(&request.owner)?;
+        let epoch = match issuer {
+            KeyIssuer::Caller(caller) if caller.user.id == owner.id => caller.user.token_epoch,
+            _ => owner.token_epoch,
+        };
+        self.store_api_key(
+            scope,
+            &owner,
+            epoch,
+            &request.name,
+            request.expires_at,
+            request.can_create_keys,
+            actor,
+        )
+    }
+
+    /// Logins may create API keys; an API key only if it was created with
+    /// `can_create_keys`, so a leaked key cannot mint its own successors.
+    fn check_may_create_keys(&self, issuer: KeyIssuer<'_>) -> Result<(), AuthError> {
+        let KeyIssuer::Caller(caller) = issuer else {
+            return Ok(());
+        };
+        let Credential::ApiKey { key_id } = &caller.principal.credential else {
+            return Ok(());
+        };
+        let me = &caller.user.id;
+        let key = self
+            .repos
+            .api_keys
+            .get(&Scope::owned_by(me.clone()), me, key_id)?;
+        if key.can_create_keys {
+            Ok(())
+        } else {
+            Err(AuthError::KeyCannotCreateKeys)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store_api_key(
+        &self,
+        scope: &Scope,
+        owner: &User,
+        epoch: i64,
         name: &str,
         expires_at: Option<Timestamp>,
+        can_create_keys: bool,
         actor: &Actor,
     ) -> Result<IssuedKey, AuthError> {
         let name = name.trim();
@@ -653,10 +796,10 @@ impl AuthService {
         if expires_at.is_some_and(|e| e <= now()) {
             return Err(invalid("expires_at", "must be in the future"));
         }
-        let owner_user = self.repos.users.get(owner)?;
-        if owner_user.system {
+        if owner.system {
             return Err(AuthError::SystemUser);
         }
+        let owner = &owner.id;
         // A prefix clash is astronomically unlikely; retry a few times anyway.
         for _ in 0..3 {
             let generated = api_key::generate();
@@ -669,6 +812,8 @@ impl AuthService {
                     secret_hash: generated.digest.clone(),
                     expires_at,
                     created_at: now(),
+                    epoch,
+                    can_create_keys,
                 },
             );
             match stored {
@@ -677,7 +822,14 @@ impl AuthService {
                         actor,
                         "api_key.created",
                         Some(key.id.to_string()),
-                        Some(serde_json::json!({"owner": owner, "name": key.name}).to_string()),
+                        Some(
+                            serde_json::json!({
+                                "owner": owner,
+                                "name": key.name,
+                                "can_create_keys": key.can_create_keys,
+                            })
+                            .to_string(),
+                        ),
                     );
                     return Ok(IssuedKey {
                         key,

@@ -1,6 +1,7 @@
 //! Login throttling policy: after a number of consecutive failures a key
-//! (username or client address) is locked for a back-off that doubles with
-//! each further failure, up to a ceiling.
+//! (account or client address) is locked for a back-off that doubles with
+//! each further failure, up to a ceiling; and how many logins may be
+//! verified at once per account and per address.
 
 /// Thresholds and back-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,10 @@ pub struct ThrottlePolicy {
     pub base_secs: i64,
     /// Longest lock, in seconds.
     pub max_secs: i64,
+    /// Logins verified at once for one account; more answer 429.
+    pub max_in_flight_per_account: usize,
+    /// Logins verified at once from one client address; more answer 429.
+    pub max_in_flight_per_addr: usize,
 }
 
 impl Default for ThrottlePolicy {
@@ -24,6 +29,8 @@ impl Default for ThrottlePolicy {
             // lock could end before the next attempt arrives.
             base_secs: 2,
             max_secs: 15 * 60,
+            max_in_flight_per_account: 2,
+            max_in_flight_per_addr: 4,
         }
     }
 }

@@ -2,10 +2,11 @@
 
 use offgrid_auth::service::LoginRequest;
 use offgrid_auth::{
-    AccountInput, Actor, AuthConfig, AuthError, AuthService, ServerSecret, ThrottlePolicy,
+    AccountInput, Actor, AuthConfig, AuthError, AuthService, KeyIssuer, KeyRequest, ServerSecret,
+    SetupCode, SetupProof, ThrottlePolicy,
 };
 use offgrid_domain::user::UserPatch;
-use offgrid_domain::{Credential, Role, Scope};
+use offgrid_domain::{Credential, OperatorCapability, Role, Scope};
 use offgrid_storage::Database;
 
 struct Fixture {
@@ -14,10 +15,14 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn fixture_with(adjust: impl FnOnce(&mut AuthConfig)) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(&dir.path().join("offgrid.db")).expect("open");
     db.migrate().expect("migrate");
-    let config = AuthConfig {
+    let mut config = AuthConfig {
         bcrypt_cost: 4,
         session_ttl_secs: 3600,
         remember_me_secs: 7 * 86400,
@@ -26,11 +31,19 @@ fn fixture() -> Fixture {
             addr_threshold: 10,
             base_secs: 60,
             max_secs: 600,
+            ..ThrottlePolicy::default()
         },
+        session_idle_timeout_secs: 3600,
     };
+    adjust(&mut config);
     let auth =
         AuthService::new(db.repositories(), &ServerSecret::generate(), config).expect("auth");
     Fixture { auth, _dir: dir }
+}
+
+/// The operator, as `offgrid-admin` acts.
+fn operator() -> Actor {
+    Actor::operator(&OperatorCapability::assume())
 }
 
 fn account(name: &str, role: Role) -> AccountInput {
@@ -44,14 +57,27 @@ fn account(name: &str, role: Role) -> AccountInput {
 }
 
 fn login(auth: &AuthService, name: &str, password: &str) -> Result<String, AuthError> {
+    login_from(auth, "127.0.0.1", name, password)
+}
+
+fn login_from(
+    auth: &AuthService,
+    addr: &str,
+    name: &str,
+    password: &str,
+) -> Result<String, AuthError> {
     auth.login(&LoginRequest {
         login: name.to_owned(),
         password: password.to_owned(),
         remember_me: false,
-        client_addr: Some("127.0.0.1".into()),
+        client_addr: Some(addr.into()),
         user_agent: None,
     })
     .map(|o| o.token)
+}
+
+fn is_throttled(r: &Result<String, AuthError>) -> bool {
+    matches!(r, Err(AuthError::Throttled { .. }))
 }
 
 #[test]
@@ -60,13 +86,21 @@ fn setup_creates_one_admin_then_refuses() {
     assert!(f.auth.setup_required().expect("q"));
     let admin = f
         .auth
-        .setup(account("root", Role::Viewer), &Actor::default())
+        .setup(
+            account("root", Role::Viewer),
+            SetupProof::Local,
+            &Actor::default(),
+        )
         .expect("setup");
     assert_eq!(admin.role, Role::Admin);
     assert!(!f.auth.setup_required().expect("q"));
     assert_eq!(
         f.auth
-            .setup(account("other", Role::Admin), &Actor::default())
+            .setup(
+                account("other", Role::Admin),
+                SetupProof::Local,
+                &Actor::default()
+            )
             .map(|_| ()),
         Err(AuthError::SetupDone)
     );
@@ -76,7 +110,11 @@ fn setup_creates_one_admin_then_refuses() {
 fn login_yields_a_token_that_authenticates_until_logout() {
     let f = fixture();
     f.auth
-        .setup(account("root", Role::Admin), &Actor::default())
+        .setup(
+            account("root", Role::Admin),
+            SetupProof::Local,
+            &Actor::default(),
+        )
         .expect("setup");
     let token = login(&f.auth, "ROOT", "root-password").expect("login");
     let principal = f.auth.authenticate_bearer(&token).expect("auth").principal;
@@ -101,7 +139,7 @@ fn login_yields_a_token_that_authenticates_until_logout() {
 fn unknown_user_and_wrong_password_get_the_same_error() {
     let f = fixture();
     f.auth
-        .create_user(account("alice", Role::User), false, &Actor::operator())
+        .create_user(account("alice", Role::User), None, &operator())
         .expect("create");
     assert_eq!(
         login(&f.auth, "nobody", "whatever-pw"),
@@ -121,7 +159,7 @@ fn unknown_user_and_wrong_password_get_the_same_error() {
 fn throttling_locks_even_the_right_password() {
     let f = fixture();
     f.auth
-        .create_user(account("alice", Role::User), false, &Actor::operator())
+        .create_user(account("alice", Role::User), None, &operator())
         .expect("create");
     for _ in 0..3 {
         assert_eq!(
@@ -140,12 +178,16 @@ fn throttling_locks_even_the_right_password() {
 #[test]
 fn role_change_disable_and_password_reset_end_tokens_and_keys() {
     let f = fixture();
-    let op = Actor::operator();
+    let op = operator();
     for change in ["role", "disable", "reset"] {
         let name = format!("u-{change}");
         let (user, key) = f
             .auth
-            .create_user(account(&name, Role::User), true, &op)
+            .create_user(
+                account(&name, Role::User),
+                Some(KeyIssuer::Operator(&OperatorCapability::assume())),
+                &op,
+            )
             .expect("create");
         let key = key.expect("key").secret;
         let token = login(&f.auth, &name, &format!("{name}-password")).expect("login");
@@ -198,7 +240,7 @@ fn role_change_disable_and_password_reset_end_tokens_and_keys() {
 fn change_password_keeps_this_session_and_ends_the_others() {
     let f = fixture();
     f.auth
-        .create_user(account("alice", Role::User), false, &Actor::operator())
+        .create_user(account("alice", Role::User), None, &operator())
         .expect("create");
     let mine = login(&f.auth, "alice", "alice-password").expect("login");
     let other = login(&f.auth, "alice", "alice-password").expect("login");
@@ -222,19 +264,29 @@ fn change_password_keeps_this_session_and_ends_the_others() {
 #[test]
 fn revoked_and_expired_keys_fail_and_scopes_hide_other_users_keys() {
     let f = fixture();
-    let op = Actor::operator();
+    let op = operator();
     let (alice, _) = f
         .auth
-        .create_user(account("alice", Role::User), false, &op)
+        .create_user(account("alice", Role::User), None, &op)
         .expect("alice");
     let (bob, _) = f
         .auth
-        .create_user(account("bob", Role::User), false, &op)
+        .create_user(account("bob", Role::User), None, &op)
         .expect("bob");
     let mine = Scope::owned_by(alice.id.clone());
     let key = f
         .auth
-        .create_api_key(&mine, &alice.id, "laptop", None, &op)
+        .create_api_key(
+            KeyIssuer::Operator(&OperatorCapability::assume()),
+            &mine,
+            KeyRequest {
+                owner: alice.id.clone(),
+                name: "laptop".into(),
+                expires_at: None,
+                can_create_keys: false,
+            },
+            &op,
+        )
         .expect("key");
     let p = f
         .auth
@@ -269,7 +321,11 @@ fn revoked_and_expired_keys_fail_and_scopes_hide_other_users_keys() {
 fn audit_records_security_events() {
     let f = fixture();
     f.auth
-        .setup(account("root", Role::Admin), &Actor::default())
+        .setup(
+            account("root", Role::Admin),
+            SetupProof::Local,
+            &Actor::default(),
+        )
         .expect("setup");
     let _ = login(&f.auth, "root", "bad-password");
     login(&f.auth, "root", "root-password").expect("login");
@@ -286,5 +342,449 @@ fn audit_records_security_events() {
     assert_eq!(
         actions,
         vec!["login.ok", "login.failed", "setup.admin_created"]
+    );
+}
+
+#[test]
+fn a_key_asked_for_before_a_password_reset_is_not_stored_after_it() {
+    // The caller's credential was checked at epoch 0; the reset lands
+    // before the key is stored. The key must not be born at the new epoch.
+    let f = fixture();
+    let (alice, _) = f
+        .auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    let token = login(&f.auth, "alice", "alice-password").expect("login");
+    let caller = f.auth.authenticate_bearer(&token).expect("auth");
+    f.auth
+        .reset_password(&alice.id, "a brand new password", &operator())
+        .expect("reset");
+    let scope = Scope::owned_by(alice.id.clone());
+    let request = KeyRequest {
+        owner: alice.id.clone(),
+        name: "in flight".into(),
+        expires_at: None,
+        can_create_keys: false,
+    };
+    assert_eq!(
+        f.auth
+            .create_api_key(
+                KeyIssuer::Caller(&caller),
+                &scope,
+                request,
+                &Actor::default()
+            )
+            .map(|_| ()),
+        Err(AuthError::Unauthenticated)
+    );
+    assert!(
+        f.auth
+            .list_api_keys(&scope, &alice.id)
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[test]
+fn setup_refuses_before_validating_or_hashing_once_an_admin_exists() {
+    // Validation comes before hashing, so an invalid password answered with
+    // `SetupDone` proves the refusal comes before both.
+    let f = fixture();
+    f.auth
+        .setup(
+            account("root", Role::Admin),
+            SetupProof::Local,
+            &Actor::default(),
+        )
+        .expect("setup");
+    let bad = AccountInput {
+        password: "short".into(),
+        ..account("late", Role::Admin)
+    };
+    assert_eq!(
+        f.auth
+            .setup(bad, SetupProof::Local, &Actor::default())
+            .map(|_| ()),
+        Err(AuthError::SetupDone)
+    );
+}
+
+#[test]
+fn concurrent_wrong_passwords_cannot_all_pass_the_lock_check() {
+    // 32 attempts from one address start together. Each is counted before
+    // its password is verified, so at most the threshold (3) are judged;
+    // the rest are refused. The in-flight bounds are lifted so that only
+    // the counting is under test, and bcrypt is made slow enough (cost 10)
+    // that every attempt reaches the lock check before the first password
+    // check ends.
+    let f = std::sync::Arc::new(fixture_with(|c| {
+        c.bcrypt_cost = 10;
+        c.throttle.max_in_flight_per_account = 64;
+        c.throttle.max_in_flight_per_addr = 64;
+    }));
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    let start = std::sync::Arc::new(std::sync::Barrier::new(32));
+    let handles: Vec<_> = (0..32)
+        .map(|_| {
+            let (f, start) = (f.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                login_from(&f.auth, "10.0.0.9", "alice", "wrong-password")
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("join"))
+        .collect();
+    let judged = results
+        .iter()
+        .filter(|r| **r == Err(AuthError::InvalidCredentials))
+        .count();
+    let refused = results.iter().filter(|r| is_throttled(r)).count();
+    assert!(judged <= 3, "{judged} attempts were judged: {results:?}");
+    assert_eq!(judged + refused, 32, "{results:?}");
+}
+
+#[test]
+fn a_locked_account_lets_its_right_password_in_from_a_clean_address() {
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    // Someone at 10.0.0.66 locks alice.
+    for _ in 0..3 {
+        assert_eq!(
+            login_from(&f.auth, "10.0.0.66", "alice", "guess-password"),
+            Err(AuthError::InvalidCredentials)
+        );
+    }
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.66",
+        "alice",
+        "alice-password"
+    )));
+    // Alice, elsewhere, still gets in with her password.
+    assert!(login_from(&f.auth, "10.0.0.1", "alice", "alice-password").is_ok());
+    // A wrong guess from a clean address is judged once, answered as
+    // locked, and that address is no longer clean.
+    for _ in 0..3 {
+        let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
+    }
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.2",
+        "alice",
+        "guess-password"
+    )));
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.2",
+        "alice",
+        "alice-password"
+    )));
+}
+
+#[test]
+fn username_and_email_share_one_throttle_counter() {
+    let f = fixture();
+    let input = AccountInput {
+        email: Some("alice@example.org".into()),
+        ..account("alice", Role::User)
+    };
+    f.auth
+        .create_user(input, None, &operator())
+        .expect("create");
+    for login in ["alice", "alice@example.org", "ALICE"] {
+        assert_eq!(
+            login_from(&f.auth, "10.0.0.7", login, "wrong-password"),
+            Err(AuthError::InvalidCredentials)
+        );
+    }
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.7",
+        "Alice@Example.org",
+        "alice-password"
+    )));
+}
+
+fn audit_actions(auth: &AuthService, action: &str) -> Vec<offgrid_domain::audit::AuditEvent> {
+    auth.repos()
+        .audit
+        .list(&offgrid_domain::audit::AuditQuery {
+            action: Some(action.to_owned()),
+            limit: 100,
+            ..Default::default()
+        })
+        .expect("audit")
+        .data
+}
+
+#[test]
+fn overlong_login_names_never_reach_the_database_audit_or_throttle() {
+    let f = fixture();
+    let huge = "a".repeat(10_000);
+    assert!(matches!(
+        login(&f.auth, &huge, "whatever-password"),
+        Err(AuthError::Invalid {
+            field: "username",
+            ..
+        })
+    ));
+    assert!(matches!(
+        login(&f.auth, "alice", &"p".repeat(257)),
+        Err(AuthError::Invalid {
+            field: "password",
+            ..
+        })
+    ));
+    assert!(audit_actions(&f.auth, "login.").is_empty());
+    let counter = f
+        .auth
+        .repos()
+        .throttle
+        .get(&format!("login:{huge}"))
+        .expect("throttle");
+    assert_eq!(counter.failures, 0);
+    assert_eq!(
+        f.auth
+            .repos()
+            .throttle
+            .get("addr:127.0.0.1")
+            .expect("addr")
+            .failures,
+        0
+    );
+}
+
+#[test]
+fn throttled_attempts_make_one_audit_entry_per_lock_window() {
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    for _ in 0..3 {
+        let _ = login(&f.auth, "alice", "wrong-password");
+    }
+    for _ in 0..20 {
+        assert!(is_throttled(&login(&f.auth, "alice", "wrong-password")));
+    }
+    let throttled = audit_actions(&f.auth, "login.throttled");
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(throttled[0].repeats, 20);
+}
+
+#[test]
+fn audit_retention_prunes_entries_older_than_the_setting() {
+    let f = fixture();
+    let old = offgrid_auth::service::now().plus_secs(-100 * 86_400);
+    f.auth
+        .repos()
+        .audit
+        .append(offgrid_domain::audit::NewAuditEvent {
+            at: old,
+            actor_id: None,
+            actor: None,
+            action: "login.failed".into(),
+            target: Some("ancient".into()),
+            client_addr: None,
+            details: None,
+        })
+        .expect("append");
+    f.auth
+        .setup(
+            account("root", Role::Admin),
+            SetupProof::Local,
+            &Actor::default(),
+        )
+        .expect("setup");
+    assert_eq!(f.auth.prune_audit(0, &operator()).expect("off"), 0);
+    assert_eq!(f.auth.prune_audit(90, &operator()).expect("prune"), 1);
+    assert!(audit_actions(&f.auth, "login.failed").is_empty());
+    assert_eq!(audit_actions(&f.auth, "setup.admin_created").len(), 1);
+    assert_eq!(audit_actions(&f.auth, "audit.pruned").len(), 1);
+}
+
+#[test]
+fn a_session_idle_past_the_timeout_stops_working() {
+    // Timeout one hour. Use is recorded at most once a minute, so a session
+    // last seen 50 minutes ago is fine, one last seen an hour and a bit
+    // more than that minute ago is not.
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    let token = login(&f.auth, "alice", "alice-password").expect("login");
+    let session = f
+        .auth
+        .authenticate_bearer(&token)
+        .expect("auth")
+        .principal
+        .session_id()
+        .cloned()
+        .expect("session");
+    let t = offgrid_auth::service::now();
+    let sessions = &f.auth.repos().sessions;
+    sessions
+        .touch(&session, t.plus_secs(-50 * 60))
+        .expect("touch");
+    assert!(
+        f.auth.authenticate_bearer(&token).is_ok(),
+        "50 minutes idle"
+    );
+    sessions
+        .touch(&session, t.plus_secs(-(3600 + 61)))
+        .expect("touch");
+    assert_eq!(
+        f.auth.authenticate_bearer(&token),
+        Err(AuthError::Unauthenticated)
+    );
+}
+
+#[test]
+fn wrong_current_passwords_are_throttled_per_user() {
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    let token = login(&f.auth, "alice", "alice-password").expect("login");
+    let me = f.auth.authenticate_bearer(&token).expect("auth").principal;
+    for _ in 0..3 {
+        assert_eq!(
+            f.auth
+                .change_password(&me, "a wrong guess", "new password 1", &Actor::default()),
+            Err(AuthError::WrongCurrentPassword)
+        );
+    }
+    // Locked now, whatever the guess.
+    assert!(matches!(
+        f.auth
+            .change_password(&me, "alice-password", "new password 1", &Actor::default()),
+        Err(AuthError::Throttled { retry_after_secs }) if retry_after_secs > 0
+    ));
+    assert_eq!(audit_actions(&f.auth, "password.change_throttled").len(), 1);
+}
+
+#[test]
+fn remote_setup_needs_the_code_and_wrong_codes_are_throttled() {
+    let f = fixture();
+    let code = SetupCode::generate();
+    let remote = Actor {
+        client_addr: Some("10.0.0.5".into()),
+        ..Actor::default()
+    };
+    fn with<'a>(code: &'a SetupCode, given: &'a str) -> SetupProof<'a> {
+        SetupProof::Code {
+            expected: Some(code),
+            given,
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            f.auth
+                .setup(
+                    account("root", Role::Admin),
+                    with(&code, "AAAAA-BBBBB"),
+                    &remote
+                )
+                .map(|_| ()),
+            Err(AuthError::InvalidSetupCode)
+        );
+    }
+    assert!(matches!(
+        f.auth.setup(
+            account("root", Role::Admin),
+            with(&code, &code.reveal()),
+            &remote
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    let elsewhere = Actor {
+        client_addr: Some("10.0.0.6".into()),
+        ..Actor::default()
+    };
+    let no_code = SetupProof::Code {
+        expected: None,
+        given: "anything",
+    };
+    assert_eq!(
+        f.auth
+            .setup(account("root", Role::Admin), no_code, &elsewhere)
+            .map(|_| ()),
+        Err(AuthError::InvalidSetupCode)
+    );
+    let admin = f
+        .auth
+        .setup(
+            account("root", Role::Admin),
+            with(&code, &code.reveal()),
+            &elsewhere,
+        )
+        .expect("right code");
+    assert_eq!(admin.role, Role::Admin);
+}
+
+#[test]
+fn logout_with_an_api_key_revokes_nothing_and_plain_keys_cannot_mint_keys() {
+    let f = fixture();
+    let (alice, key) = f
+        .auth
+        .create_user(
+            account("alice", Role::User),
+            Some(KeyIssuer::Operator(&OperatorCapability::assume())),
+            &operator(),
+        )
+        .expect("create");
+    let key = key.expect("key").secret;
+    let caller = f.auth.authenticate_bearer(&key).expect("auth");
+    assert_eq!(
+        f.auth.logout(&caller.principal, &Actor::default()),
+        Err(AuthError::NotASession)
+    );
+    assert!(f.auth.authenticate_bearer(&key).is_ok(), "still valid");
+    let request = |can_create_keys| KeyRequest {
+        owner: alice.id.clone(),
+        name: "more".into(),
+        expires_at: None,
+        can_create_keys,
+    };
+    let scope = Scope::owned_by(alice.id.clone());
+    assert_eq!(
+        f.auth
+            .create_api_key(
+                KeyIssuer::Caller(&caller),
+                &scope,
+                request(false),
+                &Actor::default()
+            )
+            .map(|_| ()),
+        Err(AuthError::KeyCannotCreateKeys)
+    );
+    let token = login(&f.auth, "alice", "alice-password").expect("login");
+    let signed_in = f.auth.authenticate_bearer(&token).expect("auth");
+    let minting = f
+        .auth
+        .create_api_key(
+            KeyIssuer::Caller(&signed_in),
+            &scope,
+            request(true),
+            &Actor::default(),
+        )
+        .expect("a login may");
+    let by_key = f.auth.authenticate_bearer(&minting.secret).expect("auth");
+    assert!(
+        f.auth
+            .create_api_key(
+                KeyIssuer::Caller(&by_key),
+                &scope,
+                request(false),
+                &Actor::default()
+            )
+            .is_ok(),
+        "a key made with can_create_keys may"
     );
 }

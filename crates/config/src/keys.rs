@@ -119,6 +119,26 @@ pub static KEYS: &[KeySpec] = &[
         show: |s| s.bcrypt_cost.to_string(),
     },
     KeySpec {
+        name: "session_idle_timeout_minutes",
+        env: "OFFGRID_SESSION_IDLE_TIMEOUT_MINUTES",
+        expected: "an integer number of minutes from 0 (no idle timeout) to 525600",
+        apply: |s, r| {
+            s.session_idle_timeout_minutes = in_range(parse_int(r)?, 0, 525_600)?;
+            Some(())
+        },
+        show: |s| s.session_idle_timeout_minutes.to_string(),
+    },
+    KeySpec {
+        name: "audit_retention_days",
+        env: "OFFGRID_AUDIT_RETENTION_DAYS",
+        expected: "an integer number of days from 0 (keep forever) to 36500",
+        apply: |s, r| {
+            s.audit_retention_days = in_range(parse_int(r)?, 0, 36_500)?;
+            Some(())
+        },
+        show: |s| s.audit_retention_days.to_string(),
+    },
+    KeySpec {
         name: "cors_origins",
         env: "OFFGRID_CORS_ORIGINS",
         expected: "a list of origins like https://host:port (comma-separated in the environment), or \"*\"",

@@ -26,6 +26,10 @@ pub struct Settings {
     pub remember_me_days: u32,
     /// bcrypt work factor.
     pub bcrypt_cost: u32,
+    /// A login session unused for this long ends (0: no idle timeout).
+    pub session_idle_timeout_minutes: u32,
+    /// Audit entries older than this are deleted (0: kept forever).
+    pub audit_retention_days: u32,
     /// Origins allowed to call the API from a browser (CORS); empty = off.
     pub cors_origins: Vec<String>,
     /// `Host` names accepted besides loopback names (enforced whenever
@@ -61,6 +65,8 @@ impl Settings {
             session_ttl_hours: 24,
             remember_me_days: 7,
             bcrypt_cost: 12,
+            session_idle_timeout_minutes: 24 * 60,
+            audit_retention_days: 90,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             allow_remote_single_user: false,
@@ -600,6 +606,31 @@ mod tests {
         assert!(validate_file(&dir.path().join("config.yaml")).is_err());
         let dir = home_with_file("bcrypt_cost: 10\nguest_access: no\n");
         assert!(validate_file(&dir.path().join("config.yaml")).is_ok());
+    }
+
+    #[test]
+    fn session_idle_timeout_and_audit_retention_from_file_and_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = load(&home_env(&dir), &Overrides::default())
+            .expect("load")
+            .settings;
+        assert_eq!(
+            (s.session_idle_timeout_minutes, s.audit_retention_days),
+            (24 * 60, 90)
+        );
+        let dir = home_with_file("session_idle_timeout_minutes: 0\naudit_retention_days: 30\n");
+        let mut e = home_env(&dir);
+        e.insert("OFFGRID_AUDIT_RETENTION_DAYS".into(), "7".into());
+        let s = load(&e, &Overrides::default()).expect("load").settings;
+        assert_eq!(
+            (s.session_idle_timeout_minutes, s.audit_retention_days),
+            (0, 7)
+        );
+        e.insert("OFFGRID_SESSION_IDLE_TIMEOUT_MINUTES".into(), "-5".into());
+        let msg = load(&e, &Overrides::default())
+            .expect_err("negative")
+            .to_string();
+        assert!(msg.contains("session_idle_timeout_minutes"), "{msg}");
     }
 
     #[test]

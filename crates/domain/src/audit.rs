@@ -23,6 +23,11 @@ pub struct AuditEvent {
     pub client_addr: Option<String>,
     /// Extra detail as JSON text.
     pub details: Option<String>,
+    /// How many times it happened: repeats within one window (a throttled
+    /// client retrying) are counted on one entry.
+    pub repeats: i64,
+    /// When the last repeat happened, if it repeated.
+    pub last_at: Option<Timestamp>,
 }
 
 /// An event to record.

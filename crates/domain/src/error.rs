@@ -18,6 +18,11 @@ pub enum RepoError {
     /// The change is not allowed on the built-in system user.
     #[error("the built-in system user cannot be changed that way")]
     SystemUser,
+    /// The user's token epoch is no longer the one the caller verified (a
+    /// password change, reset, role change or disabling happened in
+    /// between), so a credential tied to that epoch is not stored.
+    #[error("the account changed since its credentials were checked")]
+    StaleEpoch,
     /// The database is busy beyond the configured timeout.
     #[error("database is busy, try again")]
     Busy,

@@ -15,5 +15,5 @@ pub use error::RepoError;
 pub use ids::{ApiKeyId, SessionId, UserId};
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};
-pub use scope::Scope;
+pub use scope::{OperatorCapability, Scope};
 pub use time::Timestamp;

@@ -6,8 +6,8 @@
 
 use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
 use crate::user::{
-    ApiKey, ApiKeyRecord, LoginSession, NewApiKey, NewUser, Page, ThrottleState, User,
-    UserCredentials, UserPatch, UserQuery,
+    Admission, ApiKey, ApiKeyRecord, AttemptKeys, LoginSession, NewApiKey, NewUser, Page,
+    ThrottleState, User, UserCredentials, UserPatch, UserQuery,
 };
 use crate::{ApiKeyId, RepoError, Scope, SessionId, Timestamp, UserId};
 
@@ -63,8 +63,12 @@ pub trait UserRepository: Send + Sync {
 /// Per-user API keys.
 pub trait ApiKeyRepository: Send + Sync {
     /// Stores a key for `key.user_id`, which must be inside `scope`
-    /// (`NotFound` otherwise). The key takes the owner's current token epoch.
+    /// (`NotFound` otherwise). Atomically refuses with `StaleEpoch` unless
+    /// the owner's token epoch is still `key.epoch`.
     fn create(&self, scope: &Scope, key: NewApiKey) -> Result<ApiKey, RepoError>;
+
+    /// One key of `owner` visible in `scope` (`NotFound` otherwise).
+    fn get(&self, scope: &Scope, owner: &UserId, id: &ApiKeyId) -> Result<ApiKey, RepoError>;
 
     /// The keys of `owner` visible in `scope`, newest first, revoked ones
     /// included.
@@ -90,7 +94,9 @@ pub trait ApiKeyRepository: Send + Sync {
 
 /// Login sessions, one per issued token.
 pub trait SessionRepository: Send + Sync {
-    /// Stores a new session at the owner's current token epoch.
+    /// Stores a new session. Atomically refuses with `StaleEpoch` unless the
+    /// owner's token epoch is still `session.epoch` (the one read when the
+    /// password was verified).
     fn create(&self, session: LoginSession) -> Result<LoginSession, RepoError>;
 
     /// Authentication lookup: the session and its owner.
@@ -111,8 +117,31 @@ pub trait SessionRepository: Send + Sync {
     fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError>;
 }
 
-/// Login throttling counters keyed by `user:<name>` or `addr:<ip>`.
+/// Login throttling counters keyed by `account:<user id>`, `login:<name>`
+/// (a login naming no account), `addr:<ip>` and the like.
 pub trait ThrottleRepository: Send + Sync {
+    /// Judges one attempt and, when it may go ahead, counts it as a failure
+    /// on its keys before any password is verified, all in one write
+    /// transaction: concurrent attempts see each other's counts, so no more
+    /// than the threshold get through before the lock. A success undoes the
+    /// count with [`ThrottleRepository::attempt_succeeded`].
+    ///
+    /// Refused without counting while the address is locked, or while the
+    /// account is locked and the address is not clean (it has failures on
+    /// record, or is unknown): a locked account still lets its right
+    /// password in from a clean address, so nobody can lock an owner out
+    /// from elsewhere. `backoff(failures, threshold)` gives the lock length.
+    fn begin_attempt(
+        &self,
+        keys: &AttemptKeys<'_>,
+        now: Timestamp,
+        backoff: &dyn Fn(u32, u32) -> i64,
+    ) -> Result<Admission, RepoError>;
+
+    /// Undoes a successful attempt's count: the account key is forgotten,
+    /// the address gives back the one failure `begin_attempt` counted.
+    fn attempt_succeeded(&self, keys: &AttemptKeys<'_>) -> Result<(), RepoError>;
+
     /// Current state for a key (zero failures when unknown).
     fn get(&self, key: &str) -> Result<ThrottleState, RepoError>;
 
@@ -133,6 +162,14 @@ pub trait ThrottleRepository: Send + Sync {
 pub trait AuditRepository: Send + Sync {
     /// Appends an event.
     fn append(&self, event: NewAuditEvent) -> Result<(), RepoError>;
+
+    /// Appends an event, unless one with the same action, target and client
+    /// address was recorded at or after `since`: then that entry counts one
+    /// more repeat instead, so a flood of the same event adds no rows.
+    fn append_coalesced(&self, event: NewAuditEvent, since: Timestamp) -> Result<(), RepoError>;
+
+    /// Deletes the events recorded before `before`; returns how many.
+    fn prune(&self, before: Timestamp) -> Result<u64, RepoError>;
 
     /// Events, newest first.
     fn list(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, RepoError>;

@@ -3,9 +3,25 @@
 //! Every repository method on a tenant-owned table takes a `Scope`, so a
 //! handler cannot forget the owner filter: without a scope the call does not
 //! compile. A scope that sees everything can only be made for an
-//! administrator.
+//! administrator, or with an [`OperatorCapability`].
 
 use crate::{Principal, Role, UserId};
+
+/// Proof that the code runs as the machine's operator (`offgrid-admin`, who
+/// can read the database file anyway). Only a build with this crate's
+/// `operator` feature can make one: the admin binary turns it on, the HTTP
+/// layer never does (`tests/api/layering.rs` checks both), so no request
+/// path can reach an operator scope.
+#[derive(Debug)]
+pub struct OperatorCapability(());
+
+impl OperatorCapability {
+    /// The capability, for the operator's own tools.
+    #[cfg(feature = "operator")]
+    pub fn assume() -> Self {
+        OperatorCapability(())
+    }
+}
 
 /// The rows a query may touch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +48,7 @@ impl Scope {
 
     /// Every row, for maintenance tools that act as the machine's operator
     /// (the `offgrid-admin` binary), never for a network request.
-    pub fn operator() -> Self {
+    pub fn operator(_: &OperatorCapability) -> Self {
         Scope(ScopeInner::Everything)
     }
 

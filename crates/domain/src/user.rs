@@ -40,8 +40,8 @@ impl User {
     }
 }
 
-/// A user to create.
-#[derive(Debug, Clone)]
+/// A user to create. `Debug` hides the password hash.
+#[derive(Clone)]
 pub struct NewUser {
     /// Login name.
     pub username: String,
@@ -68,8 +68,9 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
 }
 
-/// What a login lookup needs: the user and its stored hash.
-#[derive(Debug, Clone)]
+/// What a login lookup needs: the user and its stored hash. `Debug` hides
+/// the hash.
+#[derive(Clone)]
 pub struct UserCredentials {
     /// The account.
     pub user: User,
@@ -122,13 +123,15 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     /// Revocation time, if revoked.
     pub revoked_at: Option<Timestamp>,
+    /// Whether requests made with this key may create more API keys.
+    pub can_create_keys: bool,
     /// The owner's token epoch when the key was made.
     #[serde(skip)]
     pub epoch: i64,
 }
 
-/// An API key to store.
-#[derive(Debug, Clone)]
+/// An API key to store. `Debug` hides the digest.
+#[derive(Clone)]
 pub struct NewApiKey {
     /// Owner.
     pub user_id: UserId,
@@ -142,10 +145,16 @@ pub struct NewApiKey {
     pub expires_at: Option<Timestamp>,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The owner's token epoch as verified by whoever asks for the key: the
+    /// key is stored only while the owner is still at this epoch.
+    pub epoch: i64,
+    /// Whether requests made with this key may create more API keys.
+    pub can_create_keys: bool,
 }
 
-/// A stored key with its digest, for authentication.
-#[derive(Debug, Clone)]
+/// A stored key with its digest, for authentication. `Debug` hides the
+/// digest.
+#[derive(Clone)]
 pub struct ApiKeyRecord {
     /// The key.
     pub key: ApiKey,
@@ -172,7 +181,9 @@ pub struct LoginSession {
     pub user_agent: Option<String>,
     /// Revocation time, if revoked.
     pub revoked_at: Option<Timestamp>,
-    /// The owner's token epoch when the session began.
+    /// The owner's token epoch when the session began: the epoch read with
+    /// the password that was verified. The session is stored only while the
+    /// owner is still at this epoch.
     #[serde(skip)]
     pub epoch: i64,
 }
@@ -184,4 +195,121 @@ pub struct ThrottleState {
     pub failures: u32,
     /// No attempt is judged before this time.
     pub locked_until: Option<Timestamp>,
+}
+
+/// The throttle keys of one attempt, each with its failure threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptKeys<'a> {
+    /// The account (`account:<id>`), or the name when it names no account.
+    pub account: (&'a str, u32),
+    /// The client address (`addr:<ip>`), when known.
+    pub address: Option<(&'a str, u32)>,
+}
+
+/// Which key refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottledKey {
+    /// The account (or login name) is locked and the address is not clean.
+    Account,
+    /// The client address is locked.
+    Address,
+}
+
+/// What [`crate::repo::ThrottleRepository::begin_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead: the attempt is already counted as a failure.
+    Admitted {
+        /// The account was locked, and the attempt got through only because
+        /// its address is clean: a wrong password still answers "locked".
+        account_locked_until: Option<Timestamp>,
+    },
+    /// Refused, nothing counted.
+    Refused {
+        /// The key that refused.
+        by: ThrottledKey,
+        /// When that key's lock ends.
+        until: Timestamp,
+        /// When that lock began (its last counted failure): one lock window.
+        since: Timestamp,
+    },
+}
+
+/// What `Debug` shows instead of a secret or its hash.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("role", &self.role)
+            .field("password_hash", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UserCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCredentials")
+            .field("user", &self.user)
+            .field("password_hash", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApiKey")
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("secret_hash", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .field("created_at", &self.created_at)
+            .field("epoch", &self.epoch)
+            .field("can_create_keys", &self.can_create_keys)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("key", &self.key)
+            .field("secret_hash", &REDACTED)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_hashes() {
+        let hash = "$ogv1$$2b$04$abcdefghijklmnopqrstuv";
+        let new = NewUser {
+            username: "alice".into(),
+            email: None,
+            display_name: None,
+            role: Role::User,
+            password_hash: hash.into(),
+        };
+        let key = NewApiKey {
+            user_id: UserId::generate(),
+            name: "k".into(),
+            prefix: "og_abc".into(),
+            secret_hash: vec![0xAB; 32],
+            expires_at: None,
+            created_at: Timestamp(0),
+            epoch: 0,
+            can_create_keys: false,
+        };
+        for text in [format!("{new:?}"), format!("{key:?}")] {
+            assert!(!text.contains(hash) && !text.contains("171, 171"), "{text}");
+            assert!(text.contains("redacted"), "{text}");
+        }
+    }
 }

@@ -154,12 +154,26 @@ impl From<AuthError> for ApiError {
                 "invalid_value",
                 msg,
             ),
+            AuthError::CommonPassword => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "common_password",
+                msg,
+            ),
             AuthError::WrongCurrentPassword => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request_error",
                 "wrong_current_password",
                 msg,
             ),
+            AuthError::InvalidSetupCode => Self::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "invalid_setup_code",
+                msg,
+            ),
+            AuthError::KeyCannotCreateKeys => Self::forbidden("api_key_cannot_create_keys", msg),
+            AuthError::NotASession => Self::bad_request("not_a_session", msg),
             AuthError::SetupDone => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",

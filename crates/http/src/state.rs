@@ -1,9 +1,9 @@
 //! What every handler can reach.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use offgrid_auth::AuthService;
+use offgrid_auth::{AuthService, SetupCode};
 use offgrid_config::Settings;
 
 use crate::models::Models;
@@ -21,6 +21,9 @@ pub struct AppState {
     /// true: the last active admin cannot be removed, so once true it stays
     /// true and `/v1/system/config` need not ask the database again.
     admin_exists: Arc<AtomicBool>,
+    /// The one-time setup code for remote first-run setup, while setup is
+    /// still open. Only in memory; forgotten once an admin exists.
+    setup_code: Arc<Mutex<Option<SetupCode>>>,
 }
 
 impl AppState {
@@ -31,7 +34,24 @@ impl AppState {
             auth,
             models,
             admin_exists: Arc::new(AtomicBool::new(false)),
+            setup_code: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The same state holding `code` as the one-time setup code.
+    pub fn with_setup_code(self, code: Option<SetupCode>) -> Self {
+        AppState {
+            setup_code: Arc::new(Mutex::new(code)),
+            ..self
+        }
+    }
+
+    /// The setup code, while setup is open.
+    pub(crate) fn setup_code(&self) -> Option<SetupCode> {
+        self.setup_code
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Whether an admin is known to exist (without a query).
@@ -39,8 +59,12 @@ impl AppState {
         self.admin_exists.load(Ordering::Acquire)
     }
 
-    /// Records that an admin exists.
+    /// Records that an admin exists; the setup code is of no more use.
     pub(crate) fn mark_admin_exists(&self) {
         self.admin_exists.store(true, Ordering::Release);
+        self.setup_code
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
     }
 }

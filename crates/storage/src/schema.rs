@@ -30,6 +30,7 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        can_create_keys -> Bool,
     }
 }
 
@@ -66,6 +67,8 @@ diesel::table! {
         target -> Nullable<Text>,
         client_addr -> Nullable<Text>,
         details -> Nullable<Text>,
+        repeats -> BigInt,
+        last_at -> Nullable<BigInt>,
     }
 }
 

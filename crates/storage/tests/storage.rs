@@ -7,7 +7,7 @@ use offgrid_domain::repo::{
     ApiKeyRepository, AuditRepository, SessionRepository, ThrottleRepository, UserRepository,
 };
 use offgrid_domain::user::{LoginSession, NewApiKey, NewUser, UserPatch, UserQuery};
-use offgrid_domain::{RepoError, Role, Scope, SessionId, Timestamp, UserId};
+use offgrid_domain::{OperatorCapability, RepoError, Role, Scope, SessionId, Timestamp, UserId};
 use offgrid_storage::Database;
 
 const NOW: Timestamp = Timestamp(1_800_000_000);
@@ -173,6 +173,8 @@ fn api_keys_are_filtered_by_scope() {
         secret_hash: vec![1, 2, 3],
         expires_at: None,
         created_at: NOW,
+        epoch: 0,
+        can_create_keys: false,
     };
     let alice_scope = Scope::owned_by(alice.id.clone());
     let k = ApiKeyRepository::create(&t.db, &alice_scope, key(&alice.id, "og_aaaa")).expect("key");
@@ -193,8 +195,14 @@ fn api_keys_are_filtered_by_scope() {
     );
     let listed = ApiKeyRepository::list(&t.db, &alice_scope, &alice.id).expect("list");
     assert_eq!(listed.len(), 1);
-    let revoked =
-        ApiKeyRepository::revoke(&t.db, &Scope::operator(), &alice.id, &k.id, NOW).expect("revoke");
+    let revoked = ApiKeyRepository::revoke(
+        &t.db,
+        &Scope::operator(&OperatorCapability::assume()),
+        &alice.id,
+        &k.id,
+        NOW,
+    )
+    .expect("revoke");
     assert_eq!(revoked.revoked_at, Some(NOW));
     let (record, owner) = t.db.find_by_prefix("og_aaaa").expect("find").expect("some");
     assert_eq!(record.secret_hash, vec![1, 2, 3]);
@@ -439,4 +447,146 @@ fn stale_throttle_counters_and_expired_sessions_are_pruned() {
             .expect("find")
             .is_some()
     );
+}
+
+#[test]
+fn session_and_key_inserts_are_refused_once_the_verified_epoch_is_stale() {
+    // A login (or key creation) verifies the user at epoch 0; before it
+    // stores its session, the user's password is reset (epoch 1). The insert
+    // must not slip in at the new epoch.
+    let t = db();
+    let alice = UserRepository::create(&t.db, new_user("alice", Role::User), NOW).expect("alice");
+    let verified_epoch = alice.token_epoch;
+    t.db.set_password(&alice.id, "new hash", None, NOW)
+        .expect("reset");
+    let session = LoginSession {
+        id: SessionId::generate(),
+        user_id: alice.id.clone(),
+        created_at: NOW,
+        expires_at: NOW.plus_secs(600),
+        last_seen_at: NOW,
+        client_addr: None,
+        user_agent: None,
+        revoked_at: None,
+        epoch: verified_epoch,
+    };
+    assert_eq!(
+        SessionRepository::create(&t.db, session.clone()).map(|_| ()),
+        Err(RepoError::StaleEpoch)
+    );
+    assert!(
+        SessionRepository::find(&t.db, &session.id)
+            .expect("find")
+            .is_none()
+    );
+    let key = NewApiKey {
+        user_id: alice.id.clone(),
+        name: "laptop".into(),
+        prefix: "og_stale".into(),
+        secret_hash: vec![1],
+        expires_at: None,
+        created_at: NOW,
+        epoch: verified_epoch,
+        can_create_keys: true,
+    };
+    let scope = Scope::owned_by(alice.id.clone());
+    assert_eq!(
+        ApiKeyRepository::create(&t.db, &scope, key.clone()).map(|_| ()),
+        Err(RepoError::StaleEpoch)
+    );
+    assert!(t.db.find_by_prefix("og_stale").expect("find").is_none());
+
+    // At the current epoch both are stored, and carry it.
+    let current = UserRepository::get(&t.db, &alice.id)
+        .expect("get")
+        .token_epoch;
+    let stored = SessionRepository::create(
+        &t.db,
+        LoginSession {
+            epoch: current,
+            ..session
+        },
+    )
+    .expect("session at the current epoch");
+    assert_eq!(stored.epoch, current);
+    let stored = ApiKeyRepository::create(
+        &t.db,
+        &scope,
+        NewApiKey {
+            epoch: current,
+            ..key
+        },
+    )
+    .expect("key at the current epoch");
+    assert_eq!(stored.epoch, current);
+    assert!(stored.can_create_keys, "the flag is stored");
+    assert_eq!(
+        ApiKeyRepository::get(&t.db, &scope, &alice.id, &stored.id),
+        Ok(stored.clone())
+    );
+    assert_eq!(
+        ApiKeyRepository::get(
+            &t.db,
+            &Scope::owned_by(UserId::generate()),
+            &alice.id,
+            &stored.id
+        ),
+        Err(RepoError::NotFound)
+    );
+}
+
+#[test]
+fn repeated_audit_events_coalesce_within_a_window_and_old_ones_are_pruned() {
+    let t = db();
+    let event = |at: Timestamp, addr: &str| NewAuditEvent {
+        at,
+        actor_id: None,
+        actor: None,
+        action: "login.throttled".into(),
+        target: Some("alice".into()),
+        client_addr: Some(addr.into()),
+        details: None,
+    };
+    for i in 0..50 {
+        t.db.append_coalesced(event(NOW.plus_secs(i), "10.0.0.1"), NOW)
+            .expect("append");
+    }
+    t.db.append_coalesced(event(NOW.plus_secs(60), "10.0.0.2"), NOW)
+        .expect("other address");
+    // A new window (a later lock) starts a new entry.
+    t.db.append_coalesced(event(NOW.plus_secs(900), "10.0.0.1"), NOW.plus_secs(800))
+        .expect("new window");
+    let page = AuditRepository::list(
+        &t.db,
+        &AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    )
+    .expect("list");
+    let rows: Vec<_> = page
+        .data
+        .iter()
+        .map(|e| (e.client_addr.clone().unwrap_or_default(), e.repeats))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("10.0.0.1".to_owned(), 1),
+            ("10.0.0.2".to_owned(), 1),
+            ("10.0.0.1".to_owned(), 50)
+        ]
+    );
+    assert_eq!(page.data[2].last_at, Some(NOW.plus_secs(49)));
+
+    assert_eq!(t.db.prune(NOW.plus_secs(61)).expect("prune"), 2);
+    let left = AuditRepository::list(
+        &t.db,
+        &AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    )
+    .expect("list");
+    assert_eq!(left.total, 1);
 }

@@ -2,7 +2,7 @@
 //! change password.
 
 use actix_web::{HttpResponse, web};
-use offgrid_auth::{AccountInput, LoginRequest};
+use offgrid_auth::{AccountInput, LoginRequest, SetupProof};
 use offgrid_domain::Role;
 use serde::Deserialize;
 use serde_json::json;
@@ -22,9 +22,21 @@ pub(crate) struct SetupBody {
     email: Option<String>,
     #[serde(default)]
     display_name: Option<String>,
+    /// The one-time code the server printed at start-up; needed when the
+    /// request does not come from this machine.
+    #[serde(default)]
+    setup_code: Option<String>,
 }
 
-/// `POST /v1/auth/setup`: creates the first administrator, once.
+/// Whether the TCP peer is this machine (loopback, IPv4-mapped included).
+fn is_local_peer(addr: Option<&str>) -> bool {
+    addr.and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// `POST /v1/auth/setup`: creates the first administrator, once. From this
+/// machine as is; from anywhere else only with the setup code printed at
+/// start-up, so whoever reaches the port first cannot take the server.
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     client: Client,
@@ -32,8 +44,28 @@ pub(crate) async fn setup(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();
+    if body.setup_code.is_none() && !is_local_peer(client.addr.as_deref()) {
+        let open = web::block(move || auth.setup_required()).await??;
+        return Err(if open {
+            ApiError::forbidden(
+                "setup_code_required",
+                "first-run setup from another machine needs the setup code printed when the                  server started (send it as `setup_code`), or run it on the server itself",
+            )
+        } else {
+            offgrid_auth::AuthError::SetupDone.into()
+        });
+    }
+    let auth = state.auth.clone();
+    let expected = state.setup_code();
     let actor = client.actor(None);
     let user = web::block(move || {
+        let proof = match &body.setup_code {
+            Some(given) => SetupProof::Code {
+                expected: expected.as_ref(),
+                given,
+            },
+            None => SetupProof::Local,
+        };
         auth.setup(
             AccountInput {
                 username: body.username,
@@ -42,6 +74,7 @@ pub(crate) async fn setup(
                 display_name: body.display_name,
                 role: Role::Admin,
             },
+            proof,
             &actor,
         )
     })
@@ -86,7 +119,8 @@ pub(crate) async fn login(
     })))
 }
 
-/// `POST /v1/auth/logout`: revokes the session token at once.
+/// `POST /v1/auth/logout`: revokes the session token at once. With an API
+/// key: 400 `not_a_session`, nothing revoked.
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     caller: Caller,
@@ -160,4 +194,26 @@ pub(crate) async fn change_password(
     })
     .await??;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_peers_are_local() {
+        for local in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_local_peer(Some(local)), "{local}");
+        }
+        for remote in [
+            "10.0.0.1",
+            "192.168.1.20",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+            "junk",
+        ] {
+            assert!(!is_local_peer(Some(remote)), "{remote}");
+        }
+        assert!(!is_local_peer(None));
+    }
 }

@@ -3,6 +3,7 @@
 //! storage layer filters by owner.
 
 use actix_web::{HttpResponse, web};
+use offgrid_auth::{Authenticated, KeyIssuer, KeyRequest};
 use offgrid_domain::user::ApiKey;
 use offgrid_domain::{ApiKeyId, Scope, Timestamp, UserId};
 use serde::Deserialize;
@@ -25,6 +26,7 @@ pub(crate) fn key_json(key: &ApiKey, secret: Option<&str>) -> Value {
         "last_used_at": key.last_used_at,
         "revoked_at": key.revoked_at,
         "revoked": key.revoked_at.is_some(),
+        "can_create_keys": key.can_create_keys,
     });
     if let (Some(secret), Some(obj)) = (secret, v.as_object_mut()) {
         obj.insert("key".to_owned(), Value::String(secret.to_owned()));
@@ -42,6 +44,9 @@ pub(crate) struct CreateBody {
     /// Or: days from now.
     #[serde(default)]
     expires_in_days: Option<u32>,
+    /// Whether requests made with the new key may create more keys.
+    #[serde(default)]
+    can_create_keys: bool,
 }
 
 impl CreateBody {
@@ -67,6 +72,19 @@ impl CreateBody {
             (None, None) => Ok(None),
         }
     }
+}
+
+/// The caller with the account read while its credential was checked, as
+/// the auth service wants it for issuing keys.
+pub(crate) fn authenticated(caller: &Caller) -> Result<Authenticated, ApiError> {
+    let user = caller
+        .user
+        .clone()
+        .ok_or_else(|| ApiError::unauthenticated("sign in to manage API keys"))?;
+    Ok(Authenticated {
+        principal: caller.principal.clone(),
+        user,
+    })
 }
 
 fn own_id(caller: &Caller) -> Result<UserId, ApiError> {
@@ -101,16 +119,25 @@ async fn list(state: &AppState, scope: Scope, owner: UserId) -> Result<HttpRespo
 
 async fn create(
     state: &AppState,
+    caller: &Caller,
     scope: Scope,
     owner: UserId,
     body: CreateBody,
     actor: offgrid_auth::Actor,
 ) -> Result<HttpResponse, ApiError> {
     let expires_at = body.expiry()?;
+    let issuer = authenticated(caller)?;
     let auth = state.auth.clone();
-    let issued =
-        web::block(move || auth.create_api_key(&scope, &owner, &body.name, expires_at, &actor))
-            .await??;
+    let request = KeyRequest {
+        owner,
+        name: body.name,
+        expires_at,
+        can_create_keys: body.can_create_keys,
+    };
+    let issued = web::block(move || {
+        auth.create_api_key(KeyIssuer::Caller(&issuer), &scope, request, &actor)
+    })
+    .await??;
     Ok(HttpResponse::Created().json(key_json(&issued.key, Some(&issued.secret))))
 }
 
@@ -146,6 +173,7 @@ pub(crate) async fn create_mine(
     let actor = client.actor(Some(&caller));
     create(
         &state,
+        &caller,
         Scope::owned_by(me.clone()),
         me,
         body.into_inner(),
@@ -189,7 +217,7 @@ pub(crate) async fn create_for_user(
     let owner = UserId::from_string(path.into_inner());
     let scope = admin_scope(&state, &caller, &owner).await?;
     let actor = client.actor(Some(&caller));
-    create(&state, scope, owner, body.into_inner(), actor).await
+    create(&state, &caller, scope, owner, body.into_inner(), actor).await
 }
 
 /// `DELETE /v1/users/{id}/api-keys/{key_id}`.

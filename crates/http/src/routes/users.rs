@@ -82,6 +82,7 @@ pub(crate) async fn create(
     let b = body.into_inner();
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
+    let issuer = crate::routes::keys::authenticated(&caller)?;
     let (user, key) = web::block(move || {
         auth.create_user(
             AccountInput {
@@ -91,7 +92,8 @@ pub(crate) async fn create(
                 display_name: b.display_name,
                 role: b.role,
             },
-            b.create_api_key,
+            b.create_api_key
+                .then_some(offgrid_auth::KeyIssuer::Caller(&issuer)),
             &actor,
         )
     })

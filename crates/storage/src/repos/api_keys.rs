@@ -24,6 +24,7 @@ struct KeyRow {
     last_used_at: Option<i64>,
     created_at: i64,
     revoked_at: Option<i64>,
+    can_create_keys: bool,
 }
 
 impl KeyRow {
@@ -38,6 +39,7 @@ impl KeyRow {
                 last_used_at: self.last_used_at.map(Timestamp),
                 created_at: Timestamp(self.created_at),
                 revoked_at: self.revoked_at.map(Timestamp),
+                can_create_keys: self.can_create_keys,
                 epoch: self.epoch,
             },
             secret_hash: self.secret_hash,
@@ -59,10 +61,15 @@ impl ApiKeyRepository for Database {
             return Err(RepoError::NotFound);
         }
         self.write(|conn| {
+            // Inside the write transaction, so no epoch bump can come
+            // between this check and the insert.
             let epoch: i64 = users::table
                 .find(key.user_id.as_str())
                 .select(users::token_epoch)
                 .get_result(conn)?;
+            if epoch != key.epoch {
+                return Err(RepoError::StaleEpoch.into());
+            }
             let id = ApiKeyId::generate();
             diesel::insert_into(api_keys::table)
                 .values((
@@ -71,13 +78,28 @@ impl ApiKeyRepository for Database {
                     api_keys::name.eq(&key.name),
                     api_keys::prefix.eq(&key.prefix),
                     api_keys::secret_hash.eq(&key.secret_hash),
-                    api_keys::epoch.eq(epoch),
+                    api_keys::epoch.eq(key.epoch),
                     api_keys::expires_at.eq(key.expires_at.map(|t| t.0)),
                     api_keys::created_at.eq(key.created_at.0),
+                    api_keys::can_create_keys.eq(key.can_create_keys),
                 ))
                 .execute(conn)?;
             Ok(load_key(conn, &key.user_id, &id)?.into_record().key)
         })
+    }
+
+    fn get(&self, scope: &Scope, owner: &UserId, id: &ApiKeyId) -> Result<ApiKey, RepoError> {
+        if !scope.allows(owner) {
+            return Err(RepoError::NotFound);
+        }
+        let row = self.read(|conn| {
+            api_keys::table
+                .filter(api_keys::id.eq(id.as_str()))
+                .filter(api_keys::user_id.eq(owner.as_str()))
+                .select(KeyRow::as_select())
+                .get_result(conn)
+        })?;
+        Ok(row.into_record().key)
     }
 
     fn list(&self, scope: &Scope, owner: &UserId) -> Result<Vec<ApiKey>, RepoError> {

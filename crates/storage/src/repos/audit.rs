@@ -21,6 +21,8 @@ struct AuditRow {
     target: Option<String>,
     client_addr: Option<String>,
     details: Option<String>,
+    repeats: i64,
+    last_at: Option<i64>,
 }
 
 impl From<AuditRow> for AuditEvent {
@@ -34,25 +36,68 @@ impl From<AuditRow> for AuditEvent {
             target: r.target,
             client_addr: r.client_addr,
             details: r.details,
+            repeats: r.repeats,
+            last_at: r.last_at.map(Timestamp),
         }
     }
 }
 
+fn insert(conn: &mut SqliteConnection, e: &NewAuditEvent) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::at.eq(e.at.0),
+            audit_log::actor_id.eq(e.actor_id.as_ref().map(|u| u.as_str())),
+            audit_log::actor.eq(&e.actor),
+            audit_log::action.eq(&e.action),
+            audit_log::target.eq(&e.target),
+            audit_log::client_addr.eq(&e.client_addr),
+            audit_log::details.eq(&e.details),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 impl AuditRepository for Database {
     fn append(&self, e: NewAuditEvent) -> Result<(), RepoError> {
+        self.write(|conn| Ok(insert(conn, &e)?))
+    }
+
+    fn append_coalesced(&self, e: NewAuditEvent, since: Timestamp) -> Result<(), RepoError> {
         self.write(|conn| {
-            diesel::insert_into(audit_log::table)
-                .values((
-                    audit_log::at.eq(e.at.0),
-                    audit_log::actor_id.eq(e.actor_id.as_ref().map(|u| u.as_str())),
-                    audit_log::actor.eq(&e.actor),
-                    audit_log::action.eq(&e.action),
-                    audit_log::target.eq(&e.target),
-                    audit_log::client_addr.eq(&e.client_addr),
-                    audit_log::details.eq(&e.details),
-                ))
-                .execute(conn)?;
+            let mut q = audit_log::table
+                .filter(audit_log::action.eq(&e.action))
+                .filter(audit_log::at.ge(since.0))
+                .into_boxed();
+            q = match &e.target {
+                Some(t) => q.filter(audit_log::target.eq(t.clone())),
+                None => q.filter(audit_log::target.is_null()),
+            };
+            q = match &e.client_addr {
+                Some(a) => q.filter(audit_log::client_addr.eq(a.clone())),
+                None => q.filter(audit_log::client_addr.is_null()),
+            };
+            let existing: Option<i64> =
+                q.select(diesel::dsl::max(audit_log::id)).get_result(conn)?;
+            match existing {
+                Some(id) => {
+                    diesel::update(audit_log::table.find(id))
+                        .set((
+                            audit_log::repeats.eq(audit_log::repeats + 1),
+                            audit_log::last_at.eq(Some(e.at.0)),
+                        ))
+                        .execute(conn)?;
+                }
+                None => insert(conn, &e)?,
+            }
             Ok(())
+        })
+    }
+
+    fn prune(&self, before: Timestamp) -> Result<u64, RepoError> {
+        self.write(|conn| {
+            let n = diesel::delete(audit_log::table.filter(audit_log::at.lt(before.0)))
+                .execute(conn)?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 

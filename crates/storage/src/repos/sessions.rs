@@ -43,10 +43,15 @@ impl From<SessionRow> for LoginSession {
 impl SessionRepository for Database {
     fn create(&self, session: LoginSession) -> Result<LoginSession, RepoError> {
         self.write(|conn| {
+            // Inside the write transaction, so no epoch bump can come
+            // between this check and the insert.
             let epoch: i64 = users::table
                 .find(session.user_id.as_str())
                 .select(users::token_epoch)
                 .get_result(conn)?;
+            if epoch != session.epoch {
+                return Err(RepoError::StaleEpoch.into());
+            }
             // Keep the table bounded: the user's expired sessions go.
             diesel::delete(
                 user_sessions::table
@@ -58,7 +63,7 @@ impl SessionRepository for Database {
                 .values((
                     user_sessions::id.eq(session.id.as_str()),
                     user_sessions::user_id.eq(session.user_id.as_str()),
-                    user_sessions::epoch.eq(epoch),
+                    user_sessions::epoch.eq(session.epoch),
                     user_sessions::created_at.eq(session.created_at.0),
                     user_sessions::expires_at.eq(session.expires_at.0),
                     user_sessions::last_seen_at.eq(session.last_seen_at.0),
@@ -66,7 +71,7 @@ impl SessionRepository for Database {
                     user_sessions::user_agent.eq(&session.user_agent),
                 ))
                 .execute(conn)?;
-            Ok(LoginSession { epoch, ..session })
+            Ok(session)
         })
     }
 

@@ -1,0 +1,2 @@
+ALTER TABLE audit_log DROP COLUMN last_at;
+ALTER TABLE audit_log DROP COLUMN repeats;
