@@ -45,6 +45,9 @@ impl Instance {
 struct Resident {
     instance: Instance,
     keep_alive: KeepAlive,
+    /// A request asked to keep it loaded for good (`keep_alive: -1`; only
+    /// model managers' values count): never unloaded to make room.
+    pinned: bool,
     /// Last time a request asked for it or the reaper saw it in use.
     last_used: Instant,
 }
@@ -183,6 +186,16 @@ impl EmbeddingGate {
     }
 }
 
+/// What all anonymous guests together may have in flight, so guests from
+/// many addresses cannot fill the shared queues.
+#[derive(Debug)]
+pub struct GuestShare {
+    /// Generation requests (key `all`): half the engine's queue.
+    pub generation: PerKeyLimit,
+    /// Embedding requests (key `all`): half the embedding places.
+    pub embeddings: PerKeyLimit,
+}
+
 /// Installed models, loaded models and the engine.
 pub struct Models {
     registry: ModelRegistry,
@@ -190,6 +203,8 @@ pub struct Models {
     pub engine: Engine,
     /// Bounds on embedding requests.
     pub embeddings: EmbeddingGate,
+    /// Bounds on all guests together.
+    pub guests: GuestShare,
     default_keep_alive: KeepAlive,
     max_loaded: usize,
     inner: Mutex<Inner>,
@@ -221,6 +236,10 @@ impl Models {
             registry,
             engine: Engine::start(engine)?,
             embeddings: EmbeddingGate::new(2, 32, 2),
+            guests: GuestShare {
+                generation: PerKeyLimit::new(engine.max_queued / 2),
+                embeddings: PerKeyLimit::new(16),
+            },
             default_keep_alive,
             max_loaded: max_loaded.max(1),
             inner: Mutex::new(Inner::default()),
@@ -348,6 +367,7 @@ impl Models {
         r.last_used = Instant::now();
         if let Some(k) = keep_alive {
             r.keep_alive = k;
+            r.pinned = k == KeepAlive::Forever;
         }
         Some(r.instance.clone())
     }
@@ -402,6 +422,7 @@ impl Models {
             Resident {
                 instance: instance.clone(),
                 keep_alive: keep_alive.unwrap_or(self.default_keep_alive),
+                pinned: keep_alive == Some(KeepAlive::Forever),
                 last_used: Instant::now(),
             },
         );
@@ -417,7 +438,7 @@ impl Models {
             let victim = inner
                 .resident
                 .iter()
-                .filter(|(_, r)| !r.instance.in_use())
+                .filter(|(_, r)| !r.instance.in_use() && !r.pinned)
                 .min_by_key(|(_, r)| r.last_used)
                 .map(|(id, _)| id.clone());
             let Some(id) = victim else {

@@ -237,10 +237,27 @@ impl Default for EngineConfig {
     }
 }
 
+/// A request's place in its user's allowance, taken before the costly work
+/// of preparing it (loading the model, rendering, tokenizing) and held
+/// until the request ends. Other limits (a group's share, say) can ride
+/// along with [`Admission::with`].
+#[derive(Debug)]
+pub struct Admission {
+    _tickets: Vec<Admitted>,
+}
+
+impl Admission {
+    /// Also holds `ticket` for as long as the request lives.
+    pub fn with(mut self, ticket: Admitted) -> Self {
+        self._tickets.push(ticket);
+        self
+    }
+}
+
 struct Queued {
     job: Job,
     submitted: Instant,
-    _ticket: Admitted,
+    _ticket: Admission,
 }
 
 /// Handle to the engine thread. Cheap to clone.
@@ -268,7 +285,7 @@ struct Running {
     alive: Option<Liveness>,
     submitted: Instant,
     first_token: Option<Duration>,
-    _ticket: Admitted,
+    _ticket: Admission,
 }
 
 /// The message a client sees when its request hit a bug in the engine.
@@ -297,12 +314,24 @@ impl Engine {
     /// Queues a request: `UserBusy` when its user is at their limit, `Busy`
     /// when the shared queue is full.
     pub fn submit(&self, job: Job) -> Result<(), EngineError> {
-        let ticket = self
-            .per_user
-            .try_admit(&job.user)
-            .ok_or(EngineError::UserBusy {
-                limit: self.per_user.max(),
-            })?;
+        let admission = self.admit(&job.user)?;
+        self.submit_admitted(job, admission)
+    }
+
+    /// Takes one of `user`'s places before their request is prepared;
+    /// `UserBusy` when they are at their limit.
+    pub fn admit(&self, user: &str) -> Result<Admission, EngineError> {
+        let ticket = self.per_user.try_admit(user).ok_or(EngineError::UserBusy {
+            limit: self.per_user.max(),
+        })?;
+        Ok(Admission {
+            _tickets: vec![ticket],
+        })
+    }
+
+    /// Queues a request admitted with [`Engine::admit`]; `Busy` when the
+    /// shared queue is full.
+    pub fn submit_admitted(&self, job: Job, admission: Admission) -> Result<(), EngineError> {
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
         if waiting >= self.config.max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
@@ -311,7 +340,7 @@ impl Engine {
         let queued = Queued {
             job,
             submitted: Instant::now(),
-            _ticket: ticket,
+            _ticket: admission,
         };
         self.tx.send(queued).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);

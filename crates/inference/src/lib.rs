@@ -14,7 +14,7 @@ pub mod tokenizer;
 pub mod transformer;
 
 pub use embed::Embedder;
-pub use engine::{ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};
+pub use engine::{Admission, ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};
 pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;

@@ -205,6 +205,41 @@ fn rope_tables(
     Ok((angles.cos()?, angles.sin()?))
 }
 
+/// The largest attention head size we load (llama.cpp's models use 64 to
+/// 256).
+const MAX_HEAD_DIM: usize = 1024;
+/// The most attention heads we load.
+const MAX_HEADS: usize = 1024;
+
+/// Checks the metadata's sizes against the tensors' shapes: the embedding
+/// table's rows are `n_embd` wide, and the first block's query, key and
+/// value projections map `n_embd` to `q_width`, `kv_width` and `kv_width`.
+fn check_shapes(ct: &Content, n_embd: usize, q_width: usize, kv_width: usize) -> Result<()> {
+    let dims = |name: &str| -> Result<Vec<usize>> {
+        match ct.tensor_infos.get(name) {
+            Some(info) => Ok(info.shape.dims().to_vec()),
+            None => candle_core::bail!("missing tensor {name}"),
+        }
+    };
+    let embd = dims("token_embd.weight")?;
+    if embd.len() != 2 || embd[1] != n_embd {
+        candle_core::bail!("token_embd.weight {embd:?} does not match embedding length {n_embd}");
+    }
+    for (name, width) in [
+        ("blk.0.attn_q.weight", q_width),
+        ("blk.0.attn_k.weight", kv_width),
+        ("blk.0.attn_v.weight", kv_width),
+    ] {
+        let d = dims(name)?;
+        if d != [width, n_embd] {
+            candle_core::bail!(
+                "{name} {d:?} does not match the attention sizes [{width}, {n_embd}] from the metadata"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)
 }
@@ -228,9 +263,16 @@ impl Transformer {
             candle_core::bail!("invalid block count {n_layer}");
         }
         let head_dim = meta_usize(&ct, &key("attention.key_length")).unwrap_or(n_embd / n_head);
-        if head_dim == 0 || n_head.checked_mul(head_dim).is_none() {
+        if head_dim == 0
+            || head_dim > MAX_HEAD_DIM
+            || !head_dim.is_multiple_of(2)
+            || n_head > MAX_HEADS
+        {
             candle_core::bail!("invalid head size {head_dim} (embedding length {n_embd})");
         }
+        // Sizes from the metadata allocate tables (RoPE, KV cache) before any
+        // weight is read: they must agree with the tensors the file holds.
+        check_shapes(&ct, n_embd, n_head * head_dim, n_kv_head * head_dim)?;
         let eps = f64::from(meta(&ct, &key("attention.layer_norm_rms_epsilon"))?.to_f32()?);
         if !(eps.is_finite() && eps > 0.0) {
             candle_core::bail!("invalid layer_norm_rms_epsilon {eps}");

@@ -313,6 +313,14 @@ fn absurd_hyper_parameters_fail_to_load_without_a_panic() {
         (&b"llama.attention.head_count"[..], 0),
         (&b"llama.embedding_length"[..], 0),
         (&b"llama.context_length"[..], 0),
+        // Sizes the RoPE table and the KV cache: once a multi-terabyte
+        // allocation that aborted the process (no panic to catch).
+        (&b"llama.embedding_length"[..], u32::MAX),
+        (&b"llama.embedding_length"[..], 1 << 24),
+        // Plausible, but not what the tensors hold.
+        (&b"llama.embedding_length"[..], 1152),
+        (&b"llama.attention.head_count"[..], 3),
+        (&b"llama.attention.head_count_kv"[..], 1),
     ] {
         let mut bytes = bytes.clone();
         let at = bytes

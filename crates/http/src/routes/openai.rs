@@ -14,7 +14,9 @@ use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use offgrid_inference::engine::Usage;
-use offgrid_inference::{ChatMessage, ChatModel, EngineError, Event, Job, SamplingParams};
+use offgrid_inference::{
+    Admission, ChatMessage, ChatModel, EngineError, Event, Job, SamplingParams,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -328,8 +330,82 @@ fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
 fn fairness_key(caller: &Caller, client: &Client) -> String {
     match &caller.principal.user_id {
         Some(id) => format!("user:{id}"),
-        None => format!("guest:{}", client.addr.as_deref().unwrap_or("?")),
+        None => format!("guest:{}", guest_network(client.addr.as_deref())),
     }
+}
+
+/// A guest's address as one key: IPv6 by its /64 (one host may use any
+/// address in it), IPv4 as it is.
+fn guest_network(addr: Option<&str>) -> String {
+    match addr.map(str::parse::<std::net::IpAddr>) {
+        Some(Ok(std::net::IpAddr::V6(v6))) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(Ok(ip)) => ip.to_string(),
+        Some(Err(_)) => addr.unwrap_or("?").to_owned(),
+        None => "?".to_owned(),
+    }
+}
+
+fn too_many(message: impl Into<String>) -> ApiError {
+    ApiError {
+        retry_after: Some(2),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "too_many_requests",
+            message,
+        )
+    }
+}
+
+fn server_busy(message: impl Into<String>) -> ApiError {
+    ApiError {
+        retry_after: Some(2),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "server_busy",
+            message,
+        )
+    }
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::Busy { .. } => server_busy(e.to_string()),
+        EngineError::UserBusy { .. } => too_many(e.to_string()),
+        EngineError::Stopped => ApiError::internal(e),
+    }
+}
+
+/// Takes the caller's place for one generation request before any costly
+/// work (model load, template, tokenizer) is done for it. Guests also take
+/// a place in the share all guests have together.
+fn admit_generation(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+) -> Result<Admission, ApiError> {
+    let admission = state
+        .models
+        .engine
+        .admit(&fairness_key(caller, client))
+        .map_err(engine_error)?;
+    if caller.principal.user_id.is_some() {
+        return Ok(admission);
+    }
+    let share = state
+        .models
+        .guests
+        .generation
+        .try_admit("all")
+        .ok_or_else(|| server_busy("too many guest requests in progress; try again shortly"))?;
+    Ok(admission.with(share))
 }
 
 struct Prepared {
@@ -397,6 +473,7 @@ enum PromptText {
 fn submit(
     state: &AppState,
     user: String,
+    admission: Admission,
     prepared: Prepared,
 ) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -411,27 +488,11 @@ fn submit(
         Box::new(move |event| tx.send(event).is_ok()),
     )
     .with_liveness(Box::new(move || !watch.is_closed()));
-    state.models.engine.submit(job).map_err(|e| match e {
-        EngineError::Busy { .. } => ApiError {
-            retry_after: Some(2),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "server_busy",
-                e.to_string(),
-            )
-        },
-        EngineError::UserBusy { .. } => ApiError {
-            retry_after: Some(2),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "too_many_requests",
-                e.to_string(),
-            )
-        },
-        EngineError::Stopped => ApiError::internal(e),
-    })?;
+    state
+        .models
+        .engine
+        .submit_admitted(job, admission)
+        .map_err(engine_error)?;
     Ok(rx)
 }
 
@@ -769,6 +830,7 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let (params, explicit_max) = common.params(kind)?;
     let keep_alive = super::models::keep_alive(common.keep_alive.as_ref(), caller)?;
+    let admission = admit_generation(state, caller, client)?;
     let model = super::models::chat(state, &common.model, keep_alive).await?;
     let wants_logprobs = params.logprobs.is_some();
     let echo_text = match (&text, common.echo) {
@@ -777,7 +839,7 @@ async fn run(
     };
     let prepared = prepare(model.clone(), text, params, explicit_max).await?;
     let prompt_ids = echo_text.as_ref().map(|_| prepared.prompt.clone());
-    let rx = submit(state, fairness_key(caller, client), prepared)?;
+    let rx = submit(state, fairness_key(caller, client), admission, prepared)?;
     let endpoint = if kind == Kind::Chat {
         "chat.completions"
     } else {
@@ -947,7 +1009,6 @@ pub(crate) async fn embeddings(
         }
     };
     let keep_alive = super::models::keep_alive(req.keep_alive.as_ref(), &caller)?;
-    let embedder = super::models::embedder(&state, &req.model, keep_alive).await?;
     let inputs = match req.input {
         EmbeddingInput::One(s) => vec![s],
         EmbeddingInput::Many(v) => v,
@@ -955,36 +1016,42 @@ pub(crate) async fn embeddings(
     if inputs.is_empty() || inputs.len() > 2048 {
         return Err(invalid("input", "must hold 1 to 2048 strings"));
     }
+    // Admitted before the model is loaded, and held (with the slot) by the
+    // blocking work itself, so a client that leaves frees its place only
+    // when the batch in progress is done.
     let admission = state
         .models
         .embeddings
         .admit(&fairness_key(&caller, &client))
         .map_err(|refusal| match refusal {
-            EmbeddingRefusal::CallerBusy => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    "too_many_requests",
-                    "too many embedding requests in progress: wait for one to finish",
-                )
-            },
-            EmbeddingRefusal::ServerBusy => ApiError {
-                retry_after: Some(2),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    "server_busy",
-                    "the server is busy with embeddings; try again shortly",
-                )
-            },
+            EmbeddingRefusal::CallerBusy => {
+                too_many("too many embedding requests in progress: wait for one to finish")
+            }
+            EmbeddingRefusal::ServerBusy => {
+                server_busy("the server is busy with embeddings; try again shortly")
+            }
         })?;
-    let _slot = admission.slot().await;
+    let guest_share = match caller.principal.user_id {
+        Some(_) => None,
+        None => Some(
+            state
+                .models
+                .guests
+                .embeddings
+                .try_admit("all")
+                .ok_or_else(|| {
+                    server_busy("too many guest requests in progress; try again shortly")
+                })?,
+        ),
+    };
+    let embedder = super::models::embedder(&state, &req.model, keep_alive).await?;
+    let slot = admission.slot().await;
     // Set when this handler is dropped (the client left) or done: the
     // blocking work stops before its next batch.
     let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _on_drop = SetOnDrop(gone.clone());
     let out = web::block(move || {
+        let _held = (admission, guest_share, slot);
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         embedder.embed_while(&refs, &|| !gone.load(std::sync::atomic::Ordering::Acquire))
     })
@@ -1071,4 +1138,25 @@ pub(crate) async fn usage(
         .await?
         .map_err(offgrid_auth::AuthError::from)?;
     Ok(HttpResponse::Ok().json(json!({"object": "list", "data": totals, "days": q.days})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest_network;
+
+    #[test]
+    fn guests_are_keyed_by_ipv4_address_or_ipv6_slash_64() {
+        assert_eq!(guest_network(Some("10.0.0.7")), "10.0.0.7");
+        assert_eq!(
+            guest_network(Some("2001:db8:1:2:aaaa::1")),
+            guest_network(Some("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_eq!(guest_network(Some("2001:db8:1:2::9")), "2001:db8:1:2::/64");
+        assert_ne!(
+            guest_network(Some("2001:db8:1:2::1")),
+            guest_network(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(guest_network(Some("::ffff:10.0.0.7")), "10.0.0.7");
+        assert_eq!(guest_network(None), "?");
+    }
 }
