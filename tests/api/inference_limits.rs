@@ -229,3 +229,47 @@ fn guests_from_many_addresses_share_one_bounded_part_of_the_queue() {
     assert_eq!(res.status(), 200);
     drop(held);
 }
+
+#[test]
+fn a_client_that_gives_up_on_a_plain_request_frees_its_place() {
+    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    // Load the model first, so the requests below are generating (not
+    // loading) when their clients give up.
+    assert_eq!(
+        app.post("/v1/chat/completions", None, chat(Value::Null, 1))
+            .status(),
+        200
+    );
+    let long = json!({
+        "model": CHAT,
+        "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
+        "max_tokens": 4000,
+    });
+    // Eight non-streaming requests whose clients hang up after a second:
+    // each would hold the guest's place for minutes if its work went on.
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    for _ in 0..8 {
+        let res = impatient
+            .post(app.url("/v1/chat/completions"))
+            .json(&long)
+            .send();
+        assert!(res.is_err(), "timed out");
+    }
+    let mut accepted = false;
+    for _ in 0..100 {
+        let res = app.post("/v1/chat/completions", None, chat(Value::Null, 1));
+        if res.status() == 200 {
+            accepted = true;
+            break;
+        }
+        assert_eq!(res.status(), 429);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        accepted,
+        "the abandoned requests stopped and gave their places back"
+    );
+}

@@ -171,6 +171,11 @@ pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io:
             .configure(move |cfg| configure(cfg, state))
     })
     .workers(workers.max(1))
+    .on_connect(|conn, data| {
+        if let Some(socket) = crate::peer::PeerSocket::from_connection(conn) {
+            data.insert(socket);
+        }
+    })
     .listen(listener)?
     .run();
     Ok(server)

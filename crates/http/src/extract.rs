@@ -31,6 +31,17 @@ impl FromRequest for Caller {
 pub(crate) struct Client {
     pub addr: Option<String>,
     pub user_agent: Option<String>,
+    /// The connection, to notice when the client hangs up.
+    pub socket: Option<crate::peer::PeerSocket>,
+}
+
+impl Client {
+    /// Whether the client is still connected (true when unknown).
+    pub fn is_connected(&self) -> bool {
+        self.socket
+            .as_ref()
+            .is_none_or(crate::peer::PeerSocket::is_open)
+    }
 }
 
 impl Client {
@@ -52,6 +63,7 @@ impl FromRequest for Client {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(256).collect()),
+            socket: req.conn_data::<crate::peer::PeerSocket>().cloned(),
         }))
     }
 }

@@ -6,6 +6,7 @@ mod cookie;
 mod error;
 mod extract;
 mod models;
+mod peer;
 mod routes;
 mod state;
 

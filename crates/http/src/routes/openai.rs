@@ -473,13 +473,16 @@ enum PromptText {
 fn submit(
     state: &AppState,
     user: String,
+    client: &Client,
     admission: Admission,
     prepared: Prepared,
 ) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    // The receiver is dropped when the client goes (the response body or
-    // the handler's future is dropped): the engine stops at its next step.
+    // The engine stops at its next step once the receiver is dropped (the
+    // response body or the handler's future is dropped) or the client's
+    // connection is closed (a plain request's handler keeps running).
     let watch = tx.clone();
+    let connection = client.clone();
     let job = Job::new(
         user,
         prepared.model,
@@ -487,7 +490,9 @@ fn submit(
         prepared.params,
         Box::new(move |event| tx.send(event).is_ok()),
     )
-    .with_liveness(Box::new(move || !watch.is_closed()));
+    .with_liveness(Box::new(move || {
+        !watch.is_closed() && connection.is_connected()
+    }));
     state
         .models
         .engine
@@ -839,7 +844,13 @@ async fn run(
     };
     let prepared = prepare(model.clone(), text, params, explicit_max).await?;
     let prompt_ids = echo_text.as_ref().map(|_| prepared.prompt.clone());
-    let rx = submit(state, fairness_key(caller, client), admission, prepared)?;
+    let rx = submit(
+        state,
+        fairness_key(caller, client),
+        client,
+        admission,
+        prepared,
+    )?;
     let endpoint = if kind == Kind::Chat {
         "chat.completions"
     } else {
@@ -1050,10 +1061,13 @@ pub(crate) async fn embeddings(
     // blocking work stops before its next batch.
     let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _on_drop = SetOnDrop(gone.clone());
+    let connection = client.clone();
     let out = web::block(move || {
         let _held = (admission, guest_share, slot);
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        embedder.embed_while(&refs, &|| !gone.load(std::sync::atomic::Ordering::Acquire))
+        embedder.embed_while(&refs, &|| {
+            !gone.load(std::sync::atomic::Ordering::Acquire) && connection.is_connected()
+        })
     })
     .await?
     .map_err(ApiError::internal)?
