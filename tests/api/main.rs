@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod fuzz;
 mod helpers;
 mod inference;
 mod keys;
