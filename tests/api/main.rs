@@ -4,6 +4,7 @@ mod access;
 mod auth;
 mod cookie;
 mod data_files;
+mod fuzz;
 mod helpers;
 mod inference;
 mod inference_limits;
