@@ -685,7 +685,6 @@ proptest! {
 /// Issue 7, defect 2: a huge `keep_alive` overflowed an `Instant` in the
 /// reaper, which died holding its lock; every later model listing panicked.
 #[test]
-#[ignore = "enable after the keep_alive clamp fix lands (issue 7, defect 2: keep_alive 1e19 kills the reaper; did not reproduce on this branch's base, so check it on the merged tree)"]
 fn huge_keep_alive_values_leave_the_server_answering() {
     let app = spawn_with_models(|_| {});
     for keep_alive in [

@@ -88,6 +88,12 @@ impl TokenKeys {
     /// (its expiry still checked): the decryption is the dominant cost of an
     /// authenticated request (see docs/PERFORMANCE.md).
     pub fn verify(&self, token: &str) -> Result<TokenClaims, AuthError> {
+        // We never issue a footer: `v4.local.<payload>` only. An empty
+        // footer (a trailing '.') would otherwise verify as a second
+        // spelling of the same token.
+        if token.split('.').count() != 3 {
+            return Err(AuthError::Unauthenticated);
+        }
         let now = now_secs();
         if let Some(claims) = self.cached(token) {
             return if claims.expires_at.0 > now {

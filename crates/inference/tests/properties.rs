@@ -551,7 +551,6 @@ proptest! {
     /// Issue 7, defect 15: `general.alignment = 0` divides by zero in
     /// candle's reader.
     #[test]
-    #[ignore = "enable after the GGUF alignment fix lands (issue 7, defect 15: general.alignment = 0 divides by zero)"]
     fn any_alignment_opens_or_fails_cleanly(
         value in prop_oneof![
             // The integer types candle reads an alignment from, zero often.
