@@ -320,6 +320,39 @@ fn repeated_failures_are_throttled_with_retry_after() {
     assert_error(res, 429, "too_many_login_attempts");
 }
 
+/// POST /v1/auth/login from `local_ip` with an optional `Cookie` header.
+fn login_with_cookie(
+    app: &crate::helpers::TestApp,
+    local_ip: &str,
+    username: &str,
+    cookie: Option<&str>,
+) -> reqwest::blocking::Response {
+    let ip: std::net::IpAddr = local_ip.parse().expect("IP address");
+    let client = reqwest::blocking::Client::builder()
+        .local_address(ip)
+        .build()
+        .expect("client");
+    let mut req = client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": username, "password": password_of(username)}));
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    req.send().expect("POST")
+}
+
+/// The `name=value` of the device cookie a response sets.
+fn device_cookie(res: &reqwest::blocking::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("offgrid_device="))
+        .and_then(|v| v.split(';').next())
+        .expect("device cookie")
+        .to_owned()
+}
+
 #[test]
 fn nobody_can_lock_an_account_out_from_another_address() {
     let app = spawn_multi_user();
@@ -330,6 +363,24 @@ fn nobody_can_lock_an_account_out_from_another_address() {
         json!({"username": "alice", "email": "alice@example.org", "password": password_of("alice")}),
     );
     assert_eq!(res.status(), 201);
+    // Alice has logged in from her browser before: it holds a device
+    // cookie (HttpOnly, SameSite=Strict, long-lived).
+    let res = login_with_cookie(&app, "127.0.0.1", "alice", None);
+    assert_eq!(res.status(), 200);
+    let set = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("offgrid_device="))
+        .expect("device cookie")
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(set.contains("Max-Age="), "{set}");
+    let device = device_cookie(&res);
     // Someone at 127.0.0.2 locks the account, by name and by e-mail.
     for login in [
         "alice",
@@ -349,8 +400,18 @@ fn nobody_can_lock_an_account_out_from_another_address() {
         429,
         "too_many_login_attempts",
     );
-    // Alice, at her own address, still gets in with her password.
-    assert_eq!(app.login("alice", &password_of("alice")).status(), 200);
+    // A fresh address gets no password check against the locked account,
+    // so rotating addresses gains an attacker nothing.
+    assert_error(
+        login_with_cookie(&app, "127.0.0.4", "alice", None),
+        429,
+        "too_many_login_attempts",
+    );
+    // Alice's known device still gets in with her password.
+    assert_eq!(
+        login_with_cookie(&app, "127.0.0.1", "alice", Some(&device)).status(),
+        200
+    );
     // Per-address limits still apply to the other address.
     for i in 0..20 {
         let _ = app.login_from("127.0.0.3", &format!("nobody{i}"), "wrong-password");

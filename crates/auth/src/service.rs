@@ -17,6 +17,7 @@ use offgrid_domain::{
     ApiKeyId, Credential, Principal, RepoError, Scope, SessionId, Timestamp, UserId,
 };
 
+use crate::device::DeviceKeys;
 use crate::in_flight::InFlight;
 use crate::password::{MAX_PASSWORD_CHARS, PasswordHasher, validate_password};
 pub use crate::requests::{
@@ -39,6 +40,7 @@ pub struct AuthService {
     tokens: TokenKeys,
     config: AuthConfig,
     in_flight: InFlight,
+    devices: DeviceKeys,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -62,6 +64,20 @@ fn invalid(field: &'static str, message: impl Into<String>) -> AuthError {
     AuthError::Invalid {
         field,
         message: message.into(),
+    }
+}
+
+/// The throttle key of a client address: IPv4 as is, IPv6 by its /64 (one
+/// host usually owns a whole /64, so single addresses cost it nothing).
+pub fn address_key(addr: &str) -> String {
+    match addr.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("addr:{net}/64")
+        }
+        Ok(std::net::IpAddr::V4(v4)) => format!("addr:{v4}"),
+        Err(_) => format!("addr:{addr}"),
     }
 }
 
@@ -120,6 +136,7 @@ impl AuthService {
                 config.bcrypt_cost,
             )?,
             tokens: TokenKeys::new(secret.derive("offgrid/paseto-v4-local/v1"))?,
+            devices: DeviceKeys::new(secret.derive("offgrid/device-cookie/v1")),
             repos,
             config,
             in_flight: InFlight::new(),
@@ -355,6 +372,7 @@ impl AuthService {
         let keys = AttemptKeys {
             account: (&key, policy.user_threshold),
             address: None,
+            known_device: false,
         };
         let t = now();
         let admission = self
@@ -383,7 +401,9 @@ impl AuthService {
     /// attempt is counted as a failure before the password is verified, in
     /// one transaction with the lock check, so concurrent attempts cannot all
     /// pass it; a success undoes the count. A locked account still lets its
-    /// right password in from an address with no failures on record. Every
+    /// right password in from one of its known devices (a valid device
+    /// cookie, from an address that is not locked itself); nobody else gets
+    /// a password check against it. Every
     /// other failure is `InvalidCredentials` and costs one bcrypt
     /// verification.
     pub fn login(&self, req: &LoginRequest) -> Result<LoginOutcome, AuthError> {
@@ -413,7 +433,12 @@ impl AuthService {
             Some(creds) => format!("account:{}", creds.user.id),
             None => format!("login:{}", req.login.to_lowercase()),
         };
-        let addr_key = req.client_addr.as_ref().map(|a| format!("addr:{a}"));
+        let addr_key = req.client_addr.as_deref().map(address_key);
+        // Only the owner's known devices get past the account's lock.
+        let known_device = match (&found, &req.device) {
+            (Some(creds), Some(device)) => self.devices.verify(device, &creds.user.id, t),
+            _ => false,
+        };
         let busy = || AuthError::Throttled {
             retry_after_secs: 1,
         };
@@ -432,6 +457,7 @@ impl AuthService {
         let keys = AttemptKeys {
             account: (&account_key, policy.user_threshold),
             address: addr_key.as_deref().map(|k| (k, policy.addr_threshold)),
+            known_device,
         };
         let admission = self
             .repos
@@ -469,7 +495,7 @@ impl AuthService {
             (true, Some(creds)) => creds.user,
             _ => {
                 self.audit(&actor, "login.failed", Some(req.login.clone()), None);
-                // Let through only because the address is clean: the
+                // Let through only because the device is known: the
                 // account is still locked.
                 if let Some(until) = locked_until {
                     return Err(AuthError::Throttled {
@@ -515,11 +541,13 @@ impl AuthService {
             ..actor
         };
         self.audit(&actor, "login.ok", Some(user.id.to_string()), None);
+        let device = self.devices.issue(&user.id, t);
         let user = self.repos.users.get(&user.id)?;
         Ok(LoginOutcome {
             token,
             expires_at: session.expires_at,
             user,
+            device,
         })
     }
 
@@ -576,6 +604,7 @@ impl AuthService {
         let keys = AttemptKeys {
             account: (&key, policy.user_threshold),
             address: None,
+            known_device: false,
         };
         let t = now();
         let admission = self

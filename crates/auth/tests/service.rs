@@ -72,8 +72,26 @@ fn login_from(
         remember_me: false,
         client_addr: Some(addr.into()),
         user_agent: None,
+        device: None,
     })
     .map(|o| o.token)
+}
+
+fn login_with(
+    auth: &AuthService,
+    addr: &str,
+    name: &str,
+    password: &str,
+    device: Option<&str>,
+) -> Result<offgrid_auth::LoginOutcome, AuthError> {
+    auth.login(&LoginRequest {
+        login: name.to_owned(),
+        password: password.to_owned(),
+        remember_me: false,
+        client_addr: Some(addr.into()),
+        user_agent: None,
+        device: device.map(str::to_owned),
+    })
 }
 
 fn is_throttled(r: &Result<String, AuthError>) -> bool {
@@ -449,17 +467,59 @@ fn concurrent_wrong_passwords_cannot_all_pass_the_lock_check() {
 }
 
 #[test]
-fn a_locked_account_lets_its_right_password_in_from_a_clean_address() {
+fn a_fresh_address_gets_no_password_check_against_a_locked_account() {
+    // The owner's right password from an address with no failures used to
+    // be let through: an attacker rotating addresses could then guess
+    // without limit. Now only a known device of the account is checked.
     let f = fixture();
     f.auth
         .create_user(account("alice", Role::User), None, &operator())
         .expect("create");
-    // Someone at 10.0.0.66 locks alice.
     for _ in 0..3 {
         assert_eq!(
             login_from(&f.auth, "10.0.0.66", "alice", "guess-password"),
             Err(AuthError::InvalidCredentials)
         );
+    }
+    for i in 1..=20 {
+        let addr = format!("10.0.1.{i}");
+        assert!(is_throttled(&login_from(
+            &f.auth,
+            &addr,
+            "alice",
+            "guess-password"
+        )));
+    }
+    // Not even the right password gets a bcrypt check from a fresh address.
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.1",
+        "alice",
+        "alice-password"
+    )));
+    // None of those attempts was judged.
+    assert_eq!(audit_actions(&f.auth, "login.failed").len(), 3);
+}
+
+#[test]
+fn a_locked_account_lets_its_owners_known_device_in() {
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    f.auth
+        .create_user(account("bob", Role::User), None, &operator())
+        .expect("create");
+    // Alice logged in from her laptop before: it holds a device cookie.
+    let device = login_with(&f.auth, "10.0.0.1", "alice", "alice-password", None)
+        .expect("login")
+        .device;
+    let bobs_device = login_with(&f.auth, "10.0.0.9", "bob", "bob-password", None)
+        .expect("login")
+        .device;
+    // Someone at 10.0.0.66 locks alice.
+    for _ in 0..3 {
+        let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
     }
     assert!(is_throttled(&login_from(
         &f.auth,
@@ -467,25 +527,92 @@ fn a_locked_account_lets_its_right_password_in_from_a_clean_address() {
         "alice",
         "alice-password"
     )));
-    // Alice, elsewhere, still gets in with her password.
-    assert!(login_from(&f.auth, "10.0.0.1", "alice", "alice-password").is_ok());
-    // A wrong guess from a clean address is judged once, answered as
-    // locked, and that address is no longer clean.
+    // Her device gets in, from wherever she is now.
+    assert!(
+        login_with(
+            &f.auth,
+            "10.0.0.2",
+            "alice",
+            "alice-password",
+            Some(&device)
+        )
+        .is_ok()
+    );
+    // Locked again: another account's device, a forged or tampered cookie,
+    // or a locked address get nothing.
     for _ in 0..3 {
         let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
     }
+    let flipped = if device.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{flipped}", &device[..device.len() - 1]);
+    for cookie in [bobs_device.as_str(), forged.as_str(), "d1.junk"] {
+        assert!(matches!(
+            login_with(&f.auth, "10.0.0.3", "alice", "alice-password", Some(cookie)),
+            Err(AuthError::Throttled { .. })
+        ));
+    }
+    for i in 0..10 {
+        let _ = login_from(&f.auth, "10.0.0.5", &format!("nobody{i}"), "guess-password");
+    }
+    assert!(matches!(
+        login_with(
+            &f.auth,
+            "10.0.0.5",
+            "alice",
+            "alice-password",
+            Some(&device)
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    // A wrong password with her device is judged and answered as locked.
+    assert!(matches!(
+        login_with(
+            &f.auth,
+            "10.0.0.2",
+            "alice",
+            "guess-password",
+            Some(&device)
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    assert!(
+        login_with(
+            &f.auth,
+            "10.0.0.2",
+            "alice",
+            "alice-password",
+            Some(&device)
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn ipv6_clients_are_throttled_by_their_64_prefix() {
+    // One host owns a whole /64: failures from any address in it count
+    // together (addr_threshold is 10 here).
+    let f = fixture();
+    for i in 1..=10 {
+        assert_eq!(
+            login_from(
+                &f.auth,
+                &format!("2001:db8:0:1::{i:x}"),
+                &format!("nobody{i}"),
+                "wrong-password"
+            ),
+            Err(AuthError::InvalidCredentials)
+        );
+    }
     assert!(is_throttled(&login_from(
         &f.auth,
-        "10.0.0.2",
-        "alice",
-        "guess-password"
+        "2001:db8:0:1:ffff:eeee:dddd:1",
+        "someone",
+        "wrong-password"
     )));
-    assert!(is_throttled(&login_from(
-        &f.auth,
-        "10.0.0.2",
-        "alice",
-        "alice-password"
-    )));
+    assert_eq!(
+        login_from(&f.auth, "2001:db8:0:2::1", "someone", "wrong-password"),
+        Err(AuthError::InvalidCredentials)
+    );
 }
 
 #[test]

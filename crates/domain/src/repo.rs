@@ -127,10 +127,11 @@ pub trait ThrottleRepository: Send + Sync {
     /// count with [`ThrottleRepository::attempt_succeeded`].
     ///
     /// Refused without counting while the address is locked, or while the
-    /// account is locked and the address is not clean (it has failures on
-    /// record, or is unknown): a locked account still lets its right
-    /// password in from a clean address, so nobody can lock an owner out
-    /// from elsewhere. `backoff(failures, threshold)` gives the lock length.
+    /// account is locked and the client is not a known device of it
+    /// (`keys.known_device`): a locked account still lets its owner's known
+    /// devices in, so nobody can lock an owner out from elsewhere, and
+    /// nobody else gets a password check, so rotating addresses does not
+    /// buy guesses. `backoff(failures, threshold)` gives the lock length.
     fn begin_attempt(
         &self,
         keys: &AttemptKeys<'_>,

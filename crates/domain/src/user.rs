@@ -202,14 +202,18 @@ pub struct ThrottleState {
 pub struct AttemptKeys<'a> {
     /// The account (`account:<id>`), or the name when it names no account.
     pub account: (&'a str, u32),
-    /// The client address (`addr:<ip>`), when known.
+    /// The client address (`addr:<ip>`, IPv6 by /64), when known.
     pub address: Option<(&'a str, u32)>,
+    /// The client presented a valid device cookie of the account: the only
+    /// way past the account's lock.
+    pub known_device: bool,
 }
 
 /// Which key refused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottledKey {
-    /// The account (or login name) is locked and the address is not clean.
+    /// The account (or login name) is locked and the client is not one of
+    /// its known devices.
     Account,
     /// The client address is locked.
     Address,
@@ -221,7 +225,8 @@ pub enum Admission {
     /// Go ahead: the attempt is already counted as a failure.
     Admitted {
         /// The account was locked, and the attempt got through only because
-        /// its address is clean: a wrong password still answers "locked".
+        /// it came from a known device: a wrong password still answers
+        /// "locked".
         account_locked_until: Option<Timestamp>,
     },
     /// Refused, nothing counted.

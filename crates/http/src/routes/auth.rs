@@ -1,14 +1,14 @@
 //! `/v1/auth/*` and `/v1/users/me`: setup, login, logout, who am I,
 //! change password.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use offgrid_auth::{AccountInput, LoginRequest, SetupProof};
 use offgrid_domain::Role;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::access::Caller;
-use crate::cookie::{clearing_cookie, session_cookie};
+use crate::cookie::{clearing_cookie, device_cookie, device_cookie_name, session_cookie};
 use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
@@ -97,9 +97,13 @@ pub(crate) struct LoginBody {
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
+    http: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let device = http
+        .cookie(device_cookie_name(&state.settings))
+        .map(|c| c.value().to_owned());
     let auth = state.auth.clone();
     let request = LoginRequest {
         login: body.username,
@@ -107,16 +111,20 @@ pub(crate) async fn login(
         remember_me: body.remember_me,
         client_addr: client.addr.clone(),
         user_agent: client.user_agent.clone(),
+        device,
     };
     let outcome = web::block(move || auth.login(&request)).await??;
     let max_age = outcome.expires_at.0 - offgrid_auth::service::now().0;
     let cookie = session_cookie(&state.settings, outcome.token.clone(), max_age);
-    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
-        "token": outcome.token,
-        "token_type": "bearer",
-        "expires_at": outcome.expires_at,
-        "user": outcome.user,
-    })))
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .cookie(device_cookie(&state.settings, outcome.device))
+        .json(json!({
+            "token": outcome.token,
+            "token_type": "bearer",
+            "expires_at": outcome.expires_at,
+            "user": outcome.user,
+        })))
 }
 
 /// `POST /v1/auth/logout`: revokes the session token at once. With an API

@@ -131,8 +131,7 @@ impl ThrottleRepository for Database {
                 });
             }
             let account_locked = account.locked_at(now);
-            let clean = address.as_ref().is_some_and(|(_, _, c)| c.failures == 0);
-            if let (Some(until), false) = (account_locked, clean) {
+            if let (Some(until), false) = (account_locked, keys.known_device) {
                 return Ok(Admission::Refused {
                     by: ThrottledKey::Account,
                     until: Timestamp(until),
