@@ -39,7 +39,7 @@ fn setup_creates_the_first_admin_once() {
 fn setup_with_a_code_needs_the_servers_code() {
     // From this machine no code is needed, but one that is given must be
     // right. (Remote peers without a code get `setup_code_required`: see
-    // the unit test of `is_local_peer`; tests only use loopback.)
+    // the unit tests of `is_local_request` and the proxy tests below.)
     let app = spawn_multi_user();
     let code = app.setup_code.clone().expect("a code while setup is open");
     let res = app.post(
@@ -60,6 +60,57 @@ fn setup_with_a_code_needs_the_servers_code() {
         json!({"username": "x2", "password": ADMIN_PASSWORD, "setup_code": code}),
     );
     assert_error(again, 409, "setup_complete");
+}
+
+#[test]
+fn setup_through_a_proxy_or_under_a_foreign_host_needs_the_code() {
+    // A reverse proxy on this machine makes every client a loopback peer,
+    // and a DNS-rebinding page reaches the server under another name: then
+    // the peer address proves nothing and the setup code is required.
+    let app = crate::helpers::spawn_app(|s| {
+        s.multi_user_mode = true;
+        s.allowed_hosts = vec!["box.lan".into()];
+    });
+    let admin = json!({"username": ADMIN, "password": ADMIN_PASSWORD});
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("host", "box.lan"),
+    ] {
+        let res = app
+            .request("POST", "/v1/auth/setup", None)
+            .header(name, value)
+            .json(&admin)
+            .send()
+            .expect("send");
+        assert_error(res, 403, "setup_code_required");
+    }
+    let code = app.setup_code.clone().expect("a code while setup is open");
+    let res = app
+        .request("POST", "/v1/auth/setup", None)
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"username": ADMIN, "password": ADMIN_PASSWORD, "setup_code": code}))
+        .send()
+        .expect("send");
+    assert_eq!(res.status(), 201);
+}
+
+#[test]
+fn setup_on_a_server_bound_beyond_loopback_needs_the_code() {
+    // Bound to every address, a loopback peer may be a rebinding page in
+    // the operator's own browser.
+    let app = crate::helpers::spawn_app(|s| {
+        s.multi_user_mode = true;
+        s.host = "0.0.0.0".into();
+    });
+    let port = app.base.rsplit(':').next().expect("port").to_owned();
+    let res = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/auth/setup"))
+        .json(&json!({"username": ADMIN, "password": ADMIN_PASSWORD}))
+        .send()
+        .expect("send");
+    assert_error(res, 403, "setup_code_required");
 }
 
 #[test]
