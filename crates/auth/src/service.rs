@@ -17,6 +17,10 @@ use offgrid_domain::{
     ApiKeyId, Credential, Principal, RepoError, Scope, SessionId, Timestamp, UserId,
 };
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use crate::device::DeviceKeys;
 use crate::in_flight::InFlight;
 use crate::password::{MAX_PASSWORD_CHARS, PasswordHasher, validate_password};
@@ -41,7 +45,28 @@ pub struct AuthService {
     config: AuthConfig,
     in_flight: InFlight,
     devices: DeviceKeys,
+    /// Throttled refusals counted in memory, written to the audit log by
+    /// [`AuthService::flush_throttled_audit`].
+    refusals: Mutex<HashMap<RefusalKey, PendingRefusal>>,
+    /// When housekeeping (flush, throttle pruning) last ran.
+    last_housekeeping: AtomicI64,
 }
+
+/// One audit entry's identity: action, target, client address, window.
+type RefusalKey = (String, Option<String>, Option<String>, i64);
+
+/// Refusals of one key not yet in the audit log.
+struct PendingRefusal {
+    event: NewAuditEvent,
+    since: Timestamp,
+    count: u32,
+}
+
+/// Distinct refusal keys held in memory before an early flush.
+const MAX_PENDING_REFUSALS: usize = 10_000;
+/// How often housekeeping runs at most: pending refusals go to the audit
+/// log and idle throttle counters are pruned.
+pub const HOUSEKEEPING_INTERVAL_SECS: i64 = 60;
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,6 +165,8 @@ impl AuthService {
             repos,
             config,
             in_flight: InFlight::new(),
+            refusals: Mutex::new(HashMap::new()),
+            last_housekeeping: AtomicI64::new(now().0),
         })
     }
 
@@ -172,7 +199,9 @@ impl AuthService {
     }
 
     /// Records an event that may repeat many times in a window (from
-    /// `since`): one entry per window, counting repeats.
+    /// `since`): one entry per window, counting repeats. Only the first
+    /// refusal of a key since the last flush is written at once; the rest
+    /// are counted in memory, so a refused attempt costs no write.
     fn audit_repeated(
         &self,
         actor: &Actor,
@@ -189,9 +218,95 @@ impl AuthService {
             client_addr: actor.client_addr.clone(),
             details: None,
         };
-        if let Err(e) = self.repos.audit.append_coalesced(event, since) {
+        let key = (
+            event.action.clone(),
+            event.target.clone(),
+            event.client_addr.clone(),
+            since.0,
+        );
+        let first = {
+            let mut refusals = self.pending_refusals();
+            match refusals.get_mut(&key) {
+                Some(pending) => {
+                    pending.count = pending.count.saturating_add(1);
+                    pending.event.at = event.at;
+                    false
+                }
+                None => {
+                    if refusals.len() < MAX_PENDING_REFUSALS {
+                        refusals.insert(
+                            key,
+                            PendingRefusal {
+                                event: event.clone(),
+                                since,
+                                count: 0,
+                            },
+                        );
+                    }
+                    true
+                }
+            }
+        };
+        if first && let Err(e) = self.repos.audit.append_coalesced(event, since, 1) {
             tracing::error!(action, error = %e, "cannot write audit log");
         }
+    }
+
+    fn pending_refusals(&self) -> std::sync::MutexGuard<'_, HashMap<RefusalKey, PendingRefusal>> {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes the refusals counted in memory to the audit log (each as
+    /// repeats of its window's entry).
+    pub fn flush_throttled_audit(&self) {
+        let pending = std::mem::take(&mut *self.pending_refusals());
+        for p in pending.into_values().filter(|p| p.count > 0) {
+            if let Err(e) = self.repos.audit.append_coalesced(p.event, p.since, p.count) {
+                tracing::error!(error = %e, "cannot write audit log");
+            }
+        }
+    }
+
+    /// Flushes counted refusals and prunes idle throttle counters; the
+    /// server runs it every minute.
+    pub fn housekeeping(&self) {
+        let t = now();
+        self.last_housekeeping.store(t.0, Ordering::Relaxed);
+        self.flush_throttled_audit();
+        if let Err(e) = self.repos.throttle.prune_stale(t) {
+            tracing::error!(error = %e, "cannot prune throttle counters");
+        }
+    }
+
+    /// Runs [`AuthService::housekeeping`] when a minute has passed since it
+    /// last ran (at most one caller does).
+    fn housekeeping_if_due(&self, t: Timestamp) {
+        let last = self.last_housekeeping.load(Ordering::Relaxed);
+        let due = t.0.saturating_sub(last) >= HOUSEKEEPING_INTERVAL_SECS
+            || self.pending_refusals().len() >= MAX_PENDING_REFUSALS;
+        if due
+            && self
+                .last_housekeeping
+                .compare_exchange(last, t.0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.housekeeping();
+        }
+    }
+
+    /// Judges an attempt read-only first, so a refusal writes nothing, and
+    /// only then counts it in a write transaction (which judges again).
+    fn admit(&self, keys: &AttemptKeys<'_>, t: Timestamp) -> Result<Admission, AuthError> {
+        let policy = self.config.throttle;
+        if let refused @ Admission::Refused { .. } = self.repos.throttle.check(keys, t)? {
+            return Ok(refused);
+        }
+        Ok(self
+            .repos
+            .throttle
+            .begin_attempt(keys, t, &|n, threshold| policy.backoff(n, threshold))?)
     }
 
     /// Deletes audit entries older than `days` days (0 keeps everything);
@@ -375,10 +490,8 @@ impl AuthService {
             known_device: false,
         };
         let t = now();
-        let admission = self
-            .repos
-            .throttle
-            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        self.housekeeping_if_due(t);
+        let admission = self.admit(&keys, t)?;
         if let Admission::Refused { until, since, .. } = admission {
             self.audit_repeated(actor, "setup.throttled", None, since);
             return Err(AuthError::Throttled {
@@ -442,10 +555,27 @@ impl AuthService {
         let busy = || AuthError::Throttled {
             retry_after_secs: 1,
         };
-        let _account_slot = self
-            .in_flight
-            .try_enter(&account_key, policy.max_in_flight_per_account)
-            .ok_or_else(busy)?;
+        self.housekeeping_if_due(t);
+        let keys = AttemptKeys {
+            account: (&account_key, policy.user_threshold),
+            address: addr_key.as_deref().map(|k| (k, policy.addr_threshold)),
+            known_device,
+        };
+        // Refusals write nothing but (once per window) the audit entry.
+        let refuse = |by: ThrottledKey, until: Timestamp, since: Timestamp| {
+            let target = match (by, &found) {
+                (ThrottledKey::Address, _) => None,
+                (ThrottledKey::Account, Some(creds)) => Some(creds.user.id.to_string()),
+                (ThrottledKey::Account, None) => Some(req.login.to_lowercase()),
+            };
+            self.audit_repeated(&actor, "login.throttled", target, since);
+            AuthError::Throttled {
+                retry_after_secs: t.secs_until(until).max(1),
+            }
+        };
+        // The address's slot and locks first, read only: an attempt refused
+        // for its address or the account's lock never takes one of the
+        // account's few slots, so a flood cannot crowd out the owner.
         let _addr_slot = match &addr_key {
             Some(key) => Some(
                 self.in_flight
@@ -454,11 +584,14 @@ impl AuthService {
             ),
             None => None,
         };
-        let keys = AttemptKeys {
-            account: (&account_key, policy.user_threshold),
-            address: addr_key.as_deref().map(|k| (k, policy.addr_threshold)),
-            known_device,
-        };
+        if let Admission::Refused { by, until, since } = self.repos.throttle.check(&keys, t)? {
+            return Err(refuse(by, until, since));
+        }
+        // Only attempts going on to bcrypt hold an account slot.
+        let account_slot = self
+            .in_flight
+            .try_enter(&account_key, policy.max_in_flight_per_account)
+            .ok_or_else(busy)?;
         let admission = self
             .repos
             .throttle
@@ -468,16 +601,9 @@ impl AuthService {
                 account_locked_until,
             } => account_locked_until,
             Admission::Refused { by, until, since } => {
-                // One audit entry per key and lock window, counting repeats.
-                let target = match (by, &found) {
-                    (ThrottledKey::Address, _) => None,
-                    (ThrottledKey::Account, Some(creds)) => Some(creds.user.id.to_string()),
-                    (ThrottledKey::Account, None) => Some(req.login.to_lowercase()),
-                };
-                self.audit_repeated(&actor, "login.throttled", target, since);
-                return Err(AuthError::Throttled {
-                    retry_after_secs: t.secs_until(until).max(1),
-                });
+                // Locked meanwhile: release the slot before any write.
+                drop(account_slot);
+                return Err(refuse(by, until, since));
             }
         };
 
@@ -607,10 +733,8 @@ impl AuthService {
             known_device: false,
         };
         let t = now();
-        let admission = self
-            .repos
-            .throttle
-            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        self.housekeeping_if_due(t);
+        let admission = self.admit(&keys, t)?;
         if let Admission::Refused { until, since, .. } = admission {
             self.audit_repeated(
                 actor,

@@ -700,9 +700,59 @@ fn throttled_attempts_make_one_audit_entry_per_lock_window() {
     for _ in 0..20 {
         assert!(is_throttled(&login(&f.auth, "alice", "wrong-password")));
     }
+    // Refusals write nothing: the window's first makes the entry, the
+    // rest are counted in memory until the next flush (once a minute).
+    let throttled = audit_actions(&f.auth, "login.throttled");
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(throttled[0].repeats, 1, "written once, not per refusal");
+    f.auth.flush_throttled_audit();
     let throttled = audit_actions(&f.auth, "login.throttled");
     assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert_eq!(throttled[0].repeats, 20);
+}
+
+#[test]
+fn refused_attempts_never_hold_the_accounts_in_flight_slots() {
+    // Attempts from a locked address hammer alice's account; they are
+    // refused before taking one of its (2) in-flight slots, so alice
+    // herself is never turned away as busy.
+    let f = std::sync::Arc::new(fixture());
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    for i in 0..10 {
+        let _ = login_from(
+            &f.auth,
+            "10.0.0.66",
+            &format!("nobody{i}"),
+            "guess-password",
+        );
+    }
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.66",
+        "alice",
+        "guess-password"
+    )));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..8)
+        .map(|_| {
+            let (f, stop) = (f.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
+                }
+            })
+        })
+        .collect();
+    let turned_away = (0..40)
+        .filter(|_| is_throttled(&login_from(&f.auth, "10.0.0.1", "alice", "alice-password")))
+        .count();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        a.join().expect("join");
+    }
+    assert_eq!(turned_away, 0, "the owner was turned away as busy");
 }
 
 #[test]

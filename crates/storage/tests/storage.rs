@@ -409,6 +409,10 @@ fn stale_throttle_counters_and_expired_sessions_are_pruned() {
     let later = NOW.plus_secs(2 * 86_400);
     ThrottleRepository::record_failure(&t.db, "user:new", later, &|_| 0).expect("new");
     assert_eq!(
+        ThrottleRepository::prune_stale(&t.db, later).expect("prune"),
+        1
+    );
+    assert_eq!(
         ThrottleRepository::get(&t.db, "user:old")
             .expect("get")
             .failures,
@@ -548,13 +552,13 @@ fn repeated_audit_events_coalesce_within_a_window_and_old_ones_are_pruned() {
         details: None,
     };
     for i in 0..50 {
-        t.db.append_coalesced(event(NOW.plus_secs(i), "10.0.0.1"), NOW)
+        t.db.append_coalesced(event(NOW.plus_secs(i), "10.0.0.1"), NOW, 1)
             .expect("append");
     }
-    t.db.append_coalesced(event(NOW.plus_secs(60), "10.0.0.2"), NOW)
+    t.db.append_coalesced(event(NOW.plus_secs(60), "10.0.0.2"), NOW, 1)
         .expect("other address");
     // A new window (a later lock) starts a new entry.
-    t.db.append_coalesced(event(NOW.plus_secs(900), "10.0.0.1"), NOW.plus_secs(800))
+    t.db.append_coalesced(event(NOW.plus_secs(900), "10.0.0.1"), NOW.plus_secs(800), 1)
         .expect("new window");
     let page = AuditRepository::list(
         &t.db,
