@@ -106,6 +106,15 @@ pub fn address_key(addr: &str) -> String {
     }
 }
 
+/// A signed-in issuer's account and the token epoch it was verified at
+/// (`None` for the operator).
+fn issuer_binding(issuer: KeyIssuer<'_>) -> Option<(UserId, i64)> {
+    match issuer {
+        KeyIssuer::Caller(caller) => Some((caller.user.id.clone(), caller.user.token_epoch)),
+        KeyIssuer::Operator(_) => None,
+    }
+}
+
 fn validate_username(name: &str) -> Result<(), AuthError> {
     let n = name.chars().count();
     if n == 0 || n > 64 {
@@ -798,6 +807,14 @@ impl AuthService {
     ) -> Result<(User, Option<IssuedKey>), AuthError> {
         if let Some(issuer) = key_issuer {
             self.check_may_create_keys(issuer)?;
+            // Refuse before creating anyone when the issuer has already
+            // lost the epoch they were verified at; the key's insert checks
+            // it again, atomically.
+            if let Some((id, verified)) = issuer_binding(issuer)
+                && self.repos.users.get(&id)?.token_epoch != verified
+            {
+                return Err(AuthError::Unauthenticated);
+            }
         }
         let new = self.new_user(input)?;
         let role = new.role;
@@ -809,10 +826,11 @@ impl AuthService {
             Some(serde_json::json!({"username": user.username, "role": role}).to_string()),
         );
         let key = match key_issuer {
-            Some(_) => Some(self.store_api_key(
+            Some(issuer) => Some(self.store_api_key(
                 &Scope::owned_by(user.id.clone()),
                 &user,
                 user.token_epoch,
+                issuer_binding(issuer),
                 "default",
                 None,
                 false,
@@ -899,10 +917,14 @@ impl AuthService {
             KeyIssuer::Caller(caller) if caller.user.id == owner.id => caller.user.token_epoch,
             _ => owner.token_epoch,
         };
+        // An admin issuing a key for someone else must still be at the
+        // epoch their own credential was verified at when it is stored.
+        let binding = issuer_binding(issuer).filter(|(id, _)| *id != owner.id);
         self.store_api_key(
             scope,
             &owner,
             epoch,
+            binding,
             &request.name,
             request.expires_at,
             request.can_create_keys,
@@ -937,6 +959,7 @@ impl AuthService {
         scope: &Scope,
         owner: &User,
         epoch: i64,
+        issuer: Option<(UserId, i64)>,
         name: &str,
         expires_at: Option<Timestamp>,
         can_create_keys: bool,
@@ -967,6 +990,7 @@ impl AuthService {
                     created_at: now(),
                     epoch,
                     can_create_keys,
+                    issuer: issuer.clone(),
                 },
             );
             match stored {

@@ -404,6 +404,70 @@ fn a_key_asked_for_before_a_password_reset_is_not_stored_after_it() {
 }
 
 #[test]
+fn an_admin_demoted_mid_request_gets_no_key_for_another_user() {
+    // The admin's credential was checked at its epoch; a demotion lands
+    // before the key for bob (or bob's first key) is stored.
+    let f = fixture();
+    let (root, _) = f
+        .auth
+        .create_user(account("root", Role::Admin), None, &operator())
+        .expect("root");
+    f.auth
+        .create_user(account("boss", Role::Admin), None, &operator())
+        .expect("boss");
+    let (bob, _) = f
+        .auth
+        .create_user(account("bob", Role::User), None, &operator())
+        .expect("bob");
+    let token = login(&f.auth, "root", "root-password").expect("login");
+    let caller = f.auth.authenticate_bearer(&token).expect("auth");
+    let everything = Scope::everything_for(&caller.principal).expect("admin scope");
+    f.auth
+        .update_user(
+            &root.id,
+            UserPatch {
+                role: Some(Role::Viewer),
+                ..UserPatch::default()
+            },
+            &operator(),
+        )
+        .expect("demote");
+    let request = KeyRequest {
+        owner: bob.id.clone(),
+        name: "in flight".into(),
+        expires_at: None,
+        can_create_keys: false,
+    };
+    assert_eq!(
+        f.auth
+            .create_api_key(
+                KeyIssuer::Caller(&caller),
+                &everything,
+                request,
+                &Actor::default()
+            )
+            .map(|_| ()),
+        Err(AuthError::Unauthenticated)
+    );
+    assert!(
+        f.auth
+            .list_api_keys(&everything, &bob.id)
+            .expect("list")
+            .is_empty()
+    );
+    // A new user with a first key: the key is not issued either.
+    let created = f.auth.create_user(
+        account("carol", Role::User),
+        Some(KeyIssuer::Caller(&caller)),
+        &Actor::default(),
+    );
+    assert!(
+        matches!(created, Err(AuthError::Unauthenticated)),
+        "{created:?}"
+    );
+}
+
+#[test]
 fn setup_refuses_before_validating_or_hashing_once_an_admin_exists() {
     // Validation comes before hashing, so an invalid password answered with
     // `SetupDone` proves the refusal comes before both.

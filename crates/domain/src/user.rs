@@ -150,6 +150,11 @@ pub struct NewApiKey {
     pub epoch: i64,
     /// Whether requests made with this key may create more API keys.
     pub can_create_keys: bool,
+    /// Who asks for the key, when it is not the owner or the operator: their
+    /// account and the token epoch their credential was verified at. The key
+    /// is stored only while they are still at it, so an admin demoted,
+    /// disabled or reset meanwhile gets nothing.
+    pub issuer: Option<(UserId, i64)>,
 }
 
 /// A stored key with its digest, for authentication. `Debug` hides the
@@ -275,6 +280,7 @@ impl std::fmt::Debug for NewApiKey {
             .field("created_at", &self.created_at)
             .field("epoch", &self.epoch)
             .field("can_create_keys", &self.can_create_keys)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
@@ -311,6 +317,7 @@ mod tests {
             created_at: Timestamp(0),
             epoch: 0,
             can_create_keys: false,
+            issuer: None,
         };
         for text in [format!("{new:?}"), format!("{key:?}")] {
             assert!(!text.contains(hash) && !text.contains("171, 171"), "{text}");

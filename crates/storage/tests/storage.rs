@@ -175,6 +175,7 @@ fn api_keys_are_filtered_by_scope() {
         created_at: NOW,
         epoch: 0,
         can_create_keys: false,
+        issuer: None,
     };
     let alice_scope = Scope::owned_by(alice.id.clone());
     let k = ApiKeyRepository::create(&t.db, &alice_scope, key(&alice.id, "og_aaaa")).expect("key");
@@ -492,6 +493,7 @@ fn session_and_key_inserts_are_refused_once_the_verified_epoch_is_stale() {
         created_at: NOW,
         epoch: verified_epoch,
         can_create_keys: true,
+        issuer: None,
     };
     let scope = Scope::owned_by(alice.id.clone());
     assert_eq!(
