@@ -73,32 +73,31 @@ impl DeviceKeys {
     /// Whether `token` is a device token this server issued for `user`,
     /// less than [`DEVICE_TTL_SECS`] ago.
     pub fn verify(&self, token: &str, user: &UserId, now: Timestamp) -> bool {
+        self.device_id(token, user, now).is_some()
+    }
+
+    /// The device's id (its nonce) when `token` verifies for `user`: the
+    /// key its own failures are counted under.
+    pub fn device_id<'t>(&self, token: &'t str, user: &UserId, now: Timestamp) -> Option<&'t str> {
         if token.len() > MAX_LEN {
-            return false;
+            return None;
         }
-        let Some((body, tag)) = token.rsplit_once('.') else {
-            return false;
-        };
-        let Some(tag) = unhex(tag) else {
-            return false;
-        };
-        if self.mac(body).verify_slice(&tag).is_err() {
-            return false;
-        }
+        let (body, tag) = token.rsplit_once('.')?;
+        let tag = unhex(tag)?;
+        self.mac(body).verify_slice(&tag).ok()?;
         let mut parts = body.split('.');
-        let (Some(PREFIX), Some(id), Some(issued), Some(_nonce), None) = (
+        let (Some(PREFIX), Some(id), Some(issued), Some(nonce), None) = (
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
         ) else {
-            return false;
+            return None;
         };
-        let Ok(issued) = issued.parse::<i64>() else {
-            return false;
-        };
-        id == user.to_string() && issued <= now.0 + 60 && now.0 - issued < DEVICE_TTL_SECS
+        let issued = issued.parse::<i64>().ok()?;
+        (id == user.to_string() && issued <= now.0 + 60 && now.0 - issued < DEVICE_TTL_SECS)
+            .then_some(nonce)
     }
 }
 

@@ -491,7 +491,10 @@ impl AuthService {
         let policy = self.config.throttle;
         let key = format!(
             "setup-code:{}",
-            actor.client_addr.as_deref().unwrap_or("unknown")
+            actor
+                .client_addr
+                .as_deref()
+                .map_or_else(|| "unknown".to_owned(), address_key)
         );
         let keys = AttemptKeys {
             account: (&key, policy.user_threshold),
@@ -556,11 +559,28 @@ impl AuthService {
             None => format!("login:{}", req.login.to_lowercase()),
         };
         let addr_key = req.client_addr.as_deref().map(address_key);
-        // Only the owner's known devices get past the account's lock.
-        let known_device = match (&found, &req.device) {
-            (Some(creds), Some(device)) => self.devices.verify(device, &creds.user.id, t),
-            _ => false,
+        // Only the owner's known devices get past the account's lock, and
+        // each of them only until it fails too often itself (so a stolen
+        // device cookie is no way around the lock).
+        let device_key = match (&found, &req.device) {
+            (Some(creds), Some(device)) => self
+                .devices
+                .device_id(device, &creds.user.id, t)
+                .map(|id| format!("device:{id}")),
+            _ => None,
         };
+        let device_failures = match &device_key {
+            Some(key) => {
+                let state = self.repos.throttle.get(key)?;
+                if state.locked_until.is_some_and(|until| until > t) {
+                    None
+                } else {
+                    Some(state.failures)
+                }
+            }
+            None => None,
+        };
+        let known_device = device_failures.is_some();
         let busy = || AuthError::Throttled {
             retry_after_secs: 1,
         };
@@ -631,8 +651,14 @@ impl AuthService {
             _ => {
                 self.audit(&actor, "login.failed", Some(req.login.clone()), None);
                 // Let through only because the device is known: the
-                // account is still locked.
+                // account is still locked, and the device counts a failure.
                 if let Some(until) = locked_until {
+                    if let Some(key) = &device_key {
+                        let threshold = policy.user_threshold;
+                        self.repos
+                            .throttle
+                            .record_failure(key, t, &|n| policy.backoff(n, threshold))?;
+                    }
                     return Err(AuthError::Throttled {
                         retry_after_secs: t.secs_until(until).max(1),
                     });
@@ -642,6 +668,9 @@ impl AuthService {
         };
 
         self.repos.throttle.attempt_succeeded(&keys)?;
+        if let (Some(key), Some(1..)) = (&device_key, device_failures) {
+            self.repos.throttle.reset(key)?;
+        }
         let ttl = if req.remember_me {
             self.config.remember_me_secs
         } else {

@@ -652,6 +652,46 @@ fn a_locked_account_lets_its_owners_known_device_in() {
 }
 
 #[test]
+fn a_known_device_gets_only_a_few_guesses_against_a_locked_account() {
+    // A stolen device cookie must not become a way around the lock: while
+    // the account is locked, the device itself is throttled like an
+    // account (user_threshold is 3 here).
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    let device = login_with(&f.auth, "10.0.0.1", "alice", "alice-password", None)
+        .expect("login")
+        .device;
+    for _ in 0..3 {
+        let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
+    }
+    for i in 0..3 {
+        let addr = format!("10.0.2.{i}");
+        assert!(matches!(
+            login_with(&f.auth, &addr, "alice", "guess-password", Some(&device)),
+            Err(AuthError::Throttled { .. })
+        ));
+    }
+    assert_eq!(audit_actions(&f.auth, "login.failed").len(), 6);
+    assert!(matches!(
+        login_with(
+            &f.auth,
+            "10.0.0.1",
+            "alice",
+            "alice-password",
+            Some(&device)
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    assert_eq!(
+        audit_actions(&f.auth, "login.failed").len(),
+        6,
+        "not judged"
+    );
+}
+
+#[test]
 fn ipv6_clients_are_throttled_by_their_64_prefix() {
     // One host owns a whole /64: failures from any address in it count
     // together (addr_threshold is 10 here).
