@@ -62,7 +62,8 @@ struct PendingRefusal {
     count: u32,
 }
 
-/// Distinct refusal keys held in memory before an early flush.
+/// Distinct refusal keys held in memory; beyond it, a new key's refusals
+/// are written one by one.
 const MAX_PENDING_REFUSALS: usize = 10_000;
 /// How often housekeeping runs at most: pending refusals go to the audit
 /// log and idle throttle counters are pruned.
@@ -269,10 +270,23 @@ impl AuthService {
 
     /// Writes the refusals counted in memory to the audit log (each as
     /// repeats of its window's entry).
+    ///
+    /// Keys refused within the last interval stay known (their entry is
+    /// written), so a steady flood costs one write per key per flush.
     pub fn flush_throttled_audit(&self) {
-        let pending = std::mem::take(&mut *self.pending_refusals());
-        for p in pending.into_values().filter(|p| p.count > 0) {
-            if let Err(e) = self.repos.audit.append_coalesced(p.event, p.since, p.count) {
+        let t = now();
+        let due: Vec<_> = {
+            let mut pending = self.pending_refusals();
+            let due = pending
+                .values_mut()
+                .filter(|p| p.count > 0)
+                .map(|p| (p.event.clone(), p.since, std::mem::take(&mut p.count)))
+                .collect();
+            pending.retain(|_, p| p.event.at.secs_until(t) < HOUSEKEEPING_INTERVAL_SECS);
+            due
+        };
+        for (event, since, count) in due {
+            if let Err(e) = self.repos.audit.append_coalesced(event, since, count) {
                 tracing::error!(error = %e, "cannot write audit log");
             }
         }
@@ -293,8 +307,7 @@ impl AuthService {
     /// last ran (at most one caller does).
     fn housekeeping_if_due(&self, t: Timestamp) {
         let last = self.last_housekeeping.load(Ordering::Relaxed);
-        let due = t.0.saturating_sub(last) >= HOUSEKEEPING_INTERVAL_SECS
-            || self.pending_refusals().len() >= MAX_PENDING_REFUSALS;
+        let due = t.0.saturating_sub(last) >= HOUSEKEEPING_INTERVAL_SECS;
         if due
             && self
                 .last_housekeeping

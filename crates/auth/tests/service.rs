@@ -813,6 +813,14 @@ fn throttled_attempts_make_one_audit_entry_per_lock_window() {
     let throttled = audit_actions(&f.auth, "login.throttled");
     assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert_eq!(throttled[0].repeats, 20);
+    // A key still being refused stays known: more refusals wait for the
+    // next flush instead of writing again.
+    for _ in 0..5 {
+        assert!(is_throttled(&login(&f.auth, "alice", "wrong-password")));
+    }
+    assert_eq!(audit_actions(&f.auth, "login.throttled")[0].repeats, 20);
+    f.auth.flush_throttled_audit();
+    assert_eq!(audit_actions(&f.auth, "login.throttled")[0].repeats, 25);
 }
 
 #[test]
