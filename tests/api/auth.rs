@@ -39,7 +39,7 @@ fn setup_creates_the_first_admin_once() {
 fn setup_with_a_code_needs_the_servers_code() {
     // From this machine no code is needed, but one that is given must be
     // right. (Remote peers without a code get `setup_code_required`: see
-    // the unit test of `is_local_peer`; tests only use loopback.)
+    // the unit tests of `is_local_request` and the proxy tests below.)
     let app = spawn_multi_user();
     let code = app.setup_code.clone().expect("a code while setup is open");
     let res = app.post(
@@ -60,6 +60,57 @@ fn setup_with_a_code_needs_the_servers_code() {
         json!({"username": "x2", "password": ADMIN_PASSWORD, "setup_code": code}),
     );
     assert_error(again, 409, "setup_complete");
+}
+
+#[test]
+fn setup_through_a_proxy_or_under_a_foreign_host_needs_the_code() {
+    // A reverse proxy on this machine makes every client a loopback peer,
+    // and a DNS-rebinding page reaches the server under another name: then
+    // the peer address proves nothing and the setup code is required.
+    let app = crate::helpers::spawn_app(|s| {
+        s.multi_user_mode = true;
+        s.allowed_hosts = vec!["box.lan".into()];
+    });
+    let admin = json!({"username": ADMIN, "password": ADMIN_PASSWORD});
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("host", "box.lan"),
+    ] {
+        let res = app
+            .request("POST", "/v1/auth/setup", None)
+            .header(name, value)
+            .json(&admin)
+            .send()
+            .expect("send");
+        assert_error(res, 403, "setup_code_required");
+    }
+    let code = app.setup_code.clone().expect("a code while setup is open");
+    let res = app
+        .request("POST", "/v1/auth/setup", None)
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"username": ADMIN, "password": ADMIN_PASSWORD, "setup_code": code}))
+        .send()
+        .expect("send");
+    assert_eq!(res.status(), 201);
+}
+
+#[test]
+fn setup_on_a_server_bound_beyond_loopback_needs_the_code() {
+    // Bound to every address, a loopback peer may be a rebinding page in
+    // the operator's own browser.
+    let app = crate::helpers::spawn_app(|s| {
+        s.multi_user_mode = true;
+        s.host = "0.0.0.0".into();
+    });
+    let port = app.base.rsplit(':').next().expect("port").to_owned();
+    let res = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/auth/setup"))
+        .json(&json!({"username": ADMIN, "password": ADMIN_PASSWORD}))
+        .send()
+        .expect("send");
+    assert_error(res, 403, "setup_code_required");
 }
 
 #[test]
@@ -320,6 +371,39 @@ fn repeated_failures_are_throttled_with_retry_after() {
     assert_error(res, 429, "too_many_login_attempts");
 }
 
+/// POST /v1/auth/login from `local_ip` with an optional `Cookie` header.
+fn login_with_cookie(
+    app: &crate::helpers::TestApp,
+    local_ip: &str,
+    username: &str,
+    cookie: Option<&str>,
+) -> reqwest::blocking::Response {
+    let ip: std::net::IpAddr = local_ip.parse().expect("IP address");
+    let client = reqwest::blocking::Client::builder()
+        .local_address(ip)
+        .build()
+        .expect("client");
+    let mut req = client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": username, "password": password_of(username)}));
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    req.send().expect("POST")
+}
+
+/// The `name=value` of the device cookie a response sets.
+fn device_cookie(res: &reqwest::blocking::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("offgrid_device="))
+        .and_then(|v| v.split(';').next())
+        .expect("device cookie")
+        .to_owned()
+}
+
 #[test]
 fn nobody_can_lock_an_account_out_from_another_address() {
     let app = spawn_multi_user();
@@ -330,6 +414,24 @@ fn nobody_can_lock_an_account_out_from_another_address() {
         json!({"username": "alice", "email": "alice@example.org", "password": password_of("alice")}),
     );
     assert_eq!(res.status(), 201);
+    // Alice has logged in from her browser before: it holds a device
+    // cookie (HttpOnly, SameSite=Strict, long-lived).
+    let res = login_with_cookie(&app, "127.0.0.1", "alice", None);
+    assert_eq!(res.status(), 200);
+    let set = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("offgrid_device="))
+        .expect("device cookie")
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(set.contains("Max-Age="), "{set}");
+    let device = device_cookie(&res);
     // Someone at 127.0.0.2 locks the account, by name and by e-mail.
     for login in [
         "alice",
@@ -349,8 +451,18 @@ fn nobody_can_lock_an_account_out_from_another_address() {
         429,
         "too_many_login_attempts",
     );
-    // Alice, at her own address, still gets in with her password.
-    assert_eq!(app.login("alice", &password_of("alice")).status(), 200);
+    // A fresh address gets no password check against the locked account,
+    // so rotating addresses gains an attacker nothing.
+    assert_error(
+        login_with_cookie(&app, "127.0.0.4", "alice", None),
+        429,
+        "too_many_login_attempts",
+    );
+    // Alice's known device still gets in with her password.
+    assert_eq!(
+        login_with_cookie(&app, "127.0.0.1", "alice", Some(&device)).status(),
+        200
+    );
     // Per-address limits still apply to the other address.
     for i in 0..20 {
         let _ = app.login_from("127.0.0.3", &format!("nobody{i}"), "wrong-password");

@@ -108,12 +108,29 @@ impl Prepared {
     }
 
     /// Builds the HTTP server with `workers` threads and starts the audit
-    /// retention task. Call inside an actix runtime, then await the
-    /// returned server.
+    /// retention and auth housekeeping tasks. Call inside an actix
+    /// runtime, then await the returned server.
     pub fn run(self, workers: usize) -> anyhow::Result<actix_web::dev::Server> {
         let retention_days = self.state.settings.audit_retention_days;
         actix_web::rt::spawn(audit_retention(self.state.auth.clone(), retention_days));
+        actix_web::rt::spawn(auth_housekeeping(self.state.auth.clone()));
         Ok(offgrid_http::serve(self.state, self.listener, workers)?)
+    }
+}
+
+/// Every minute, on the blocking pool: throttled refusals counted in memory
+/// go to the audit log and idle throttle counters are pruned (never per
+/// login attempt).
+async fn auth_housekeeping(auth: Arc<AuthService>) {
+    let every = std::time::Duration::from_secs(
+        offgrid_auth::service::HOUSEKEEPING_INTERVAL_SECS.unsigned_abs(),
+    );
+    loop {
+        actix_web::rt::time::sleep(every).await;
+        let service = auth.clone();
+        if let Err(e) = actix_web::rt::task::spawn_blocking(move || service.housekeeping()).await {
+            tracing::error!(error = %e, "auth housekeeping task failed");
+        }
     }
 }
 

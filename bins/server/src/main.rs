@@ -387,9 +387,10 @@ fn serve(loaded: Loaded, workers: Option<usize>) -> ExitCode {
         println!("OffGrid listening on http://{addr} ({mode} mode)");
         if let Some(code) = setup_code {
             eprintln!(
-                "No administrator yet. Create one from this machine (POST /v1/auth/setup or \
-                 `offgrid-admin setup`), or from elsewhere with \"setup_code\": \"{code}\" \
-                 (valid until setup is done; a new code at each start)."
+                "No administrator yet. Create one with `offgrid-admin setup`, or with \
+                 POST /v1/auth/setup and \"setup_code\": \"{code}\" (not needed straight \
+                 from this machine to a loopback-bound server, without a proxy; valid until \
+                 setup is done; a new code at each start)."
             );
         }
         server.await?;

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api_key;
+pub mod device;
 pub mod error;
 pub mod in_flight;
 pub mod limiter;

@@ -105,6 +105,9 @@ pub struct LoginRequest {
     pub client_addr: Option<String>,
     /// User agent, for the session record.
     pub user_agent: Option<String>,
+    /// The device cookie the client presented, if any: while the account
+    /// is locked, only its known devices get a password check.
+    pub device: Option<String>,
 }
 
 /// A successful login. `Debug` hides the token.
@@ -116,6 +119,8 @@ pub struct LoginOutcome {
     pub expires_at: Timestamp,
     /// The account.
     pub user: User,
+    /// A fresh device token for this account (the device cookie).
+    pub device: String,
 }
 
 /// A key just created: the secret is shown once and never stored. `Debug`
@@ -166,6 +171,7 @@ impl std::fmt::Debug for LoginRequest {
             .field("remember_me", &self.remember_me)
             .field("client_addr", &self.client_addr)
             .field("user_agent", &self.user_agent)
+            .field("device", &self.device.as_ref().map(|_| REDACTED))
             .finish()
     }
 }
@@ -176,6 +182,7 @@ impl std::fmt::Debug for LoginOutcome {
             .field("token", &REDACTED)
             .field("expires_at", &self.expires_at)
             .field("user", &self.user)
+            .field("device", &REDACTED)
             .finish()
     }
 }
@@ -275,6 +282,7 @@ mod tests {
                     remember_me: false,
                     client_addr: None,
                     user_agent: None,
+                    device: Some(secret.into()),
                 }
             ),
             format!(
@@ -283,6 +291,7 @@ mod tests {
                     token: secret.into(),
                     expires_at: Timestamp(0),
                     user: user.clone(),
+                    device: secret.into(),
                 }
             ),
             format!(

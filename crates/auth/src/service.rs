@@ -17,6 +17,11 @@ use offgrid_domain::{
     ApiKeyId, Credential, Principal, RepoError, Scope, SessionId, Timestamp, UserId,
 };
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::device::DeviceKeys;
 use crate::in_flight::InFlight;
 use crate::password::{MAX_PASSWORD_CHARS, PasswordHasher, validate_password};
 pub use crate::requests::{
@@ -39,7 +44,30 @@ pub struct AuthService {
     tokens: TokenKeys,
     config: AuthConfig,
     in_flight: InFlight,
+    devices: DeviceKeys,
+    /// Throttled refusals counted in memory, written to the audit log by
+    /// [`AuthService::flush_throttled_audit`].
+    refusals: Mutex<HashMap<RefusalKey, PendingRefusal>>,
+    /// When housekeeping (flush, throttle pruning) last ran.
+    last_housekeeping: AtomicI64,
 }
+
+/// One audit entry's identity: action, target, client address, window.
+type RefusalKey = (String, Option<String>, Option<String>, i64);
+
+/// Refusals of one key not yet in the audit log.
+struct PendingRefusal {
+    event: NewAuditEvent,
+    since: Timestamp,
+    count: u32,
+}
+
+/// Distinct refusal keys held in memory; beyond it, a new key's refusals
+/// are written one by one.
+const MAX_PENDING_REFUSALS: usize = 10_000;
+/// How often housekeeping runs at most: pending refusals go to the audit
+/// log and idle throttle counters are pruned.
+pub const HOUSEKEEPING_INTERVAL_SECS: i64 = 60;
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,6 +90,29 @@ fn invalid(field: &'static str, message: impl Into<String>) -> AuthError {
     AuthError::Invalid {
         field,
         message: message.into(),
+    }
+}
+
+/// The throttle key of a client address: IPv4 as is, IPv6 by its /64 (one
+/// host usually owns a whole /64, so single addresses cost it nothing).
+pub fn address_key(addr: &str) -> String {
+    match addr.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("addr:{net}/64")
+        }
+        Ok(std::net::IpAddr::V4(v4)) => format!("addr:{v4}"),
+        Err(_) => format!("addr:{addr}"),
+    }
+}
+
+/// A signed-in issuer's account and the token epoch it was verified at
+/// (`None` for the operator).
+fn issuer_binding(issuer: KeyIssuer<'_>) -> Option<(UserId, i64)> {
+    match issuer {
+        KeyIssuer::Caller(caller) => Some((caller.user.id.clone(), caller.user.token_epoch)),
+        KeyIssuer::Operator(_) => None,
     }
 }
 
@@ -120,9 +171,12 @@ impl AuthService {
                 config.bcrypt_cost,
             )?,
             tokens: TokenKeys::new(secret.derive("offgrid/paseto-v4-local/v1"))?,
+            devices: DeviceKeys::new(secret.derive("offgrid/device-cookie/v1")),
             repos,
             config,
             in_flight: InFlight::new(),
+            refusals: Mutex::new(HashMap::new()),
+            last_housekeeping: AtomicI64::new(now().0),
         })
     }
 
@@ -155,7 +209,9 @@ impl AuthService {
     }
 
     /// Records an event that may repeat many times in a window (from
-    /// `since`): one entry per window, counting repeats.
+    /// `since`): one entry per window, counting repeats. Only the first
+    /// refusal of a key since the last flush is written at once; the rest
+    /// are counted in memory, so a refused attempt costs no write.
     fn audit_repeated(
         &self,
         actor: &Actor,
@@ -172,9 +228,107 @@ impl AuthService {
             client_addr: actor.client_addr.clone(),
             details: None,
         };
-        if let Err(e) = self.repos.audit.append_coalesced(event, since) {
+        let key = (
+            event.action.clone(),
+            event.target.clone(),
+            event.client_addr.clone(),
+            since.0,
+        );
+        let first = {
+            let mut refusals = self.pending_refusals();
+            match refusals.get_mut(&key) {
+                Some(pending) => {
+                    pending.count = pending.count.saturating_add(1);
+                    pending.event.at = event.at;
+                    false
+                }
+                None => {
+                    if refusals.len() < MAX_PENDING_REFUSALS {
+                        refusals.insert(
+                            key,
+                            PendingRefusal {
+                                event: event.clone(),
+                                since,
+                                count: 0,
+                            },
+                        );
+                    }
+                    true
+                }
+            }
+        };
+        if first && let Err(e) = self.repos.audit.append_coalesced(event, since, 1) {
             tracing::error!(action, error = %e, "cannot write audit log");
         }
+    }
+
+    fn pending_refusals(&self) -> std::sync::MutexGuard<'_, HashMap<RefusalKey, PendingRefusal>> {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes the refusals counted in memory to the audit log (each as
+    /// repeats of its window's entry).
+    ///
+    /// Keys refused within the last interval stay known (their entry is
+    /// written), so a steady flood costs one write per key per flush.
+    pub fn flush_throttled_audit(&self) {
+        let t = now();
+        let due: Vec<_> = {
+            let mut pending = self.pending_refusals();
+            let due = pending
+                .values_mut()
+                .filter(|p| p.count > 0)
+                .map(|p| (p.event.clone(), p.since, std::mem::take(&mut p.count)))
+                .collect();
+            pending.retain(|_, p| p.event.at.secs_until(t) < HOUSEKEEPING_INTERVAL_SECS);
+            due
+        };
+        for (event, since, count) in due {
+            if let Err(e) = self.repos.audit.append_coalesced(event, since, count) {
+                tracing::error!(error = %e, "cannot write audit log");
+            }
+        }
+    }
+
+    /// Flushes counted refusals and prunes idle throttle counters; the
+    /// server runs it every minute.
+    pub fn housekeeping(&self) {
+        let t = now();
+        self.last_housekeeping.store(t.0, Ordering::Relaxed);
+        self.flush_throttled_audit();
+        if let Err(e) = self.repos.throttle.prune_stale(t) {
+            tracing::error!(error = %e, "cannot prune throttle counters");
+        }
+    }
+
+    /// Runs [`AuthService::housekeeping`] when a minute has passed since it
+    /// last ran (at most one caller does).
+    fn housekeeping_if_due(&self, t: Timestamp) {
+        let last = self.last_housekeeping.load(Ordering::Relaxed);
+        let due = t.0.saturating_sub(last) >= HOUSEKEEPING_INTERVAL_SECS;
+        if due
+            && self
+                .last_housekeeping
+                .compare_exchange(last, t.0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.housekeeping();
+        }
+    }
+
+    /// Judges an attempt read-only first, so a refusal writes nothing, and
+    /// only then counts it in a write transaction (which judges again).
+    fn admit(&self, keys: &AttemptKeys<'_>, t: Timestamp) -> Result<Admission, AuthError> {
+        let policy = self.config.throttle;
+        if let refused @ Admission::Refused { .. } = self.repos.throttle.check(keys, t)? {
+            return Ok(refused);
+        }
+        Ok(self
+            .repos
+            .throttle
+            .begin_attempt(keys, t, &|n, threshold| policy.backoff(n, threshold))?)
     }
 
     /// Deletes audit entries older than `days` days (0 keeps everything);
@@ -350,17 +504,19 @@ impl AuthService {
         let policy = self.config.throttle;
         let key = format!(
             "setup-code:{}",
-            actor.client_addr.as_deref().unwrap_or("unknown")
+            actor
+                .client_addr
+                .as_deref()
+                .map_or_else(|| "unknown".to_owned(), address_key)
         );
         let keys = AttemptKeys {
             account: (&key, policy.user_threshold),
             address: None,
+            known_device: false,
         };
         let t = now();
-        let admission = self
-            .repos
-            .throttle
-            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        self.housekeeping_if_due(t);
+        let admission = self.admit(&keys, t)?;
         if let Admission::Refused { until, since, .. } = admission {
             self.audit_repeated(actor, "setup.throttled", None, since);
             return Err(AuthError::Throttled {
@@ -383,7 +539,9 @@ impl AuthService {
     /// attempt is counted as a failure before the password is verified, in
     /// one transaction with the lock check, so concurrent attempts cannot all
     /// pass it; a success undoes the count. A locked account still lets its
-    /// right password in from an address with no failures on record. Every
+    /// right password in from one of its known devices (a valid device
+    /// cookie, from an address that is not locked itself); nobody else gets
+    /// a password check against it. Every
     /// other failure is `InvalidCredentials` and costs one bcrypt
     /// verification.
     pub fn login(&self, req: &LoginRequest) -> Result<LoginOutcome, AuthError> {
@@ -413,14 +571,53 @@ impl AuthService {
             Some(creds) => format!("account:{}", creds.user.id),
             None => format!("login:{}", req.login.to_lowercase()),
         };
-        let addr_key = req.client_addr.as_ref().map(|a| format!("addr:{a}"));
+        let addr_key = req.client_addr.as_deref().map(address_key);
+        // Only the owner's known devices get past the account's lock, and
+        // each of them only until it fails too often itself (so a stolen
+        // device cookie is no way around the lock).
+        let device_key = match (&found, &req.device) {
+            (Some(creds), Some(device)) => self
+                .devices
+                .device_id(device, &creds.user.id, t)
+                .map(|id| format!("device:{id}")),
+            _ => None,
+        };
+        let device_failures = match &device_key {
+            Some(key) => {
+                let state = self.repos.throttle.get(key)?;
+                if state.locked_until.is_some_and(|until| until > t) {
+                    None
+                } else {
+                    Some(state.failures)
+                }
+            }
+            None => None,
+        };
+        let known_device = device_failures.is_some();
         let busy = || AuthError::Throttled {
             retry_after_secs: 1,
         };
-        let _account_slot = self
-            .in_flight
-            .try_enter(&account_key, policy.max_in_flight_per_account)
-            .ok_or_else(busy)?;
+        self.housekeeping_if_due(t);
+        let keys = AttemptKeys {
+            account: (&account_key, policy.user_threshold),
+            address: addr_key.as_deref().map(|k| (k, policy.addr_threshold)),
+            known_device,
+        };
+        // Refusals write nothing but (once per window) the audit entry.
+        let refuse = |by: ThrottledKey, until: Timestamp, since: Timestamp| {
+            let target = match (by, &found) {
+                (ThrottledKey::Address, _) => None,
+                (ThrottledKey::Account, Some(creds)) => Some(creds.user.id.to_string()),
+                (ThrottledKey::Account, None) => Some(req.login.to_lowercase()),
+            };
+            self.audit_repeated(&actor, "login.throttled", target, since);
+            AuthError::Throttled {
+                retry_after_secs: t.secs_until(until).max(1),
+            }
+        };
+        // The address's slot and locks first, read only: an attempt refused
+        // for its address or the account's lock never takes one of the
+        // account's few slots, so a flood cannot crowd out the owner.
         let _addr_slot = match &addr_key {
             Some(key) => Some(
                 self.in_flight
@@ -429,10 +626,14 @@ impl AuthService {
             ),
             None => None,
         };
-        let keys = AttemptKeys {
-            account: (&account_key, policy.user_threshold),
-            address: addr_key.as_deref().map(|k| (k, policy.addr_threshold)),
-        };
+        if let Admission::Refused { by, until, since } = self.repos.throttle.check(&keys, t)? {
+            return Err(refuse(by, until, since));
+        }
+        // Only attempts going on to bcrypt hold an account slot.
+        let account_slot = self
+            .in_flight
+            .try_enter(&account_key, policy.max_in_flight_per_account)
+            .ok_or_else(busy)?;
         let admission = self
             .repos
             .throttle
@@ -442,16 +643,9 @@ impl AuthService {
                 account_locked_until,
             } => account_locked_until,
             Admission::Refused { by, until, since } => {
-                // One audit entry per key and lock window, counting repeats.
-                let target = match (by, &found) {
-                    (ThrottledKey::Address, _) => None,
-                    (ThrottledKey::Account, Some(creds)) => Some(creds.user.id.to_string()),
-                    (ThrottledKey::Account, None) => Some(req.login.to_lowercase()),
-                };
-                self.audit_repeated(&actor, "login.throttled", target, since);
-                return Err(AuthError::Throttled {
-                    retry_after_secs: t.secs_until(until).max(1),
-                });
+                // Locked meanwhile: release the slot before any write.
+                drop(account_slot);
+                return Err(refuse(by, until, since));
             }
         };
 
@@ -469,9 +663,15 @@ impl AuthService {
             (true, Some(creds)) => creds.user,
             _ => {
                 self.audit(&actor, "login.failed", Some(req.login.clone()), None);
-                // Let through only because the address is clean: the
-                // account is still locked.
+                // Let through only because the device is known: the
+                // account is still locked, and the device counts a failure.
                 if let Some(until) = locked_until {
+                    if let Some(key) = &device_key {
+                        let threshold = policy.user_threshold;
+                        self.repos
+                            .throttle
+                            .record_failure(key, t, &|n| policy.backoff(n, threshold))?;
+                    }
                     return Err(AuthError::Throttled {
                         retry_after_secs: t.secs_until(until).max(1),
                     });
@@ -481,6 +681,9 @@ impl AuthService {
         };
 
         self.repos.throttle.attempt_succeeded(&keys)?;
+        if let (Some(key), Some(1..)) = (&device_key, device_failures) {
+            self.repos.throttle.reset(key)?;
+        }
         let ttl = if req.remember_me {
             self.config.remember_me_secs
         } else {
@@ -515,11 +718,13 @@ impl AuthService {
             ..actor
         };
         self.audit(&actor, "login.ok", Some(user.id.to_string()), None);
+        let device = self.devices.issue(&user.id, t);
         let user = self.repos.users.get(&user.id)?;
         Ok(LoginOutcome {
             token,
             expires_at: session.expires_at,
             user,
+            device,
         })
     }
 
@@ -576,12 +781,11 @@ impl AuthService {
         let keys = AttemptKeys {
             account: (&key, policy.user_threshold),
             address: None,
+            known_device: false,
         };
         let t = now();
-        let admission = self
-            .repos
-            .throttle
-            .begin_attempt(&keys, t, &|n, threshold| policy.backoff(n, threshold))?;
+        self.housekeeping_if_due(t);
+        let admission = self.admit(&keys, t)?;
         if let Admission::Refused { until, since, .. } = admission {
             self.audit_repeated(
                 actor,
@@ -645,6 +849,14 @@ impl AuthService {
     ) -> Result<(User, Option<IssuedKey>), AuthError> {
         if let Some(issuer) = key_issuer {
             self.check_may_create_keys(issuer)?;
+            // Refuse before creating anyone when the issuer has already
+            // lost the epoch they were verified at; the key's insert checks
+            // it again, atomically.
+            if let Some((id, verified)) = issuer_binding(issuer)
+                && self.repos.users.get(&id)?.token_epoch != verified
+            {
+                return Err(AuthError::Unauthenticated);
+            }
         }
         let new = self.new_user(input)?;
         let role = new.role;
@@ -656,10 +868,11 @@ impl AuthService {
             Some(serde_json::json!({"username": user.username, "role": role}).to_string()),
         );
         let key = match key_issuer {
-            Some(_) => Some(self.store_api_key(
+            Some(issuer) => Some(self.store_api_key(
                 &Scope::owned_by(user.id.clone()),
                 &user,
                 user.token_epoch,
+                issuer_binding(issuer),
                 "default",
                 None,
                 false,
@@ -746,10 +959,14 @@ impl AuthService {
             KeyIssuer::Caller(caller) if caller.user.id == owner.id => caller.user.token_epoch,
             _ => owner.token_epoch,
         };
+        // An admin issuing a key for someone else must still be at the
+        // epoch their own credential was verified at when it is stored.
+        let binding = issuer_binding(issuer).filter(|(id, _)| *id != owner.id);
         self.store_api_key(
             scope,
             &owner,
             epoch,
+            binding,
             &request.name,
             request.expires_at,
             request.can_create_keys,
@@ -784,6 +1001,7 @@ impl AuthService {
         scope: &Scope,
         owner: &User,
         epoch: i64,
+        issuer: Option<(UserId, i64)>,
         name: &str,
         expires_at: Option<Timestamp>,
         can_create_keys: bool,
@@ -814,6 +1032,7 @@ impl AuthService {
                     created_at: now(),
                     epoch,
                     can_create_keys,
+                    issuer: issuer.clone(),
                 },
             );
             match stored {

@@ -72,8 +72,26 @@ fn login_from(
         remember_me: false,
         client_addr: Some(addr.into()),
         user_agent: None,
+        device: None,
     })
     .map(|o| o.token)
+}
+
+fn login_with(
+    auth: &AuthService,
+    addr: &str,
+    name: &str,
+    password: &str,
+    device: Option<&str>,
+) -> Result<offgrid_auth::LoginOutcome, AuthError> {
+    auth.login(&LoginRequest {
+        login: name.to_owned(),
+        password: password.to_owned(),
+        remember_me: false,
+        client_addr: Some(addr.into()),
+        user_agent: None,
+        device: device.map(str::to_owned),
+    })
 }
 
 fn is_throttled(r: &Result<String, AuthError>) -> bool {
@@ -386,6 +404,70 @@ fn a_key_asked_for_before_a_password_reset_is_not_stored_after_it() {
 }
 
 #[test]
+fn an_admin_demoted_mid_request_gets_no_key_for_another_user() {
+    // The admin's credential was checked at its epoch; a demotion lands
+    // before the key for bob (or bob's first key) is stored.
+    let f = fixture();
+    let (root, _) = f
+        .auth
+        .create_user(account("root", Role::Admin), None, &operator())
+        .expect("root");
+    f.auth
+        .create_user(account("boss", Role::Admin), None, &operator())
+        .expect("boss");
+    let (bob, _) = f
+        .auth
+        .create_user(account("bob", Role::User), None, &operator())
+        .expect("bob");
+    let token = login(&f.auth, "root", "root-password").expect("login");
+    let caller = f.auth.authenticate_bearer(&token).expect("auth");
+    let everything = Scope::everything_for(&caller.principal).expect("admin scope");
+    f.auth
+        .update_user(
+            &root.id,
+            UserPatch {
+                role: Some(Role::Viewer),
+                ..UserPatch::default()
+            },
+            &operator(),
+        )
+        .expect("demote");
+    let request = KeyRequest {
+        owner: bob.id.clone(),
+        name: "in flight".into(),
+        expires_at: None,
+        can_create_keys: false,
+    };
+    assert_eq!(
+        f.auth
+            .create_api_key(
+                KeyIssuer::Caller(&caller),
+                &everything,
+                request,
+                &Actor::default()
+            )
+            .map(|_| ()),
+        Err(AuthError::Unauthenticated)
+    );
+    assert!(
+        f.auth
+            .list_api_keys(&everything, &bob.id)
+            .expect("list")
+            .is_empty()
+    );
+    // A new user with a first key: the key is not issued either.
+    let created = f.auth.create_user(
+        account("carol", Role::User),
+        Some(KeyIssuer::Caller(&caller)),
+        &Actor::default(),
+    );
+    assert!(
+        matches!(created, Err(AuthError::Unauthenticated)),
+        "{created:?}"
+    );
+}
+
+#[test]
 fn setup_refuses_before_validating_or_hashing_once_an_admin_exists() {
     // Validation comes before hashing, so an invalid password answered with
     // `SetupDone` proves the refusal comes before both.
@@ -449,17 +531,59 @@ fn concurrent_wrong_passwords_cannot_all_pass_the_lock_check() {
 }
 
 #[test]
-fn a_locked_account_lets_its_right_password_in_from_a_clean_address() {
+fn a_fresh_address_gets_no_password_check_against_a_locked_account() {
+    // The owner's right password from an address with no failures used to
+    // be let through: an attacker rotating addresses could then guess
+    // without limit. Now only a known device of the account is checked.
     let f = fixture();
     f.auth
         .create_user(account("alice", Role::User), None, &operator())
         .expect("create");
-    // Someone at 10.0.0.66 locks alice.
     for _ in 0..3 {
         assert_eq!(
             login_from(&f.auth, "10.0.0.66", "alice", "guess-password"),
             Err(AuthError::InvalidCredentials)
         );
+    }
+    for i in 1..=20 {
+        let addr = format!("10.0.1.{i}");
+        assert!(is_throttled(&login_from(
+            &f.auth,
+            &addr,
+            "alice",
+            "guess-password"
+        )));
+    }
+    // Not even the right password gets a bcrypt check from a fresh address.
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.1",
+        "alice",
+        "alice-password"
+    )));
+    // None of those attempts was judged.
+    assert_eq!(audit_actions(&f.auth, "login.failed").len(), 3);
+}
+
+#[test]
+fn a_locked_account_lets_its_owners_known_device_in() {
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    f.auth
+        .create_user(account("bob", Role::User), None, &operator())
+        .expect("create");
+    // Alice logged in from her laptop before: it holds a device cookie.
+    let device = login_with(&f.auth, "10.0.0.1", "alice", "alice-password", None)
+        .expect("login")
+        .device;
+    let bobs_device = login_with(&f.auth, "10.0.0.9", "bob", "bob-password", None)
+        .expect("login")
+        .device;
+    // Someone at 10.0.0.66 locks alice.
+    for _ in 0..3 {
+        let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
     }
     assert!(is_throttled(&login_from(
         &f.auth,
@@ -467,25 +591,132 @@ fn a_locked_account_lets_its_right_password_in_from_a_clean_address() {
         "alice",
         "alice-password"
     )));
-    // Alice, elsewhere, still gets in with her password.
-    assert!(login_from(&f.auth, "10.0.0.1", "alice", "alice-password").is_ok());
-    // A wrong guess from a clean address is judged once, answered as
-    // locked, and that address is no longer clean.
+    // Her device gets in, from wherever she is now.
+    assert!(
+        login_with(
+            &f.auth,
+            "10.0.0.2",
+            "alice",
+            "alice-password",
+            Some(&device)
+        )
+        .is_ok()
+    );
+    // Locked again: another account's device, a forged or tampered cookie,
+    // or a locked address get nothing.
     for _ in 0..3 {
         let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
     }
+    let flipped = if device.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{flipped}", &device[..device.len() - 1]);
+    for cookie in [bobs_device.as_str(), forged.as_str(), "d1.junk"] {
+        assert!(matches!(
+            login_with(&f.auth, "10.0.0.3", "alice", "alice-password", Some(cookie)),
+            Err(AuthError::Throttled { .. })
+        ));
+    }
+    for i in 0..10 {
+        let _ = login_from(&f.auth, "10.0.0.5", &format!("nobody{i}"), "guess-password");
+    }
+    assert!(matches!(
+        login_with(
+            &f.auth,
+            "10.0.0.5",
+            "alice",
+            "alice-password",
+            Some(&device)
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    // A wrong password with her device is judged and answered as locked.
+    assert!(matches!(
+        login_with(
+            &f.auth,
+            "10.0.0.2",
+            "alice",
+            "guess-password",
+            Some(&device)
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    assert!(
+        login_with(
+            &f.auth,
+            "10.0.0.2",
+            "alice",
+            "alice-password",
+            Some(&device)
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_known_device_gets_only_a_few_guesses_against_a_locked_account() {
+    // A stolen device cookie must not become a way around the lock: while
+    // the account is locked, the device itself is throttled like an
+    // account (user_threshold is 3 here).
+    let f = fixture();
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    let device = login_with(&f.auth, "10.0.0.1", "alice", "alice-password", None)
+        .expect("login")
+        .device;
+    for _ in 0..3 {
+        let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
+    }
+    for i in 0..3 {
+        let addr = format!("10.0.2.{i}");
+        assert!(matches!(
+            login_with(&f.auth, &addr, "alice", "guess-password", Some(&device)),
+            Err(AuthError::Throttled { .. })
+        ));
+    }
+    assert_eq!(audit_actions(&f.auth, "login.failed").len(), 6);
+    assert!(matches!(
+        login_with(
+            &f.auth,
+            "10.0.0.1",
+            "alice",
+            "alice-password",
+            Some(&device)
+        ),
+        Err(AuthError::Throttled { .. })
+    ));
+    assert_eq!(
+        audit_actions(&f.auth, "login.failed").len(),
+        6,
+        "not judged"
+    );
+}
+
+#[test]
+fn ipv6_clients_are_throttled_by_their_64_prefix() {
+    // One host owns a whole /64: failures from any address in it count
+    // together (addr_threshold is 10 here).
+    let f = fixture();
+    for i in 1..=10 {
+        assert_eq!(
+            login_from(
+                &f.auth,
+                &format!("2001:db8:0:1::{i:x}"),
+                &format!("nobody{i}"),
+                "wrong-password"
+            ),
+            Err(AuthError::InvalidCredentials)
+        );
+    }
     assert!(is_throttled(&login_from(
         &f.auth,
-        "10.0.0.2",
-        "alice",
-        "guess-password"
+        "2001:db8:0:1:ffff:eeee:dddd:1",
+        "someone",
+        "wrong-password"
     )));
-    assert!(is_throttled(&login_from(
-        &f.auth,
-        "10.0.0.2",
-        "alice",
-        "alice-password"
-    )));
+    assert_eq!(
+        login_from(&f.auth, "2001:db8:0:2::1", "someone", "wrong-password"),
+        Err(AuthError::InvalidCredentials)
+    );
 }
 
 #[test]
@@ -573,9 +804,67 @@ fn throttled_attempts_make_one_audit_entry_per_lock_window() {
     for _ in 0..20 {
         assert!(is_throttled(&login(&f.auth, "alice", "wrong-password")));
     }
+    // Refusals write nothing: the window's first makes the entry, the
+    // rest are counted in memory until the next flush (once a minute).
+    let throttled = audit_actions(&f.auth, "login.throttled");
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(throttled[0].repeats, 1, "written once, not per refusal");
+    f.auth.flush_throttled_audit();
     let throttled = audit_actions(&f.auth, "login.throttled");
     assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert_eq!(throttled[0].repeats, 20);
+    // A key still being refused stays known: more refusals wait for the
+    // next flush instead of writing again.
+    for _ in 0..5 {
+        assert!(is_throttled(&login(&f.auth, "alice", "wrong-password")));
+    }
+    assert_eq!(audit_actions(&f.auth, "login.throttled")[0].repeats, 20);
+    f.auth.flush_throttled_audit();
+    assert_eq!(audit_actions(&f.auth, "login.throttled")[0].repeats, 25);
+}
+
+#[test]
+fn refused_attempts_never_hold_the_accounts_in_flight_slots() {
+    // Attempts from a locked address hammer alice's account; they are
+    // refused before taking one of its (2) in-flight slots, so alice
+    // herself is never turned away as busy.
+    let f = std::sync::Arc::new(fixture());
+    f.auth
+        .create_user(account("alice", Role::User), None, &operator())
+        .expect("create");
+    for i in 0..10 {
+        let _ = login_from(
+            &f.auth,
+            "10.0.0.66",
+            &format!("nobody{i}"),
+            "guess-password",
+        );
+    }
+    assert!(is_throttled(&login_from(
+        &f.auth,
+        "10.0.0.66",
+        "alice",
+        "guess-password"
+    )));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..8)
+        .map(|_| {
+            let (f, stop) = (f.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = login_from(&f.auth, "10.0.0.66", "alice", "guess-password");
+                }
+            })
+        })
+        .collect();
+    let turned_away = (0..40)
+        .filter(|_| is_throttled(&login_from(&f.auth, "10.0.0.1", "alice", "alice-password")))
+        .count();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        a.join().expect("join");
+    }
+    assert_eq!(turned_away, 0, "the owner was turned away as busy");
 }
 
 #[test]

@@ -127,16 +127,26 @@ pub trait ThrottleRepository: Send + Sync {
     /// count with [`ThrottleRepository::attempt_succeeded`].
     ///
     /// Refused without counting while the address is locked, or while the
-    /// account is locked and the address is not clean (it has failures on
-    /// record, or is unknown): a locked account still lets its right
-    /// password in from a clean address, so nobody can lock an owner out
-    /// from elsewhere. `backoff(failures, threshold)` gives the lock length.
+    /// account is locked and the client is not a known device of it
+    /// (`keys.known_device`): a locked account still lets its owner's known
+    /// devices in, so nobody can lock an owner out from elsewhere, and
+    /// nobody else gets a password check, so rotating addresses does not
+    /// buy guesses. `backoff(failures, threshold)` gives the lock length.
     fn begin_attempt(
         &self,
         keys: &AttemptKeys<'_>,
         now: Timestamp,
         backoff: &dyn Fn(u32, u32) -> i64,
     ) -> Result<Admission, RepoError>;
+
+    /// The same judgement as [`ThrottleRepository::begin_attempt`], read
+    /// only: refusals are decided without a write (nothing is counted).
+    /// An `Admitted` answer is advisory; `begin_attempt` decides again.
+    fn check(&self, keys: &AttemptKeys<'_>, now: Timestamp) -> Result<Admission, RepoError>;
+
+    /// Forgets counters idle for a day and no longer locked; returns how
+    /// many. Run on a timer (at most once a minute), not per attempt.
+    fn prune_stale(&self, now: Timestamp) -> Result<u64, RepoError>;
 
     /// Undoes a successful attempt's count: the account key is forgotten,
     /// the address gives back the one failure `begin_attempt` counted.
@@ -163,10 +173,16 @@ pub trait AuditRepository: Send + Sync {
     /// Appends an event.
     fn append(&self, event: NewAuditEvent) -> Result<(), RepoError>;
 
-    /// Appends an event, unless one with the same action, target and client
-    /// address was recorded at or after `since`: then that entry counts one
-    /// more repeat instead, so a flood of the same event adds no rows.
-    fn append_coalesced(&self, event: NewAuditEvent, since: Timestamp) -> Result<(), RepoError>;
+    /// Appends an event seen `repeats` times, unless one with the same
+    /// action, target and client address was recorded at or after `since`:
+    /// then that entry counts `repeats` more instead, so a flood of the same
+    /// event adds no rows.
+    fn append_coalesced(
+        &self,
+        event: NewAuditEvent,
+        since: Timestamp,
+        repeats: u32,
+    ) -> Result<(), RepoError>;
 
     /// Deletes the events recorded before `before`; returns how many.
     fn prune(&self, before: Timestamp) -> Result<u64, RepoError>;

@@ -150,6 +150,11 @@ pub struct NewApiKey {
     pub epoch: i64,
     /// Whether requests made with this key may create more API keys.
     pub can_create_keys: bool,
+    /// Who asks for the key, when it is not the owner or the operator: their
+    /// account and the token epoch their credential was verified at. The key
+    /// is stored only while they are still at it, so an admin demoted,
+    /// disabled or reset meanwhile gets nothing.
+    pub issuer: Option<(UserId, i64)>,
 }
 
 /// A stored key with its digest, for authentication. `Debug` hides the
@@ -202,14 +207,18 @@ pub struct ThrottleState {
 pub struct AttemptKeys<'a> {
     /// The account (`account:<id>`), or the name when it names no account.
     pub account: (&'a str, u32),
-    /// The client address (`addr:<ip>`), when known.
+    /// The client address (`addr:<ip>`, IPv6 by /64), when known.
     pub address: Option<(&'a str, u32)>,
+    /// The client presented a valid device cookie of the account: the only
+    /// way past the account's lock.
+    pub known_device: bool,
 }
 
 /// Which key refused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottledKey {
-    /// The account (or login name) is locked and the address is not clean.
+    /// The account (or login name) is locked and the client is not one of
+    /// its known devices.
     Account,
     /// The client address is locked.
     Address,
@@ -221,7 +230,8 @@ pub enum Admission {
     /// Go ahead: the attempt is already counted as a failure.
     Admitted {
         /// The account was locked, and the attempt got through only because
-        /// its address is clean: a wrong password still answers "locked".
+        /// it came from a known device: a wrong password still answers
+        /// "locked".
         account_locked_until: Option<Timestamp>,
     },
     /// Refused, nothing counted.
@@ -270,6 +280,7 @@ impl std::fmt::Debug for NewApiKey {
             .field("created_at", &self.created_at)
             .field("epoch", &self.epoch)
             .field("can_create_keys", &self.can_create_keys)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
@@ -306,6 +317,7 @@ mod tests {
             created_at: Timestamp(0),
             epoch: 0,
             can_create_keys: false,
+            issuer: None,
         };
         for text in [format!("{new:?}"), format!("{key:?}")] {
             assert!(!text.contains(hash) && !text.contains("171, 171"), "{text}");

@@ -81,7 +81,7 @@ pub fn is_loopback_name(host: &str) -> bool {
 }
 
 /// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`).
-fn host_name(value: &str) -> &str {
+pub(crate) fn host_name(value: &str) -> &str {
     if let Some(rest) = value.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }

@@ -15,6 +15,20 @@ pub const SESSION_COOKIE: &str = "offgrid_session";
 /// The cookie's name when served over HTTPS.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-offgrid_session";
 
+/// The device cookie's name over plain HTTP (see `offgrid_auth::device`).
+pub const DEVICE_COOKIE: &str = "offgrid_device";
+/// The device cookie's name when served over HTTPS.
+pub const SECURE_DEVICE_COOKIE: &str = "__Host-offgrid_device";
+
+/// The device cookie's name under these settings.
+pub fn device_cookie_name(settings: &Settings) -> &'static str {
+    if settings.cookie_secure {
+        SECURE_DEVICE_COOKIE
+    } else {
+        DEVICE_COOKIE
+    }
+}
+
 /// The session cookie's name under these settings.
 pub fn session_cookie_name(settings: &Settings) -> &'static str {
     if settings.cookie_secure {
@@ -25,7 +39,11 @@ pub fn session_cookie_name(settings: &Settings) -> &'static str {
 }
 
 fn build(settings: &Settings, value: String) -> Cookie<'static> {
-    Cookie::build(session_cookie_name(settings), value)
+    build_named(settings, session_cookie_name(settings), value)
+}
+
+fn build_named(settings: &Settings, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
         .http_only(true)
         .secure(settings.cookie_secure)
         .same_site(SameSite::Strict)
@@ -41,6 +59,16 @@ pub(crate) fn session_cookie(
 ) -> Cookie<'static> {
     let mut cookie = build(settings, token);
     cookie.set_max_age(Duration::seconds(max_age_secs.max(0)));
+    cookie
+}
+
+/// The long-lived device cookie a successful login leaves in the browser:
+/// while the account is locked, only logins presenting it are checked.
+/// Like the session cookie it is HttpOnly, SameSite=Strict, and `Secure`
+/// with the `__Host-` prefix over HTTPS; logout leaves it in place.
+pub(crate) fn device_cookie(settings: &Settings, token: String) -> Cookie<'static> {
+    let mut cookie = build_named(settings, device_cookie_name(settings), token);
+    cookie.set_max_age(Duration::seconds(offgrid_auth::device::DEVICE_TTL_SECS));
     cookie
 }
 
@@ -65,8 +93,9 @@ mod tests {
         for cookie in [
             session_cookie(&settings, "t".into(), 60).to_string(),
             clearing_cookie(&settings).to_string(),
+            device_cookie(&settings, "t".into()).to_string(),
         ] {
-            assert!(cookie.starts_with("__Host-offgrid_session="), "{cookie}");
+            assert!(cookie.starts_with("__Host-offgrid_"), "{cookie}");
             assert!(cookie.contains("; Secure"), "{cookie}");
             assert!(cookie.contains("; Path=/"), "{cookie}");
             assert!(!cookie.contains("Domain"), "{cookie}");

@@ -175,6 +175,7 @@ fn api_keys_are_filtered_by_scope() {
         created_at: NOW,
         epoch: 0,
         can_create_keys: false,
+        issuer: None,
     };
     let alice_scope = Scope::owned_by(alice.id.clone());
     let k = ApiKeyRepository::create(&t.db, &alice_scope, key(&alice.id, "og_aaaa")).expect("key");
@@ -409,6 +410,10 @@ fn stale_throttle_counters_and_expired_sessions_are_pruned() {
     let later = NOW.plus_secs(2 * 86_400);
     ThrottleRepository::record_failure(&t.db, "user:new", later, &|_| 0).expect("new");
     assert_eq!(
+        ThrottleRepository::prune_stale(&t.db, later).expect("prune"),
+        1
+    );
+    assert_eq!(
         ThrottleRepository::get(&t.db, "user:old")
             .expect("get")
             .failures,
@@ -488,6 +493,7 @@ fn session_and_key_inserts_are_refused_once_the_verified_epoch_is_stale() {
         created_at: NOW,
         epoch: verified_epoch,
         can_create_keys: true,
+        issuer: None,
     };
     let scope = Scope::owned_by(alice.id.clone());
     assert_eq!(
@@ -548,13 +554,13 @@ fn repeated_audit_events_coalesce_within_a_window_and_old_ones_are_pruned() {
         details: None,
     };
     for i in 0..50 {
-        t.db.append_coalesced(event(NOW.plus_secs(i), "10.0.0.1"), NOW)
+        t.db.append_coalesced(event(NOW.plus_secs(i), "10.0.0.1"), NOW, 1)
             .expect("append");
     }
-    t.db.append_coalesced(event(NOW.plus_secs(60), "10.0.0.2"), NOW)
+    t.db.append_coalesced(event(NOW.plus_secs(60), "10.0.0.2"), NOW, 1)
         .expect("other address");
     // A new window (a later lock) starts a new entry.
-    t.db.append_coalesced(event(NOW.plus_secs(900), "10.0.0.1"), NOW.plus_secs(800))
+    t.db.append_coalesced(event(NOW.plus_secs(900), "10.0.0.1"), NOW.plus_secs(800), 1)
         .expect("new window");
     let page = AuditRepository::list(
         &t.db,

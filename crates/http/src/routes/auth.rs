@@ -1,14 +1,15 @@
 //! `/v1/auth/*` and `/v1/users/me`: setup, login, logout, who am I,
 //! change password.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use offgrid_auth::{AccountInput, LoginRequest, SetupProof};
 use offgrid_domain::Role;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::access::Caller;
-use crate::cookie::{clearing_cookie, session_cookie};
+use crate::app::{host_name, is_loopback_name};
+use crate::cookie::{clearing_cookie, device_cookie, device_cookie_name, session_cookie};
 use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
@@ -34,22 +35,57 @@ fn is_local_peer(addr: Option<&str>) -> bool {
         .is_some_and(|ip| ip.to_canonical().is_loopback())
 }
 
+/// Headers a reverse proxy adds: their presence means the loopback peer is
+/// a proxy relaying someone else.
+const FORWARDING_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// Whether a request may be trusted as coming from someone on this machine:
+/// the server listens on loopback only (bound to any other address, a
+/// loopback peer may be a DNS-rebinding page in a local browser), the peer
+/// is loopback, the `Host` header names loopback (not a rebound or
+/// proxied name), and no proxy says it is relaying another client.
+fn is_local_request(
+    req: &HttpRequest,
+    settings: &offgrid_config::Settings,
+    peer: Option<&str>,
+) -> bool {
+    let host_is_loopback = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| is_loopback_name(host_name(h)));
+    is_loopback_name(&settings.host)
+        && is_local_peer(peer)
+        && host_is_loopback
+        && FORWARDING_HEADERS
+            .iter()
+            .all(|name| !req.headers().contains_key(*name))
+}
+
 /// `POST /v1/auth/setup`: creates the first administrator, once. From this
-/// machine as is; from anywhere else only with the setup code printed at
-/// start-up, so whoever reaches the port first cannot take the server.
+/// machine as is (see [`is_local_request`]); otherwise only with the setup
+/// code printed at start-up, so whoever reaches the port first cannot take
+/// the server.
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     client: Client,
+    http: HttpRequest,
     body: web::Json<SetupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();
-    if body.setup_code.is_none() && !is_local_peer(client.addr.as_deref()) {
+    let local = is_local_request(&http, &state.settings, client.addr.as_deref());
+    if body.setup_code.is_none() && !local {
         let open = web::block(move || auth.setup_required()).await??;
         return Err(if open {
             ApiError::forbidden(
                 "setup_code_required",
-                "first-run setup from another machine needs the setup code printed when the                  server started (send it as `setup_code`), or run it on the server itself",
+                concat!(
+                    "first-run setup needs the setup code printed when the server started ",
+                    "(send it as `setup_code`) unless it comes straight from this machine ",
+                    "(not through a proxy) to a server bound to loopback; or run ",
+                    "`offgrid-admin setup` on the server",
+                ),
             )
         } else {
             offgrid_auth::AuthError::SetupDone.into()
@@ -97,9 +133,13 @@ pub(crate) struct LoginBody {
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
+    http: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let device = http
+        .cookie(device_cookie_name(&state.settings))
+        .map(|c| c.value().to_owned());
     let auth = state.auth.clone();
     let request = LoginRequest {
         login: body.username,
@@ -107,16 +147,20 @@ pub(crate) async fn login(
         remember_me: body.remember_me,
         client_addr: client.addr.clone(),
         user_agent: client.user_agent.clone(),
+        device,
     };
     let outcome = web::block(move || auth.login(&request)).await??;
     let max_age = outcome.expires_at.0 - offgrid_auth::service::now().0;
     let cookie = session_cookie(&state.settings, outcome.token.clone(), max_age);
-    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
-        "token": outcome.token,
-        "token_type": "bearer",
-        "expires_at": outcome.expires_at,
-        "user": outcome.user,
-    })))
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .cookie(device_cookie(&state.settings, outcome.device))
+        .json(json!({
+            "token": outcome.token,
+            "token_type": "bearer",
+            "expires_at": outcome.expires_at,
+            "user": outcome.user,
+        })))
 }
 
 /// `POST /v1/auth/logout`: revokes the session token at once. With an API
@@ -215,5 +259,36 @@ mod tests {
             assert!(!is_local_peer(Some(remote)), "{remote}");
         }
         assert!(!is_local_peer(None));
+    }
+
+    #[test]
+    fn only_direct_loopback_requests_to_a_loopback_server_are_local() {
+        use actix_web::test::TestRequest;
+        let settings = offgrid_config::Settings::defaults(std::path::PathBuf::new());
+        let peer = Some("127.0.0.1");
+        let direct = TestRequest::default().insert_header(("host", "127.0.0.1:11611"));
+        assert!(is_local_request(&direct.to_http_request(), &settings, peer));
+        for (name, value) in [
+            ("host", "box.lan"),
+            ("host", "evil.example:11611"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("forwarded", "for=10.0.0.1"),
+            ("x-real-ip", "10.0.0.1"),
+        ] {
+            let req = TestRequest::default()
+                .insert_header(("host", "localhost"))
+                .insert_header((name, value))
+                .to_http_request();
+            assert!(!is_local_request(&req, &settings, peer), "{name}: {value}");
+        }
+        let no_host = TestRequest::default().to_http_request();
+        assert!(!is_local_request(&no_host, &settings, peer));
+        let mut wide = settings.clone();
+        wide.host = "0.0.0.0".into();
+        let req = TestRequest::default()
+            .insert_header(("host", "127.0.0.1"))
+            .to_http_request();
+        assert!(!is_local_request(&req, &wide, peer));
+        assert!(!is_local_request(&req, &settings, Some("10.0.0.1")));
     }
 }

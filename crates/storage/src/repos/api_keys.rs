@@ -70,6 +70,16 @@ impl ApiKeyRepository for Database {
             if epoch != key.epoch {
                 return Err(RepoError::StaleEpoch.into());
             }
+            if let Some((issuer, verified)) = &key.issuer {
+                let epoch: Option<i64> = users::table
+                    .find(issuer.as_str())
+                    .select(users::token_epoch)
+                    .get_result(conn)
+                    .optional()?;
+                if epoch != Some(*verified) {
+                    return Err(RepoError::StaleEpoch.into());
+                }
+            }
             let id = ApiKeyId::generate();
             diesel::insert_into(api_keys::table)
                 .values((

@@ -42,7 +42,9 @@ impl From<AuditRow> for AuditEvent {
     }
 }
 
-fn insert(conn: &mut SqliteConnection, e: &NewAuditEvent) -> QueryResult<()> {
+/// Stores `e`, seen `repeats` times (the latest at `e.at` when more than
+/// once).
+fn insert(conn: &mut SqliteConnection, e: &NewAuditEvent, repeats: i64) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::at.eq(e.at.0),
@@ -52,6 +54,8 @@ fn insert(conn: &mut SqliteConnection, e: &NewAuditEvent) -> QueryResult<()> {
             audit_log::target.eq(&e.target),
             audit_log::client_addr.eq(&e.client_addr),
             audit_log::details.eq(&e.details),
+            audit_log::repeats.eq(repeats),
+            audit_log::last_at.eq((repeats > 1).then_some(e.at.0)),
         ))
         .execute(conn)?;
     Ok(())
@@ -59,10 +63,16 @@ fn insert(conn: &mut SqliteConnection, e: &NewAuditEvent) -> QueryResult<()> {
 
 impl AuditRepository for Database {
     fn append(&self, e: NewAuditEvent) -> Result<(), RepoError> {
-        self.write(|conn| Ok(insert(conn, &e)?))
+        self.write(|conn| Ok(insert(conn, &e, 1)?))
     }
 
-    fn append_coalesced(&self, e: NewAuditEvent, since: Timestamp) -> Result<(), RepoError> {
+    fn append_coalesced(
+        &self,
+        e: NewAuditEvent,
+        since: Timestamp,
+        repeats: u32,
+    ) -> Result<(), RepoError> {
+        let repeats = i64::from(repeats.max(1));
         self.write(|conn| {
             let mut q = audit_log::table
                 .filter(audit_log::action.eq(&e.action))
@@ -82,12 +92,12 @@ impl AuditRepository for Database {
                 Some(id) => {
                     diesel::update(audit_log::table.find(id))
                         .set((
-                            audit_log::repeats.eq(audit_log::repeats + 1),
+                            audit_log::repeats.eq(audit_log::repeats + repeats),
                             audit_log::last_at.eq(Some(e.at.0)),
                         ))
                         .execute(conn)?;
                 }
-                None => insert(conn, &e)?,
+                None => insert(conn, &e, repeats)?,
             }
             Ok(())
         })

@@ -76,7 +76,7 @@ fn store(conn: &mut SqliteConnection, key: &str, counter: Counter) -> QueryResul
 
 /// Forgets counters idle for a day and no longer locked, so failures
 /// against made-up usernames cannot grow the table without bound.
-fn prune_stale(conn: &mut SqliteConnection, now: Timestamp) -> QueryResult<()> {
+fn prune_stale(conn: &mut SqliteConnection, now: Timestamp) -> QueryResult<usize> {
     diesel::delete(
         login_throttle::table
             .filter(login_throttle::updated_at.lt(now.0 - STALE_AFTER_SECS))
@@ -86,8 +86,34 @@ fn prune_stale(conn: &mut SqliteConnection, now: Timestamp) -> QueryResult<()> {
                     .or(login_throttle::locked_until.lt(now.0)),
             ),
     )
-    .execute(conn)?;
-    Ok(())
+    .execute(conn)
+}
+
+/// Why an attempt is refused, if it is: its address is locked, or its
+/// account is locked and the client is not a known device of it.
+fn refusal(
+    keys: &AttemptKeys<'_>,
+    account: Counter,
+    address: Option<Counter>,
+    now: Timestamp,
+) -> Option<Admission> {
+    if let Some(counter) = address
+        && let Some(until) = counter.locked_at(now)
+    {
+        return Some(Admission::Refused {
+            by: ThrottledKey::Address,
+            until: Timestamp(until),
+            since: Timestamp(counter.updated_at),
+        });
+    }
+    match (account.locked_at(now), keys.known_device) {
+        (Some(until), false) => Some(Admission::Refused {
+            by: ThrottledKey::Account,
+            until: Timestamp(until),
+            since: Timestamp(account.updated_at),
+        }),
+        _ => None,
+    }
 }
 
 /// One more failure on `counter`, with the lock the back-off gives (never
@@ -107,6 +133,25 @@ fn fail(counter: Counter, now: Timestamp, backoff: i64) -> Counter {
 }
 
 impl ThrottleRepository for Database {
+    fn check(&self, keys: &AttemptKeys<'_>, now: Timestamp) -> Result<Admission, RepoError> {
+        self.read(|conn| {
+            let account = load(conn, keys.account.0)?;
+            let address = match keys.address {
+                Some((key, _)) => Some(load(conn, key)?),
+                None => None,
+            };
+            Ok(
+                refusal(keys, account, address, now).unwrap_or(Admission::Admitted {
+                    account_locked_until: account.locked_at(now).map(Timestamp),
+                }),
+            )
+        })
+    }
+
+    fn prune_stale(&self, now: Timestamp) -> Result<u64, RepoError> {
+        self.write(|conn| Ok(u64::try_from(prune_stale(conn, now)?).unwrap_or(0)))
+    }
+
     fn begin_attempt(
         &self,
         keys: &AttemptKeys<'_>,
@@ -114,31 +159,17 @@ impl ThrottleRepository for Database {
         backoff: &dyn Fn(u32, u32) -> i64,
     ) -> Result<Admission, RepoError> {
         self.write(|conn| {
-            prune_stale(conn, now)?;
             let (account_key, account_threshold) = keys.account;
             let account = load(conn, account_key)?;
             let address = match keys.address {
                 Some((key, threshold)) => Some((key, threshold, load(conn, key)?)),
                 None => None,
             };
-            if let Some((_, _, counter)) = &address
-                && let Some(until) = counter.locked_at(now)
-            {
-                return Ok(Admission::Refused {
-                    by: ThrottledKey::Address,
-                    until: Timestamp(until),
-                    since: Timestamp(counter.updated_at),
-                });
+            let address_counter = address.as_ref().map(|(_, _, c)| *c);
+            if let Some(refused) = refusal(keys, account, address_counter, now) {
+                return Ok(refused);
             }
             let account_locked = account.locked_at(now);
-            let clean = address.as_ref().is_some_and(|(_, _, c)| c.failures == 0);
-            if let (Some(until), false) = (account_locked, clean) {
-                return Ok(Admission::Refused {
-                    by: ThrottledKey::Account,
-                    until: Timestamp(until),
-                    since: Timestamp(account.updated_at),
-                });
-            }
             let counted = fail(
                 account,
                 now,
@@ -207,7 +238,6 @@ impl ThrottleRepository for Database {
                     .get_result(conn)
                     .optional()?,
             );
-            prune_stale(conn, now)?;
             let failures = current.failures.saturating_add(1);
             let delay = backoff(failures);
             let locked_until = (delay > 0).then(|| now.plus_secs(delay).0);
@@ -239,5 +269,35 @@ impl ThrottleRepository for Database {
             diesel::delete(login_throttle::table.find(key)).execute(conn)?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_idle_counters_uses_the_updated_at_index() {
+        #[derive(QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::open(&dir.path().join("t.db")).expect("open");
+        db.migrate().expect("migrate");
+        let mut conn = db.conn().expect("conn");
+        let plan: Vec<Plan> = diesel::sql_query(
+            "EXPLAIN QUERY PLAN DELETE FROM login_throttle WHERE updated_at < 0 \
+             AND (locked_until IS NULL OR locked_until < 0)",
+        )
+        .load(&mut *conn)
+        .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|p| p.detail.contains("login_throttle_updated_at")),
+            "a full scan: {:?}",
+            plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
+        );
     }
 }
