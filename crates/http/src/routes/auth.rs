@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetupBody {
     username: String,
@@ -37,6 +37,8 @@ fn is_local_peer(addr: Option<&str>) -> bool {
 /// `POST /v1/auth/setup`: creates the first administrator, once. From this
 /// machine as is; from anywhere else only with the setup code printed at
 /// start-up, so whoever reaches the port first cannot take the server.
+#[utoipa::path(post, path = "/v1/auth/setup", tag = "auth", request_body = SetupBody,
+    responses((status = 201, description = "The first administrator", body = super::openapi::SetupResult)))]
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     client: Client,
@@ -83,7 +85,8 @@ pub(crate) async fn setup(
     Ok(HttpResponse::Created().json(json!({ "user": user })))
 }
 
-#[derive(Deserialize)]
+/// `username` may also be sent as `email` or `login`.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginBody {
     #[serde(alias = "email", alias = "login")]
     username: String,
@@ -94,6 +97,8 @@ pub(crate) struct LoginBody {
 
 /// `POST /v1/auth/login`: returns `{token, expires_at, user}` and sets the
 /// HttpOnly session cookie for the browser UI.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "Signed in", body = super::openapi::LoginResult)))]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
@@ -121,6 +126,8 @@ pub(crate) async fn login(
 
 /// `POST /v1/auth/logout`: revokes the session token at once. With an API
 /// key: 400 `not_a_session`, nothing revoked.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    responses((status = 200, description = "The session is revoked", body = super::openapi::Success)))]
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     caller: Caller,
@@ -134,7 +141,9 @@ pub(crate) async fn logout(
         .json(json!({"success": true})))
 }
 
-/// `GET /v1/auth/me` and `GET /v1/users/me`: the caller.
+/// `GET /v1/auth/me`: the caller.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = super::openapi::Me)))]
 pub(crate) async fn me(
     state: web::Data<AppState>,
     caller: Caller,
@@ -166,7 +175,17 @@ pub(crate) async fn me(
     })))
 }
 
-#[derive(Deserialize)]
+/// `GET /v1/users/me`: the caller, as `GET /v1/auth/me`.
+#[utoipa::path(get, path = "/v1/users/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = super::openapi::Me)))]
+pub(crate) async fn users_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    me(state, caller).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordBody {
     current_password: String,
@@ -175,6 +194,8 @@ pub(crate) struct ChangePasswordBody {
 
 /// `POST /v1/auth/change-password`: needs the current password; ends the
 /// caller's other sessions and API keys.
+#[utoipa::path(post, path = "/v1/auth/change-password", tag = "auth", request_body = ChangePasswordBody,
+    responses((status = 200, description = "Changed", body = super::openapi::Success)))]
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,
