@@ -140,3 +140,48 @@ fn security_follows_the_access_rules() {
         );
     }
 }
+
+/// Found by schemathesis: serde fills a struct from a JSON array element by
+/// element, so `[null, null]` was accepted as a `PATCH /v1/users/{id}` body
+/// (and an array as a login). Every JSON body must be an object.
+#[test]
+fn array_bodies_are_refused_everywhere() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    let me = body(app.get("/v1/users/me", Some(&admin)));
+    let id = me["user"]["id"].as_str().expect("id").to_owned();
+    let cases = [
+        ("PATCH", format!("/v1/users/{id}")),
+        ("POST", "/v1/users".to_owned()),
+        ("POST", format!("/v1/users/{id}/reset-password")),
+        ("POST", format!("/v1/users/{id}/api-keys")),
+        ("POST", "/v1/users/me/api-keys".to_owned()),
+        ("POST", "/v1/auth/login".to_owned()),
+        ("POST", "/v1/auth/setup".to_owned()),
+        ("POST", "/v1/auth/change-password".to_owned()),
+        ("POST", "/v1/models".to_owned()),
+        ("POST", "/v1/chat/completions".to_owned()),
+        ("POST", "/v1/completions".to_owned()),
+        ("POST", "/v1/embeddings".to_owned()),
+    ];
+    for (method, path) in &cases {
+        for bad in [
+            serde_json::json!([null, null]),
+            serde_json::json!(["admin", "password"]),
+            serde_json::json!("text"),
+            serde_json::json!(1),
+        ] {
+            let res = app
+                .request(method, path, Some(&admin))
+                .json(&bad)
+                .send()
+                .expect("send");
+            assert_eq!(res.status(), 400, "{method} {path} with {bad}");
+            let b = body(res);
+            assert!(b["error"]["code"].is_string(), "{method} {path}: {b}");
+        }
+    }
+    // Nothing changed.
+    let after = body(app.get("/v1/users/me", Some(&admin)));
+    assert_eq!(after["user"]["updated_at"], me["user"]["updated_at"]);
+}

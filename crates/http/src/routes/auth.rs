@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::access::Caller;
 use crate::cookie::{clearing_cookie, session_cookie};
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -42,7 +42,7 @@ fn is_local_peer(addr: Option<&str>) -> bool {
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     client: Client,
-    body: web::Json<SetupBody>,
+    body: JsonObject<SetupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();
@@ -102,7 +102,7 @@ pub(crate) struct LoginBody {
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
-    body: web::Json<LoginBody>,
+    body: JsonObject<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();
@@ -200,7 +200,7 @@ pub(crate) async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<ChangePasswordBody>,
+    body: JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 
 /// A key as JSON; `secret` only right after creation.
@@ -171,7 +171,7 @@ pub(crate) async fn create_mine(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<CreateBody>,
+    body: JsonObject<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let me = own_id(&caller)?;
     let actor = client.actor(Some(&caller));
@@ -224,7 +224,7 @@ pub(crate) async fn create_for_user(
     caller: Caller,
     client: Client,
     path: web::Path<String>,
-    body: web::Json<CreateBody>,
+    body: JsonObject<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = UserId::from_string(path.into_inner());
     let scope = admin_scope(&state, &caller, &owner).await?;

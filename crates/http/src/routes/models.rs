@@ -320,7 +320,14 @@ pub(crate) async fn import(
     client: Client,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let req: ImportRequest = serde_json::from_value(body.into_inner()).map_err(|e| {
+    let body = body.into_inner();
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "invalid request body: expected a JSON object",
+        ));
+    }
+    let req: ImportRequest = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("invalid request body: {e}"))
     })?;
     let state = state.into_inner();

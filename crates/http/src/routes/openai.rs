@@ -38,6 +38,13 @@ fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
 
 /// Deserializes a JSON body, naming the field of the first error.
 fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    // serde would fill a struct from an array's elements in field order.
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "invalid request body: expected a JSON object",
+        ));
+    }
     serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

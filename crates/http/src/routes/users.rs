@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::routes::Paging;
 use crate::routes::keys::key_json;
 use crate::state::AppState;
@@ -88,7 +88,7 @@ pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<CreateBody>,
+    body: JsonObject<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let auth = state.auth.clone();
@@ -171,7 +171,7 @@ pub(crate) async fn update(
     caller: Caller,
     client: Client,
     path: web::Path<String>,
-    body: web::Json<PatchBody>,
+    body: JsonObject<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let id = user_id(&path);
@@ -222,7 +222,7 @@ pub(crate) async fn reset_password(
     caller: Caller,
     client: Client,
     path: web::Path<String>,
-    body: web::Json<ResetBody>,
+    body: JsonObject<ResetBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path);
     let password = body.into_inner().password;
