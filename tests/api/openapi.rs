@@ -185,3 +185,23 @@ fn array_bodies_are_refused_everywhere() {
     let after = body(app.get("/v1/users/me", Some(&admin)));
     assert_eq!(after["user"]["updated_at"], me["user"]["updated_at"]);
 }
+
+#[test]
+fn model_fields_list_the_installed_models() {
+    let app = crate::helpers::spawn_with_models(|_| {});
+    let doc = fetch(&app);
+    let schemas = &doc["components"]["schemas"];
+    let chat = &schemas["CompletionOptions"]["properties"]["model"]["enum"];
+    let embed = &schemas["EmbeddingRequest"]["properties"]["model"]["enum"];
+    assert!(
+        chat.as_array()
+            .is_some_and(|ids| ids.iter().any(|id| id == "smollm2-135m-instruct")),
+        "{chat}"
+    );
+    assert!(
+        embed
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|id| id == "all-minilm-l6-v2")),
+        "{embed}"
+    );
+}

@@ -224,7 +224,9 @@ pub fn schemathesis(max_examples: u32) -> Result<(), String> {
             .arg(home.0.join(format!("report-{role}")))
             .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
             .env("PYTHONPATH", &hooks)
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // Its cache (.schemathesis/) goes to the temporary home.
+            .current_dir(&home.0);
         if let Some(key) = &key {
             cmd.args(["-H", &format!("Authorization: Bearer {key}")]);
         }

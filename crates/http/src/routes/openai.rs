@@ -68,6 +68,7 @@ enum Content {
 #[derive(Deserialize, utoipa::ToSchema)]
 struct Part {
     #[serde(rename = "type")]
+    #[schema(pattern = "^text$")]
     kind: String,
     #[serde(default)]
     text: Option<String>,
@@ -77,8 +78,7 @@ struct Part {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = ChatMessage)]
 struct InMessage {
-    /// `system` (or `developer`), `user` or `assistant`.
-    #[schema(example = "user")]
+    #[schema(value_type = ChatRoleSchema)]
     role: String,
     #[serde(default)]
     content: Option<Content>,
@@ -141,6 +141,18 @@ struct Common {
     #[serde(default)]
     #[schema(value_type = Option<KeepAliveSchema>)]
     keep_alive: Option<Value>,
+}
+
+/// Who says a message (`developer` is taken as `system`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ChatRole)]
+#[allow(dead_code)]
+enum ChatRoleSchema {
+    System,
+    Developer,
+    User,
+    Assistant,
 }
 
 /// `logprobs`: a flag (chat) or a count (text completions).

@@ -515,9 +515,36 @@ fn security(settings: &Settings, access: Option<Access>) -> Vec<SecurityRequirem
     }
 }
 
-/// `GET /openapi.json`: this document.
+/// `GET /openapi.json`: this document. The `model` fields list the models
+/// installed now (any other id answers 404 `model_not_found`), so clients
+/// and schemathesis can pick a real one.
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
 pub(crate) async fn document(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(document_for(&state.settings))
+    let mut doc = match serde_json::to_value(document_for(&state.settings)) {
+        Ok(doc) => doc,
+        Err(e) => return actix_web::ResponseError::error_response(&crate::ApiError::internal(e)),
+    };
+    let installed = state.models.list();
+    for (schema, kind) in [
+        (
+            "CompletionOptions",
+            offgrid_inference::registry::ModelKind::Chat,
+        ),
+        (
+            "EmbeddingRequest",
+            offgrid_inference::registry::ModelKind::Embedding,
+        ),
+    ] {
+        let ids: Vec<&str> = installed
+            .iter()
+            .filter(|m| m.entry.kind == kind)
+            .map(|m| m.entry.id.as_str())
+            .collect();
+        let model = &mut doc["components"]["schemas"][schema]["properties"]["model"];
+        if !ids.is_empty() && model.is_object() {
+            model["enum"] = serde_json::json!(ids);
+        }
+    }
+    HttpResponse::Ok().json(doc)
 }
