@@ -217,7 +217,9 @@ pub fn schemathesis(max_examples: u32) -> Result<(), String> {
             .args(["--max-examples", &max_examples.to_string()])
             .args(["--request-timeout", "60"])
             .args(["--seed", "1"])
-            .args(["--workers", "2"])
+            // One worker: with two, hypothesis' shared caches raced now and
+            // then (a KeyError inside schemathesis, reported as an error).
+            .args(["--workers", "1"])
             .args(["--suppress-health-check", "all"])
             .args(["--report", "junit"])
             .arg("--report-dir")
