@@ -12,6 +12,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/health"),
     ("GET", "/v1/system/config"),
+    ("GET", "/openapi.json"),
     ("POST", "/v1/auth/setup"),
     ("POST", "/v1/auth/login"),
 ];

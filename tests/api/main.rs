@@ -15,4 +15,5 @@ mod models;
 mod modes;
 mod network;
 mod openai_client;
+mod openapi;
 mod users;

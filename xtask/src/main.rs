@@ -13,10 +13,13 @@
 //! - `cargo xtask bench inference`: OffGrid's engine against llama.cpp on
 //!   the default model (prompt and decode speed, time to first token,
 //!   memory, concurrent streams), with ratios.
+//! - `cargo xtask schemathesis [--max-examples N]`: schema-driven fuzzing
+//!   of the real server as each role (part of `cargo xtask test`).
 
 mod bench;
 mod bench_inference;
 mod models;
+mod schemathesis;
 mod secrets;
 
 use std::process::{Command, ExitCode};
@@ -59,11 +62,11 @@ fn test() -> Result<(), String> {
         "xtask: no secret in the test servers' logs ({} secrets, {} log lines checked)",
         scan.secrets, scan.lines
     );
+    schemathesis::schemathesis(schemathesis::CI_MAX_EXAMPLES)?;
     Ok(())
 }
 
-const USAGE: &str =
-    "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference>";
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference | schemathesis [--max-examples N]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
 /// the release server with any extra arguments.
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
         ["bench", "auth"] => bench::auth(),
         ["bench", "inference"] => bench_inference::inference(),
+        ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
         _ => Err(USAGE.to_owned()),
     };
     match result {

@@ -67,3 +67,44 @@ impl FromRequest for Client {
         }))
     }
 }
+
+/// A JSON body that must be an object, deserialized into `T`. `web::Json<T>`
+/// alone would also fill a struct from an array, element by element in field
+/// order (`[null, null]` was a valid `PATCH /v1/users/{id}`); here an array,
+/// a string or a number is refused like any other malformed body.
+pub(crate) struct JsonObject<T>(T);
+
+impl<T> JsonObject<T> {
+    /// The body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = actix_web::web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = body.await?.into_inner();
+            Ok(JsonObject(object(value)?))
+        })
+    }
+}
+
+/// Deserializes `value` into `T` if it is a JSON object (400 `invalid_json`
+/// otherwise, as for any body of the wrong shape).
+pub(crate) fn object<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "invalid JSON body: expected a JSON object",
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+}

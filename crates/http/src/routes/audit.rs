@@ -9,7 +9,8 @@ use crate::error::ApiError;
 use crate::routes::Paging;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Query {
     /// Exact action, or a family ending in `.` (`login.`).
@@ -24,13 +25,17 @@ pub(crate) struct Query {
     /// RFC 3339 lower bound.
     #[serde(default)]
     since: Option<String>,
+    /// Page size, 1 to 200 (default 50).
     #[serde(default = "crate::routes::default_limit")]
     limit: i64,
+    /// Entries to skip.
     #[serde(default)]
     offset: i64,
 }
 
 /// `GET /v1/audit?action=&actor=&target=&since=&limit=&offset=`.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(Query),
+    responses((status = 200, description = "Audit entries, newest first", body = super::openapi::AuditPage)))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     query: web::Query<Query>,

@@ -11,10 +11,10 @@ use crate::access::Caller;
 use crate::app::{host_name, is_loopback_name};
 use crate::cookie::{clearing_cookie, device_cookie, device_cookie_name, session_cookie};
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetupBody {
     username: String,
@@ -66,11 +66,13 @@ fn is_local_request(
 /// machine as is (see [`is_local_request`]); otherwise only with the setup
 /// code printed at start-up, so whoever reaches the port first cannot take
 /// the server.
+#[utoipa::path(post, path = "/v1/auth/setup", tag = "auth", request_body = SetupBody,
+    responses((status = 201, description = "The first administrator", body = super::openapi::SetupResult)))]
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     client: Client,
     http: HttpRequest,
-    body: web::Json<SetupBody>,
+    body: JsonObject<SetupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();
@@ -119,7 +121,8 @@ pub(crate) async fn setup(
     Ok(HttpResponse::Created().json(json!({ "user": user })))
 }
 
-#[derive(Deserialize)]
+/// `username` may also be sent as `email` or `login`.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginBody {
     #[serde(alias = "email", alias = "login")]
     username: String,
@@ -130,11 +133,13 @@ pub(crate) struct LoginBody {
 
 /// `POST /v1/auth/login`: returns `{token, expires_at, user}` and sets the
 /// HttpOnly session cookie for the browser UI.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "Signed in", body = super::openapi::LoginResult)))]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
     http: HttpRequest,
-    body: web::Json<LoginBody>,
+    body: JsonObject<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let device = http
@@ -165,6 +170,8 @@ pub(crate) async fn login(
 
 /// `POST /v1/auth/logout`: revokes the session token at once. With an API
 /// key: 400 `not_a_session`, nothing revoked.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    responses((status = 200, description = "The session is revoked", body = super::openapi::Success)))]
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     caller: Caller,
@@ -178,7 +185,9 @@ pub(crate) async fn logout(
         .json(json!({"success": true})))
 }
 
-/// `GET /v1/auth/me` and `GET /v1/users/me`: the caller.
+/// `GET /v1/auth/me`: the caller.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = super::openapi::Me)))]
 pub(crate) async fn me(
     state: web::Data<AppState>,
     caller: Caller,
@@ -210,7 +219,17 @@ pub(crate) async fn me(
     })))
 }
 
-#[derive(Deserialize)]
+/// `GET /v1/users/me`: the caller, as `GET /v1/auth/me`.
+#[utoipa::path(get, path = "/v1/users/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = super::openapi::Me)))]
+pub(crate) async fn users_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    me(state, caller).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordBody {
     current_password: String,
@@ -219,11 +238,13 @@ pub(crate) struct ChangePasswordBody {
 
 /// `POST /v1/auth/change-password`: needs the current password; ends the
 /// caller's other sessions and API keys.
+#[utoipa::path(post, path = "/v1/auth/change-password", tag = "auth", request_body = ChangePasswordBody,
+    responses((status = 200, description = "Changed", body = super::openapi::Success)))]
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<ChangePasswordBody>,
+    body: JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let auth = state.auth.clone();

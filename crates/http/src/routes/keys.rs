@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 
 /// A key as JSON; `secret` only right after creation.
@@ -34,7 +34,7 @@ pub(crate) fn key_json(key: &ApiKey, secret: Option<&str>) -> Value {
     v
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
     name: String,
@@ -154,6 +154,8 @@ async fn revoke(
 }
 
 /// `GET /v1/users/me/api-keys`.
+#[utoipa::path(get, path = "/v1/users/me/api-keys", tag = "keys",
+    responses((status = 200, description = "The caller's keys", body = super::openapi::ApiKeyList)))]
 pub(crate) async fn list_mine(
     state: web::Data<AppState>,
     caller: Caller,
@@ -163,11 +165,13 @@ pub(crate) async fn list_mine(
 }
 
 /// `POST /v1/users/me/api-keys`.
+#[utoipa::path(post, path = "/v1/users/me/api-keys", tag = "keys", request_body = CreateBody,
+    responses((status = 201, description = "The new key, secret included (shown once)", body = super::openapi::ApiKeySchema)))]
 pub(crate) async fn create_mine(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<CreateBody>,
+    body: JsonObject<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let me = own_id(&caller)?;
     let actor = client.actor(Some(&caller));
@@ -183,6 +187,9 @@ pub(crate) async fn create_mine(
 }
 
 /// `DELETE /v1/users/me/api-keys/{key_id}`.
+#[utoipa::path(delete, path = "/v1/users/me/api-keys/{key_id}", tag = "keys",
+    params(("key_id" = String, Path, description = "API key id")),
+    responses((status = 200, description = "The revoked key", body = super::openapi::ApiKeySchema)))]
 pub(crate) async fn revoke_mine(
     state: web::Data<AppState>,
     caller: Caller,
@@ -196,6 +203,8 @@ pub(crate) async fn revoke_mine(
 }
 
 /// `GET /v1/users/{id}/api-keys`.
+#[utoipa::path(get, path = "/v1/users/{id}/api-keys", tag = "keys", params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The user's keys", body = super::openapi::ApiKeyList)))]
 pub(crate) async fn list_for_user(
     state: web::Data<AppState>,
     caller: Caller,
@@ -207,12 +216,15 @@ pub(crate) async fn list_for_user(
 }
 
 /// `POST /v1/users/{id}/api-keys`.
+#[utoipa::path(post, path = "/v1/users/{id}/api-keys", tag = "keys", request_body = CreateBody,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 201, description = "The new key, secret included (shown once)", body = super::openapi::ApiKeySchema)))]
 pub(crate) async fn create_for_user(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
     path: web::Path<String>,
-    body: web::Json<CreateBody>,
+    body: JsonObject<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = UserId::from_string(path.into_inner());
     let scope = admin_scope(&state, &caller, &owner).await?;
@@ -221,6 +233,9 @@ pub(crate) async fn create_for_user(
 }
 
 /// `DELETE /v1/users/{id}/api-keys/{key_id}`.
+#[utoipa::path(delete, path = "/v1/users/{id}/api-keys/{key_id}", tag = "keys",
+    params(("id" = String, Path, description = "User id"), ("key_id" = String, Path, description = "API key id")),
+    responses((status = 200, description = "The revoked key", body = super::openapi::ApiKeySchema)))]
 pub(crate) async fn revoke_for_user(
     state: web::Data<AppState>,
     caller: Caller,

@@ -7,6 +7,7 @@ mod auth;
 mod keys;
 mod models;
 mod openai;
+mod openapi;
 mod system;
 mod users;
 
@@ -42,6 +43,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("GET", "/", Public, multi_user_only: false, system::index),
     route!("GET", "/health", Public, multi_user_only: false, system::health),
     route!("GET", "/v1/system/config", Public, multi_user_only: false, system::config),
+    route!("GET", "/openapi.json", Public, multi_user_only: false, openapi::document),
     // authentication
     route!("POST", "/v1/auth/setup", Public, multi_user_only: true, auth::setup),
     route!("POST", "/v1/auth/login", Public, multi_user_only: true, auth::login),
@@ -49,7 +51,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("GET", "/v1/auth/me", AnyPrincipal, multi_user_only: false, auth::me),
     route!("POST", "/v1/auth/change-password", Requires(P::ManageOwnAccount), multi_user_only: true, auth::change_password),
     // the caller's own account
-    route!("GET", "/v1/users/me", AnyPrincipal, multi_user_only: false, auth::me),
+    route!("GET", "/v1/users/me", AnyPrincipal, multi_user_only: false, auth::users_me),
     route!("GET", "/v1/users/me/api-keys", Requires(P::ManageOwnAccount), multi_user_only: true, keys::list_mine),
     route!("POST", "/v1/users/me/api-keys", Requires(P::ManageOwnAccount), multi_user_only: true, keys::create_mine),
     route!("DELETE", "/v1/users/me/api-keys/{key_id}", Requires(P::ManageOwnAccount), multi_user_only: true, keys::revoke_mine),

@@ -198,12 +198,16 @@ fn model_json(m: &ModelStatus) -> Value {
 }
 
 /// `GET /v1/models`.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, description = "Installed models", body = super::openapi::ModelList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> HttpResponse {
     let data: Vec<Value> = state.models.list().iter().map(model_json).collect();
     HttpResponse::Ok().json(json!({"object": "list", "data": data}))
 }
 
 /// `GET /v1/models/{id}`.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model id")),
+    responses((status = 200, description = "The model", body = super::openapi::Model)))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -216,7 +220,7 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(model_json(&status)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportRequest {
     /// A `.gguf` file or an embedding model folder inside the model import
@@ -308,13 +312,22 @@ fn audit(
 /// directory (as `offgrid models import` does from anywhere, for the local
 /// operator), and records it in the audit log, refusals included. Blocking
 /// work (resolving, copying and hashing) runs on the blocking pool.
+#[utoipa::path(post, path = "/v1/models", tag = "models", request_body = ImportRequest,
+    responses((status = 201, description = "The imported model", body = super::openapi::Model)))]
 pub(crate) async fn import(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let req: ImportRequest = serde_json::from_value(body.into_inner()).map_err(|e| {
+    let body = body.into_inner();
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "invalid request body: expected a JSON object",
+        ));
+    }
+    let req: ImportRequest = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("invalid request body: {e}"))
     })?;
     let state = state.into_inner();
@@ -367,6 +380,8 @@ pub(crate) async fn import(
 }
 
 /// `DELETE /v1/models/{id}`: OpenAI's deletion answer; audited.
+#[utoipa::path(delete, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model id")),
+    responses((status = 200, description = "Removed", body = super::openapi::Deleted)))]
 pub(crate) async fn remove(
     state: web::Data<AppState>,
     caller: Caller,

@@ -40,6 +40,13 @@ fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
 
 /// Deserializes a JSON body, naming the field of the first error.
 fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    // serde would fill a struct from an array's elements in field order.
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "invalid request body: expected a JSON object",
+        ));
+    }
     serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -52,44 +59,54 @@ fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
 }
 
 /// Message content: a string, or OpenAI's list of `{type: "text", text}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
-#[derive(Deserialize)]
+/// A content part; only `{"type": "text", "text"}` is supported.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Part {
     #[serde(rename = "type")]
+    #[schema(pattern = "^text$")]
     kind: String,
     #[serde(default)]
     text: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A chat message.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ChatMessage)]
 struct InMessage {
+    #[schema(value_type = ChatRoleSchema)]
     role: String,
     #[serde(default)]
     content: Option<Content>,
 }
 
-#[derive(Deserialize)]
+/// Stop sequences: one, or up to four.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize, Default)]
+/// Streaming options.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
 /// Fields shared by chat and text completions.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CompletionOptions)]
 struct Common {
+    /// A chat model's id.
+    #[schema(example = "smollm2-135m-instruct")]
     model: String,
     #[serde(default)]
     stream: bool,
@@ -113,31 +130,90 @@ struct Common {
     stop: Option<Stop>,
     #[serde(default)]
     n: Option<i64>,
+    /// Chat: `true` or `false`; text completions: 0 to 5 alternatives.
     #[serde(default)]
+    #[schema(value_type = Option<LogprobsSchema>)]
     logprobs: Option<Value>,
     #[serde(default)]
     top_logprobs: Option<i64>,
     #[serde(default)]
     echo: Option<bool>,
+    /// How long the model stays loaded: seconds, or a duration like `"5m"`
+    /// (applied for callers who may manage models).
     #[serde(default)]
+    #[schema(value_type = Option<KeepAliveSchema>)]
     keep_alive: Option<Value>,
+}
+
+/// Who says a message (`developer` is taken as `system`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ChatRole)]
+#[allow(dead_code)]
+enum ChatRoleSchema {
+    System,
+    Developer,
+    User,
+    Assistant,
+}
+
+/// `logprobs`: a flag (chat) or a count (text completions).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LogprobsSchema {
+    Flag(bool),
+    Count(i64),
+}
+
+/// `keep_alive`: seconds, or a duration string.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum KeepAliveSchema {
+    Seconds(f64),
+    Duration(String),
 }
 
 // The request-specific fields are parsed separately from `Common` (not
 // with `#[serde(flatten)]`, which loses the field path in errors).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ChatRequest {
+    #[schema(min_items = 1)]
     messages: Vec<InMessage>,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/chat/completions`, as documented: parsed as
+/// [`Common`] and [`ChatRequest`] in turn.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ChatCompletionBody {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    chat: ChatRequest,
+}
+
+/// The body of `POST /v1/completions`, as documented: parsed as
+/// [`Common`] and [`CompletionRequest`] in turn.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CompletionBody {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    completion: CompletionRequest,
+}
+
+/// One prompt (a list must hold exactly one).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum PromptField {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CompletionRequest {
     prompt: PromptField,
 }
@@ -922,6 +998,9 @@ async fn run(
 }
 
 /// `POST /v1/chat/completions`.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "inference", request_body = ChatCompletionBody,
+    responses((status = 200, description = "The answer; with `stream`, server-sent events of `chat.completion.chunk` objects ending with `data: [DONE]`",
+        content((super::openapi::ChatCompletion = "application/json"), (String = "text/event-stream")))))]
 pub(crate) async fn chat_completions(
     state: web::Data<AppState>,
     caller: Caller,
@@ -944,6 +1023,9 @@ pub(crate) async fn chat_completions(
 }
 
 /// `POST /v1/completions`.
+#[utoipa::path(post, path = "/v1/completions", tag = "inference", request_body = CompletionBody,
+    responses((status = 200, description = "The completion; with `stream`, server-sent events of `text_completion` objects ending with `data: [DONE]`",
+        content((super::openapi::TextCompletion = "application/json"), (String = "text/event-stream")))))]
 pub(crate) async fn completions(
     state: web::Data<AppState>,
     caller: Caller,
@@ -974,20 +1056,26 @@ pub(crate) async fn completions(
     .await
 }
 
-#[derive(Deserialize)]
+/// One text, or up to 2,048.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum EmbeddingInput {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/embeddings`.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EmbeddingRequest {
+    /// An embedding model's id.
+    #[schema(example = "all-minilm-l6-v2")]
     model: String,
     input: EmbeddingInput,
+    /// `float` (default) or `base64`.
     #[serde(default)]
     encoding_format: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<KeepAliveSchema>)]
     keep_alive: Option<Value>,
 }
 
@@ -1001,6 +1089,8 @@ impl Drop for SetOnDrop {
 }
 
 /// `POST /v1/embeddings`.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "inference", request_body = EmbeddingRequest,
+    responses((status = 200, description = "One vector per input", body = super::openapi::EmbeddingList)))]
 pub(crate) async fn embeddings(
     state: web::Data<AppState>,
     caller: Caller,
@@ -1099,7 +1189,8 @@ pub(crate) async fn embeddings(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsageQuery {
     /// Look back this many days (default 30).
@@ -1115,6 +1206,8 @@ fn default_days() -> u32 {
 }
 
 /// `GET /v1/usage?days=&all=`: token totals per user and model.
+#[utoipa::path(get, path = "/v1/usage", tag = "inference", params(UsageQuery),
+    responses((status = 200, description = "Token totals per user and model", body = super::openapi::UsageList)))]
 pub(crate) async fn usage(
     state: web::Data<AppState>,
     caller: Caller,

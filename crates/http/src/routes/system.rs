@@ -7,11 +7,15 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /health`: liveness, no credentials needed.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "The server is up", body = super::openapi::Health)))]
 pub(crate) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 /// `GET /v1/system/config`: the mode and features, for clients and the UI.
+#[utoipa::path(get, path = "/v1/system/config", tag = "system",
+    responses((status = 200, description = "Mode and features", body = super::openapi::SystemConfig)))]
 pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let s = &state.settings;
     let setup_required = if !s.multi_user_mode || state.admin_known() {
@@ -41,6 +45,8 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
 }
 
 /// `GET /`: a minimal page until the web UI lands.
+#[utoipa::path(get, path = "/", tag = "system",
+    responses((status = 200, description = "The web UI's entry page", content_type = "text/html", body = String)))]
 pub(crate) async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

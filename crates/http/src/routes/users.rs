@@ -9,25 +9,33 @@ use serde_json::json;
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::routes::Paging;
 use crate::routes::keys::key_json;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    /// Part of a username, display name or e-mail (also `q`).
     #[serde(default, alias = "q")]
     search: Option<String>,
+    /// Only users with this role.
     #[serde(default)]
+    #[param(value_type = Option<super::openapi::RoleSchema>)]
     role: Option<Role>,
+    /// Page size, 1 to 200 (default 50).
     #[serde(default = "crate::routes::default_limit")]
     limit: i64,
+    /// Users to skip.
     #[serde(default)]
     offset: i64,
 }
 
 /// `GET /v1/users?search=&role=&limit=&offset=`.
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(ListQuery),
+    responses((status = 200, description = "A page of users", body = super::openapi::UserPage)))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
@@ -52,12 +60,13 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
     username: String,
     password: String,
     #[serde(default = "default_role")]
+    #[schema(value_type = super::openapi::RoleSchema, default = "user")]
     role: Role,
     #[serde(default)]
     email: Option<String>,
@@ -73,11 +82,13 @@ fn default_role() -> Role {
 }
 
 /// `POST /v1/users`: returns `{user, api_key}`; the key is shown once.
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateBody,
+    responses((status = 201, description = "The account and its first key", body = super::openapi::CreatedUser)))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<CreateBody>,
+    body: JsonObject<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let auth = state.auth.clone();
@@ -109,6 +120,8 @@ fn user_id(path: &str) -> UserId {
 }
 
 /// `GET /v1/users/{id}`.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = super::openapi::UserSchema)))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -121,14 +134,17 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchBody {
     #[serde(default)]
+    #[schema(value_type = Option<super::openapi::RoleSchema>)]
     role: Option<Role>,
     #[serde(default)]
     display_name: Option<String>,
+    /// null or empty removes the e-mail.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
     #[serde(default)]
     disabled: Option<bool>,
@@ -147,12 +163,15 @@ mod double_option {
 }
 
 /// `PATCH /v1/users/{id}`: role, display name, e-mail, disabled.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", request_body = PatchBody,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The changed user", body = super::openapi::UserSchema)))]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
     path: web::Path<String>,
-    body: web::Json<PatchBody>,
+    body: JsonObject<PatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let id = user_id(&path);
@@ -169,6 +188,8 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /v1/users/{id}`.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "Deleted", body = super::openapi::Deleted)))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -183,7 +204,8 @@ pub(crate) async fn delete(
     Ok(HttpResponse::Ok().json(json!({"id": deleted, "object": "user", "deleted": true})))
 }
 
-#[derive(Deserialize)]
+/// `password` may also be sent as `new_password`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetBody {
     #[serde(alias = "new_password")]
@@ -192,12 +214,15 @@ pub(crate) struct ResetBody {
 
 /// `POST /v1/users/{id}/reset-password`: every session and key of the user
 /// ends.
+#[utoipa::path(post, path = "/v1/users/{id}/reset-password", tag = "users", request_body = ResetBody,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "Reset", body = super::openapi::Success)))]
 pub(crate) async fn reset_password(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
     path: web::Path<String>,
-    body: web::Json<ResetBody>,
+    body: JsonObject<ResetBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path);
     let password = body.into_inner().password;

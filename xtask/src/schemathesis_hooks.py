@@ -1,0 +1,29 @@
+"""Schemathesis hooks for `cargo xtask schemathesis`.
+
+Generation stays as the schema says, except that completions are kept
+short: an integer `max_tokens` / `max_completion_tokens` above 16 is
+lowered to 16, and one is added when the body gives none. Without this a
+single request may decode thousands of tokens (the default is 512, the
+model's context 8192) and a CI-sized run would take hours on two cores.
+Only values the schema allows are touched, so negative cases stay negative.
+"""
+
+import schemathesis
+
+CAP = 16
+SLOW = {"/v1/chat/completions", "/v1/completions"}
+FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if case.operation.path not in SLOW or not isinstance(case.body, dict):
+        return
+    body = case.body
+    present = [f for f in FIELDS if f in body]
+    for field in present:
+        value = body[field]
+        if isinstance(value, int) and not isinstance(value, bool) and value > CAP:
+            body[field] = CAP
+    if not present:
+        body["max_tokens"] = CAP
