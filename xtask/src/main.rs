@@ -15,12 +15,21 @@
 //!   memory, concurrent streams), with ratios.
 //! - `cargo xtask schemathesis [--max-examples N]`: schema-driven fuzzing
 //!   of the real server as each role (part of `cargo xtask test`).
+//! - `cargo xtask fuzz [--cases N] [--include-ignored]`: every property
+//!   test with N cases each (default 1000).
+//! - `cargo xtask crash-test [--rounds N]`: SIGKILL the server N times
+//!   (default 50) under a write load; every acknowledged write survives.
+//! - `cargo xtask soak [--secs N] [--debug]`: 50 concurrent mixed clients
+//!   against the real server and models for N seconds (default 300).
 
 mod bench;
 mod bench_inference;
+mod crash;
+mod fuzz;
 mod models;
 mod schemathesis;
 mod secrets;
+mod soak;
 
 use std::process::{Command, ExitCode};
 
@@ -63,10 +72,43 @@ fn test() -> Result<(), String> {
         scan.secrets, scan.lines
     );
     schemathesis::schemathesis(schemathesis::CI_MAX_EXAMPLES)?;
+    // The load test, short: the test build (no release build in CI).
+    soak::soak(CI_SOAK_SECS, false)?;
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference | schemathesis [--max-examples N]>";
+/// Length of the soak run in `cargo xtask test`.
+const CI_SOAK_SECS: u64 = 60;
+
+/// The value after `flag` in `args`, parsed; `default` when absent.
+fn option<T: std::str::FromStr>(args: &[&str], flag: &str, default: T) -> Result<T, String> {
+    match args.iter().position(|a| *a == flag) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a number")),
+    }
+}
+
+/// Checks that `args` holds only these flags (each with a value if listed
+/// in `with_value`).
+fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), String> {
+    let mut i = 0;
+    while i < args.len() {
+        if with_value.contains(&args[i]) {
+            i += 2;
+        } else if switches.contains(&args[i]) {
+            i += 1;
+        } else {
+            return Err(USAGE.to_owned());
+        }
+    }
+    Ok(())
+}
+
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference \
+     | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
 /// the release server with any extra arguments.
@@ -88,6 +130,15 @@ fn main() -> ExitCode {
         ["bench", "auth"] => bench::auth(),
         ["bench", "inference"] => bench_inference::inference(),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
+        ["fuzz", rest @ ..] => only(rest, &["--include-ignored"], &["--cases"])
+            .and_then(|()| option(rest, "--cases", fuzz::DEFAULT_CASES))
+            .and_then(|cases| fuzz::fuzz(cases, rest.contains(&"--include-ignored"))),
+        ["crash-test", rest @ ..] => only(rest, &[], &["--rounds"])
+            .and_then(|()| option(rest, "--rounds", crash::DEFAULT_ROUNDS))
+            .and_then(crash::crash_test),
+        ["soak", rest @ ..] => only(rest, &["--debug"], &["--secs"])
+            .and_then(|()| option(rest, "--secs", 300u64))
+            .and_then(|secs| soak::soak(secs, !rest.contains(&"--debug"))),
         _ => Err(USAGE.to_owned()),
     };
     match result {
