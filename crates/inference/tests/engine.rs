@@ -132,6 +132,18 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
     ));
 }
 
+/// Whether the engine forgets every user within a few seconds: a request
+/// gives its place back right after sending its last event.
+fn idle_soon(engine: &Engine) -> bool {
+    for _ in 0..500 {
+        if engine.users_in_flight() == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// A sink that records every event under `label` and signals when the
 /// request ends.
 fn recorder(
@@ -224,11 +236,7 @@ fn a_panic_while_generating_fails_that_request_only() {
         done_rx.recv_timeout(Duration::from_secs(120)).expect("end"),
         "bob"
     );
-    assert_eq!(
-        engine.users_in_flight(),
-        0,
-        "tickets returned after a panic"
-    );
+    assert!(idle_soon(&engine), "tickets returned after a panic");
 }
 
 #[test]
@@ -299,8 +307,9 @@ fn one_user_cannot_hold_every_slot_or_the_queue() {
     // Bob ran beside Alice instead of after all three of hers.
     assert!(first_text("b1") < done("a1").max(done("a2")));
     drop(log);
-    // Nothing is kept for users with no work in flight.
-    assert_eq!(engine.users_in_flight(), 0);
+    // Nothing is kept for users with no work in flight (a request's place
+    // is given back just after its last event).
+    assert!(idle_soon(&engine));
 }
 
 #[test]
