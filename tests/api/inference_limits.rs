@@ -273,23 +273,3 @@ fn a_client_that_gives_up_on_a_plain_request_frees_its_place() {
         "the abandoned requests stopped and gave their places back"
     );
 }
-
-#[test]
-fn a_pinned_model_is_not_unloaded_to_make_room() {
-    let app = spawn_with_models(|s| {
-        s.multi_user_mode = true;
-        s.max_loaded_models = 1;
-    });
-    let admin = app.setup_admin();
-    assert_eq!(
-        app.post("/v1/chat/completions", Some(&admin), chat(json!(-1), 1))
-            .status(),
-        200
-    );
-    // A guest's embedding request needs room; the pinned chat model stays.
-    let embed = json!({"model": EMBED, "input": "hello"});
-    assert_eq!(app.post("/v1/embeddings", None, embed).status(), 200);
-    let m = chat_status(&app, Some(&admin));
-    assert_eq!(m["loaded"], true, "{m}");
-    assert_eq!(m["expires_in"], Value::Null);
-}

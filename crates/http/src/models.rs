@@ -45,9 +45,6 @@ impl Instance {
 struct Resident {
     instance: Instance,
     keep_alive: KeepAlive,
-    /// A request asked to keep it loaded for good (`keep_alive: -1`; only
-    /// model managers' values count): never unloaded to make room.
-    pinned: bool,
     /// Last time a request asked for it or the reaper saw it in use.
     last_used: Instant,
 }
@@ -367,7 +364,6 @@ impl Models {
         r.last_used = Instant::now();
         if let Some(k) = keep_alive {
             r.keep_alive = k;
-            r.pinned = k == KeepAlive::Forever;
         }
         Some(r.instance.clone())
     }
@@ -422,7 +418,6 @@ impl Models {
             Resident {
                 instance: instance.clone(),
                 keep_alive: keep_alive.unwrap_or(self.default_keep_alive),
-                pinned: keep_alive == Some(KeepAlive::Forever),
                 last_used: Instant::now(),
             },
         );
@@ -438,7 +433,7 @@ impl Models {
             let victim = inner
                 .resident
                 .iter()
-                .filter(|(_, r)| !r.instance.in_use() && !r.pinned)
+                .filter(|(_, r)| !r.instance.in_use())
                 .min_by_key(|(_, r)| r.last_used)
                 .map(|(id, _)| id.clone());
             let Some(id) = victim else {
