@@ -19,7 +19,7 @@ const SUITES: &[(&str, &str, &str)] = &[
 ];
 
 /// Cases per property when `--cases` is not given.
-pub const DEFAULT_CASES: u32 = 1000;
+pub const DEFAULT_CASES: u32 = 256;
 
 /// Runs every suite with `cases` cases per property; with
 /// `include_ignored`, also the properties of known, not yet fixed defects.

@@ -16,7 +16,7 @@
 //! - `cargo xtask schemathesis [--max-examples N]`: schema-driven fuzzing
 //!   of the real server as each role (part of `cargo xtask test`).
 //! - `cargo xtask fuzz [--cases N] [--include-ignored]`: every property
-//!   test with N cases each (default 1000).
+//!   test with N cases each (default 256).
 //! - `cargo xtask crash-test [--rounds N]`: SIGKILL the server N times
 //!   (default 50) under a write load; every acknowledged write survives.
 //! - `cargo xtask soak [--secs N] [--debug]`: 50 concurrent mixed clients
