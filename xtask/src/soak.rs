@@ -46,6 +46,8 @@ const EMBED: &str = "all-minilm-l6-v2";
 const MAX_TOKENS: u32 = 8;
 /// Shortest warm-up before the measured run.
 const WARM_UP_SECS: u64 = 60;
+/// Attempts of one login refused with 429 before the soak calls it broken.
+const LOGIN_TRIES: usize = 20;
 
 fn password(name: &str) -> String {
     format!("{name}-soak-password-1")
@@ -72,6 +74,8 @@ struct Shared {
     broken: Mutex<Vec<String>>,
     /// Whole-request times (body included) in microseconds, by request.
     timings: Mutex<BTreeMap<String, Vec<u64>>>,
+    /// Logins refused with 429 (too many in flight) and tried again.
+    login_retries: AtomicUsize,
 }
 
 fn shared() -> &'static Shared {
@@ -79,6 +83,7 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| Shared {
         ledger: Mutex::new(Ledger::default()),
         serial: AtomicUsize::new(0),
+        login_retries: AtomicUsize::new(0),
         broken: Mutex::new(Vec::new()),
         timings: Mutex::new(BTreeMap::new()),
     })
@@ -110,6 +115,20 @@ async fn call(
     body: Option<Vec<u8>>,
     auth: bool,
 ) -> Result<(u16, String, GooseRequestMetric), Box<TransactionError>> {
+    let (status, text, metric, _) =
+        call_with_retry_after(user, method, path, name, body, auth).await?;
+    Ok((status, text, metric))
+}
+
+/// [`call`], also giving the `Retry-After` seconds of a 429 or 503.
+async fn call_with_retry_after(
+    user: &mut GooseUser,
+    method: GooseMethod,
+    path: &str,
+    name: &str,
+    body: Option<Vec<u8>>,
+    auth: bool,
+) -> Result<(u16, String, GooseRequestMetric, Option<u64>), Box<TransactionError>> {
     let mut rb = user.get_request_builder(&method, path)?;
     if auth && let Some(s) = user.get_session_data::<Session>() {
         rb = rb.bearer_auth(&s.token);
@@ -129,15 +148,20 @@ async fn call(
     let answer = match goose.response {
         Ok(r) => {
             let status = r.status().as_u16();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
             match r.text().await {
-                Ok(text) => (status, text, metric),
+                Ok(text) => (status, text, metric, retry_after),
                 Err(e) => {
                     broken(format!("{name}: body cut short: {e}"));
-                    (status, String::new(), metric)
+                    (status, String::new(), metric, retry_after)
                 }
             }
         }
-        Err(_) => (0, String::new(), metric),
+        Err(_) => (0, String::new(), metric, None),
     };
     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     shared()
@@ -163,30 +187,48 @@ fn json_body(v: Value) -> Option<Vec<u8>> {
     serde_json::to_vec(&v).ok()
 }
 
+/// Logs in as a real client does: a 429 (more logins in flight from this
+/// address than the server verifies at once; all soak users share
+/// 127.0.0.1) is waited out for its `Retry-After` and tried again.
 async fn login_as(user: &mut GooseUser, name: &str, pass: &str) -> TransactionResult {
-    let body = json_body(json!({"username": name, "password": pass}));
-    let (status, text, _) = call(
-        user,
-        GooseMethod::Post,
-        "/v1/auth/login",
-        "/v1/auth/login",
-        body,
-        false,
-    )
-    .await?;
-    let token = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["token"].as_str().map(str::to_owned));
-    match token {
-        Some(token) if status == 200 => {
-            let created = user
-                .get_session_data::<Session>()
-                .map(|s| s.created.clone())
-                .unwrap_or_default();
-            user.set_session_data(Session { token, created });
+    for _ in 0..LOGIN_TRIES {
+        let body = json_body(json!({"username": name, "password": pass}));
+        let (status, text, mut metric, retry_after) = call_with_retry_after(
+            user,
+            GooseMethod::Post,
+            "/v1/auth/login",
+            "/v1/auth/login",
+            body,
+            false,
+        )
+        .await?;
+        if status == 429 {
+            shared().login_retries.fetch_add(1, Ordering::Relaxed);
+            // The refusal is the server keeping its promise, not a failure.
+            user.set_success(&mut metric)?;
+            let wait = retry_after.unwrap_or(1).clamp(1, 30);
+            // Spread the retries so the same users do not collide again.
+            let jitter = shared().serial.fetch_add(1, Ordering::Relaxed) % 500;
+            tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(jitter as u64))
+                .await;
+            continue;
         }
-        _ => broken(format!("login {name}: {status} {text}")),
+        let token = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["token"].as_str().map(str::to_owned));
+        match token {
+            Some(token) if status == 200 => {
+                let created = user
+                    .get_session_data::<Session>()
+                    .map(|s| s.created.clone())
+                    .unwrap_or_default();
+                user.set_session_data(Session { token, created });
+            }
+            _ => broken(format!("login {name}: {status} {text}")),
+        }
+        return Ok(());
     }
+    broken(format!("login {name}: still 429 after {LOGIN_TRIES} tries"));
     Ok(())
 }
 
@@ -906,6 +948,10 @@ pub fn soak(secs: u64, release: bool) -> Result<(), String> {
         ledger.users.len(),
         ledger.keys.len(),
         ledger.patches.len()
+    );
+    println!(
+        "Logins refused with 429 (too many in flight from one address) and retried: {}.",
+        shared().login_retries.load(Ordering::Relaxed)
     );
     println!("Server RSS: {rss}.");
     if failures.is_empty() {

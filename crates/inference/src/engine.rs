@@ -379,8 +379,12 @@ impl Scheduler {
         let user = q.job.user.clone();
         let queue = self.waiting.entry(user.clone()).or_default();
         if queue.is_empty() && !self.order.contains(&user) {
-            // A user not waiting yet goes first among equals.
-            self.order.push_front(user);
+            // A user not waiting yet joins the end of the round: among
+            // users with as few running, whoever has waited longest starts
+            // first (the front would make an overloaded queue last in,
+            // first out). A light user still passes a heavy one, by the
+            // running count `next` compares first.
+            self.order.push_back(user);
         }
         queue.push_back(q);
     }

@@ -40,14 +40,14 @@ fn one_users_backlog_does_not_starve_another_user() {
     .expect("engine");
     let finished = Arc::new(Mutex::new(Vec::<String>::new()));
     let (done_tx, done_rx) = mpsc::channel();
-    let submit = |user: &str, label: String| {
+    let submit = |user: &str, label: String, max_tokens: usize| {
         let (finished, done_tx) = (finished.clone(), done_tx.clone());
         engine
             .submit(Job {
                 user: user.to_owned(),
                 model: m.clone(),
                 prompt: prompt(&m, "Write a long story about a dragon."),
-                params: params(8),
+                params: params(max_tokens),
                 sink: Box::new(move |event| {
                     if let Event::Done(_) | Event::Error(_) = event {
                         finished.lock().expect("lock").push(label.clone());
@@ -59,11 +59,15 @@ fn one_users_backlog_does_not_starve_another_user() {
             })
             .expect("submit");
     };
+    // Alice's answers are longer than Bob's, so the finishing order shows
+    // whether Bob started at the first free slot (then he finishes third at
+    // the latest) or only after Alice's backlog (last). Her first two start
+    // and finish together, freeing both slots at once: Bob takes one.
     for i in 0..4 {
-        submit("alice", format!("alice-{i}"));
+        submit("alice", format!("alice-{i}"), 32);
     }
     std::thread::sleep(Duration::from_millis(50));
-    submit("bob", "bob".to_owned());
+    submit("bob", "bob".to_owned(), 8);
     for _ in 0..5 {
         done_rx
             .recv_timeout(Duration::from_secs(300))
@@ -74,6 +78,61 @@ fn one_users_backlog_does_not_starve_another_user() {
     // Bob waits for at most one of Alice's requests to free a slot, then
     // runs beside her second: he finishes within the first three.
     assert!(bob <= 2, "bob finished at {bob}: {order:?}");
+}
+
+/// Found by the soak: a user not yet waiting went to the front of the
+/// round-robin order, so under overload (many users, one request each)
+/// the queue ran last in, first out and the earliest requests waited until
+/// their clients timed out. Among users with nothing running, the one who
+/// has waited longest starts first.
+#[test]
+fn users_with_one_request_each_start_in_arrival_order() {
+    let m = model();
+    let engine = Engine::start(EngineConfig {
+        max_active: 1,
+        max_queued: 64,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let started = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (done_tx, done_rx) = mpsc::channel();
+    let submit = |user: &str| {
+        let (started, done_tx, label) = (started.clone(), done_tx.clone(), user.to_owned());
+        let mut first = true;
+        engine
+            .submit(Job {
+                user: user.to_owned(),
+                model: m.clone(),
+                prompt: prompt(&m, "Write a long story about a dragon."),
+                params: params(4),
+                sink: Box::new(move |event| {
+                    if first {
+                        first = false;
+                        started.lock().expect("lock").push(label.clone());
+                    }
+                    if let Event::Done(_) | Event::Error(_) = event {
+                        let _ = done_tx.send(());
+                    }
+                    true
+                }),
+                alive: None,
+            })
+            .expect("submit");
+    };
+    // The first takes the only slot; the others queue behind it, in turn.
+    submit("u0");
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 1..6 {
+        submit(&format!("u{i}"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for _ in 0..6 {
+        done_rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("finish");
+    }
+    let order = started.lock().expect("lock").clone();
+    assert_eq!(order, ["u0", "u1", "u2", "u3", "u4", "u5"]);
 }
 
 #[test]
