@@ -47,7 +47,7 @@ pub const LONG_FILES: &[(&str, &str)] = &[
     ),
     (
         "crates/inference/src/engine.rs",
-        "the scheduler thread and ChatModel; issue 8 (item 1) is moving the template and tokenizer handling here",
+        "the scheduler thread and ChatModel; issue 8 (item 1) is reshaping ChatModel and the request API",
     ),
     (
         "crates/inference/src/transformer.rs",
@@ -55,7 +55,7 @@ pub const LONG_FILES: &[(&str, &str)] = &[
     ),
     (
         "crates/inference/tests/properties.rs",
-        "two property families (templates, mutated GGUF headers) in one test binary, sharing the real-model fixture",
+        "two property families (chat templates, mutated GGUF headers) in one test binary, both on the real SmolLM2 file",
     ),
     (
         "crates/config/src/load.rs",
@@ -67,7 +67,7 @@ pub const LONG_FILES: &[(&str, &str)] = &[
     ),
     (
         "tests/api/fuzz.rs",
-        "one strategy per request body of every route, in one property test",
+        "the request-body fuzzing of every route and of the inference parameters, sharing its server fixtures",
     ),
     (
         "xtask/src/soak.rs",
