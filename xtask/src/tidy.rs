@@ -26,10 +26,6 @@ pub const MAX_LINES: usize = 600;
 /// Files allowed over [`MAX_LINES`], each with the reason.
 pub const LONG_FILES: &[(&str, &str)] = &[
     (
-        "crates/http/src/routes/openai.rs",
-        "being split by concern in issue 8 (item 2)",
-    ),
-    (
         "bins/admin/src/main.rs",
         "being split into one file per command in issue 8 (item 6)",
     ),
@@ -43,11 +39,11 @@ pub const LONG_FILES: &[(&str, &str)] = &[
     ),
     (
         "crates/inference/src/registry.rs",
-        "the models folder's scan, import and removal plus their unit tests; issue 8 (item 1) is moving model lifecycle into this crate",
+        "the models folder's scan, import and removal, plus their unit tests (about a third of it)",
     ),
     (
         "crates/inference/src/engine.rs",
-        "the scheduler thread and ChatModel; issue 8 (item 1) is reshaping ChatModel and the request API",
+        "the scheduler thread, its supervision and ChatModel: one state machine, read top to bottom",
     ),
     (
         "crates/inference/src/transformer.rs",
@@ -84,7 +80,6 @@ pub const JSON_MACRO_FILES: &[(&str, &str)] = &[
     ("crates/http/src/routes/keys.rs", "issue 8, item 3"),
     ("crates/http/src/routes/mod.rs", "issue 8, item 3"),
     ("crates/http/src/routes/models.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/openai.rs", "issue 8, item 3"),
     ("crates/http/src/routes/openapi.rs", "issue 8, item 3"),
     ("crates/http/src/routes/system.rs", "issue 8, item 3"),
     ("crates/http/src/routes/users.rs", "issue 8, item 3"),
@@ -160,9 +155,11 @@ pub fn length(path: &str, text: &str, allowed: &[(&str, &str)]) -> Option<Violat
     })
 }
 
-/// Lines of code (not comments) that call `json!`.
+/// Lines of code (not comments, not the `#[cfg(test)]` module at the end,
+/// whose tests may build request bodies with it) that call `json!`.
 pub fn json_macro(path: &str, text: &str) -> Vec<Violation> {
     code_lines(text)
+        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
         .filter(|(_, line)| line.contains("json!"))
         .map(|(n, _)| {
             Violation::new(

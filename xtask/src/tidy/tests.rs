@@ -41,6 +41,13 @@ fn json_macros_are_found_outside_comments() {
     let lines: Vec<usize> = json_macro("r.rs", text).iter().map(|v| v.line).collect();
     assert_eq!(lines, [3, 4]);
     assert!(json_macro("r.rs", "let v: Json<Body> = body;\n").is_empty());
+    // The unit tests at the end may build request bodies with it.
+    let with_tests = "let v = json!(1);\n#[cfg(test)]\nmod tests {\n    let b = json!({});\n}\n";
+    let lines: Vec<usize> = json_macro("r.rs", with_tests)
+        .iter()
+        .map(|v| v.line)
+        .collect();
+    assert_eq!(lines, [1]);
 }
 
 #[test]
