@@ -213,7 +213,10 @@ fn check_applies_the_json_rule_only_under_routes() {
 
 #[test]
 fn stale_entries_point_at_their_own_list() {
-    let (long, json) = ("crates/auth/src/service.rs", "crates/http/src/routes/auth.rs");
+    let (long, json) = (
+        "crates/auth/src/service.rs",
+        "crates/http/src/routes/auth.rs",
+    );
     let in_long = stale("LONG_FILES", long, String::new()).line;
     let in_json = stale("JSON_MACRO_FILES", json, String::new()).line;
     let line = |n: usize| THIS_FILE.lines().nth(n - 1).unwrap_or_default();
