@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use offgrid_auth::{
-    AccountInput, Actor, AuthError, AuthService, KeyIssuer, KeyRequest, ServerSecret, SetupProof,
+    AccountInput, Actor, AuthError, AuthService, KEY_EXPIRY_DAYS, KeyIssuer, KeyRequest,
+    ServerSecret, SetupProof, key_expiry_in_days,
 };
 use offgrid_config::{Overrides, Settings, load_from_process};
 use offgrid_domain::audit::AuditQuery;
@@ -175,7 +176,9 @@ enum KeysCommand {
         #[arg(long, default_value = "cli")]
         name: String,
         /// Expire after this many days.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(
+            i64::from(*KEY_EXPIRY_DAYS.start())..=i64::from(*KEY_EXPIRY_DAYS.end())
+        ))]
         expires_in_days: Option<u32>,
         /// Let requests made with this key create more API keys.
         #[arg(long)]
@@ -619,7 +622,11 @@ fn keys(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Failure> {
         } => {
             let u = find_user(&auth, &user)?;
             let expires = expires_in_days
-                .map(|d| offgrid_auth::service::now().plus_secs(i64::from(d) * 86_400));
+                .map(|d| {
+                    key_expiry_in_days(d)
+                        .ok_or_else(|| usage(format!("--expires-in-days {d} is out of range")))
+                })
+                .transpose()?;
             let request = KeyRequest {
                 owner: u.id.clone(),
                 name,
