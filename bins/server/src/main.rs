@@ -312,10 +312,7 @@ fn show_config(loaded: &Loaded, json: bool) {
 
 fn users(loaded: &Loaded, json: bool) -> ExitCode {
     if !loaded.settings.multi_user_mode {
-        println!(
-            "User management is disabled in single-user mode. \
-             Enable multi-user mode with OFFGRID_MULTI_USER=true (or `multi_user_mode: true` in config.yaml)."
-        );
+        println!("{}.", offgrid_config::multi_user_disabled("config.yaml"));
         return ExitCode::SUCCESS;
     }
     let db = match offgrid_storage::Database::open(&loaded.settings.database_path())
