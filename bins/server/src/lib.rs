@@ -1,45 +1,18 @@
 //! Wiring for the `offgrid` server: settings in, a running HTTP server out.
 //! The binary and the integration tests both start the server through
-//! [`start`], so tests exercise the real wiring.
+//! [`prepare`], so tests exercise the real wiring.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
-use offgrid_auth::{Actor, AuthConfig, AuthService, ServerSecret, SetupCode};
+use offgrid_auth::{Actor, AuthConfig, AuthService, SetupCode};
+use offgrid_cli::Services;
 use offgrid_config::Settings;
 use offgrid_http::AppState;
-use offgrid_storage::Database;
-
-/// Opens (and migrates) the database and builds the auth service.
-pub fn open(
-    settings: &Settings,
-    auth_config: AuthConfig,
-) -> anyhow::Result<(Database, AuthService)> {
-    // The data directory holds the database, the server secret and the
-    // models: private to the server's user, also on an existing install.
-    offgrid_storage::make_private_dir(&settings.home)?;
-    let db = Database::open(&settings.database_path())?;
-    let applied = db.migrate()?;
-    if !applied.is_empty() {
-        tracing::info!(migrations = ?applied, "applied database migrations");
-    }
-    let secret_path = settings.home.join("secret.key");
-    offgrid_storage::restrict_to_owner(&secret_path)?;
-    let secret = ServerSecret::load_or_create(&secret_path)?;
-    let auth = AuthService::new(db.repositories(), &secret, auth_config)?;
-    Ok((db, auth))
-}
 
 /// The auth settings derived from the user's settings.
-pub fn auth_config(settings: &Settings) -> AuthConfig {
-    AuthConfig::from_settings(
-        settings.bcrypt_cost,
-        settings.session_ttl_hours,
-        settings.remember_me_days,
-    )
-    .with_session_idle_timeout_minutes(settings.session_idle_timeout_minutes)
-}
+pub use offgrid_cli::auth_config;
 
 /// Refuses to expose single-user mode (no login, every permission) on a
 /// non-loopback address unless `allow_remote_single_user` says so. The
@@ -74,7 +47,7 @@ pub struct Prepared {
 /// `settings.host:settings.port`. Blocking; call before entering the runtime.
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     check_exposure(&settings).map_err(anyhow::Error::msg)?;
-    let (_db, auth) = open(&settings, auth_config)?;
+    let Services { auth, .. } = Services::open_with(&settings, auth_config)?;
     // Until the first admin exists, remote setup needs this code; it lives
     // only in memory and is shown once at start-up.
     let setup_code = (settings.multi_user_mode && auth.setup_required()?).then(SetupCode::generate);

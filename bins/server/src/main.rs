@@ -315,10 +315,8 @@ fn users(loaded: &Loaded, json: bool) -> ExitCode {
         println!("{}.", offgrid_config::multi_user_disabled("config.yaml"));
         return ExitCode::SUCCESS;
     }
-    let db = match offgrid_storage::Database::open(&loaded.settings.database_path())
-        .and_then(|db| db.migrate().map(|_| db))
-    {
-        Ok(db) => db,
+    let services = match offgrid_cli::Services::open(&loaded.settings) {
+        Ok(services) => services,
         Err(e) => return fail(1, e),
     };
     let query = UserQuery {
@@ -327,7 +325,7 @@ fn users(loaded: &Loaded, json: bool) -> ExitCode {
         limit: i64::MAX,
         offset: 0,
     };
-    match db.repositories().users.list(&query) {
+    match services.list_users(&query) {
         Ok(page) if json => {
             println!(
                 "{}",
