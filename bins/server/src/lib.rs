@@ -14,14 +14,17 @@ use offgrid_http::AppState;
 /// The auth settings derived from the user's settings.
 pub use offgrid_cli::auth_config;
 
+/// Whether these settings serve single-user mode (no login, every
+/// permission) on an address beyond loopback.
+pub fn single_user_beyond_loopback(settings: &Settings) -> bool {
+    !settings.multi_user_mode && !offgrid_http::is_loopback_name(&settings.host)
+}
+
 /// Refuses to expose single-user mode (no login, every permission) on a
 /// non-loopback address unless `allow_remote_single_user` says so. The
 /// error is one line for the operator.
 pub fn check_exposure(settings: &Settings) -> Result<(), String> {
-    if settings.multi_user_mode
-        || settings.allow_remote_single_user
-        || offgrid_http::is_loopback_name(&settings.host)
-    {
+    if !single_user_beyond_loopback(settings) || settings.allow_remote_single_user {
         return Ok(());
     }
     Err(format!(
