@@ -719,15 +719,55 @@ fn huge_keep_alive_values_leave_the_server_answering() {
     }
 }
 
-/// Found by `every_query_string_gets_a_clean_answer`: a request line of
-/// about 90 kB gets no HTTP answer at all (actix closes the connection
-/// before our handlers run), not a 414/431 in the OpenAI error shape.
+/// Sends `request` on a fresh connection and reads the whole answer.
+fn raw_exchange(base: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    conn.write_all(request).expect("send");
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A request line of about 90 kB (reqwest refuses to build such a URL, so
+/// it goes over a raw socket): longer than a URI may be (64 kB), so actix's
+/// HTTP parser refuses it before any handler runs. The promise kept: a
+/// clean 4xx and a server that goes on serving.
 #[test]
-#[ignore = "new finding, reported to the lead: a ~90 kB request line gets the connection closed, no 4xx with the error shape"]
-fn an_overlong_query_gets_the_error_shape() {
+fn an_overlong_request_line_is_refused_and_the_server_goes_on() {
     let f = fixture();
     let long = "a".repeat(30_000);
-    let path = format!("/v1/users?{long}={long}&q={long}");
-    let res = f.app.get(&path, Some(&f.admin));
-    check_answer("GET", "/v1/users (100 kB query)", res).expect("a clean answer");
+    let request = format!(
+        "GET /v1/users?{long}={long}&q={long} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        f.admin
+    );
+    let answer = raw_exchange(&f.app.base, request.as_bytes());
+    let status: u16 = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    assert!((400..500).contains(&status), "{answer}");
+    assert_eq!(f.app.get("/v1/users/me", Some(&f.admin)).status(), 200);
+}
+
+/// The same request should get the OpenAI error shape like every other
+/// refusal. It cannot yet: actix-http answers URI and header-size parse
+/// errors itself with an empty body, before any service or middleware can
+/// shape it (docs/SECURITY.md, known limitations).
+#[test]
+#[ignore = "actix-http answers request-line parse errors itself, with an empty body; see docs/SECURITY.md"]
+fn an_overlong_request_line_gets_the_error_shape() {
+    let f = fixture();
+    let long = "a".repeat(30_000);
+    let request = format!(
+        "GET /v1/users?{long}={long}&q={long} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_exchange(&f.app.base, request.as_bytes());
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    assert!(v["error"]["code"].is_string(), "{answer}");
 }

@@ -110,6 +110,25 @@ fn domain_and_policy_have_no_io_frameworks() {
 }
 
 #[test]
+fn the_blocking_crates_never_pull_in_tokio() {
+    // These crates are blocking by design: async callers reach them
+    // through a blocking pool, so none needs a runtime.
+    let g = graph();
+    for krate in [
+        "offgrid-domain",
+        "offgrid-policy",
+        "offgrid-storage",
+        "offgrid-auth",
+        "offgrid-inference",
+    ] {
+        assert!(
+            !g.closure(krate).contains("tokio"),
+            "{krate} depends on tokio"
+        );
+    }
+}
+
+#[test]
 fn only_http_knows_actix_and_only_storage_knows_diesel() {
     let g = graph();
     let ours = [

@@ -191,13 +191,15 @@ fn model_fields_list_the_installed_models() {
     let app = crate::helpers::spawn_with_models(|_| {});
     let doc = fetch(&app);
     let schemas = &doc["components"]["schemas"];
-    let chat = &schemas["CompletionOptions"]["properties"]["model"]["enum"];
+    for request in ["ChatCompletionRequest", "CompletionRequest"] {
+        let chat = &schemas[request]["properties"]["model"]["enum"];
+        assert!(
+            chat.as_array()
+                .is_some_and(|ids| ids.iter().any(|id| id == "smollm2-135m-instruct")),
+            "{request}: {chat}"
+        );
+    }
     let embed = &schemas["EmbeddingRequest"]["properties"]["model"]["enum"];
-    assert!(
-        chat.as_array()
-            .is_some_and(|ids| ids.iter().any(|id| id == "smollm2-135m-instruct")),
-        "{chat}"
-    );
     assert!(
         embed
             .as_array()

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use offgrid_inference::{
-    ChatMessage, ChatModel, Engine, EngineConfig, Event, Job, ModelKind, ModelRegistry,
-    SamplingParams,
+use offgrid_http::wire::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Content, ErrorBody,
 };
-use serde_json::{Value, json};
+use offgrid_inference::{
+    Event, GenerateRequest, ModelKind, Models, ModelsConfig, Prompt, Requester, SamplingParams,
+};
 
 /// Where answers come from.
 pub(crate) struct Backend {
@@ -26,16 +27,12 @@ pub(crate) struct Backend {
 }
 
 enum Kind {
-    /// A running server.
     Remote(String),
-    /// An engine in this process.
-    Local {
-        engine: Engine,
-        model: Arc<ChatModel>,
-    },
+    /// No server: the same model lifecycle and request path as the server's,
+    /// in this process.
+    Local(Arc<Models>),
 }
 
-/// Whether an OffGrid server answers at `url`.
 fn server_answers(url: &str) -> bool {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -64,41 +61,34 @@ impl Backend {
         if explicit_url {
             return Err(format!("cannot reach the server at {url}"));
         }
-        let registry = ModelRegistry::new(models_dir);
-        let entry = registry.get(model).map_err(|e| {
+        let models =
+            Models::open(models_dir, ModelsConfig::default()).map_err(|e| e.to_string())?;
+        let status = models.status(model).ok_or_else(|| {
             format!(
-                "no server at {url}, and {e} in {} (run `cargo xtask models`)",
+                "no server at {url}, and no model `{model}` in {} (run `cargo xtask models`)",
                 models_dir.display()
             )
         })?;
-        if entry.kind != ModelKind::Chat {
+        if status.entry.kind != ModelKind::Chat {
             return Err(format!("{model} is not a chat model"));
         }
         eprintln!("offgrid: no server at {url}; running {model} in this process");
-        let loaded =
-            ChatModel::load(model, &registry.weights_path(&entry)).map_err(|e| e.to_string())?;
-        let engine = Engine::start(EngineConfig::default()).map_err(|e| e.to_string())?;
         Ok(Backend {
             temperature,
-            kind: Kind::Local {
-                engine,
-                model: Arc::new(loaded),
-            },
+            kind: Kind::Local(models),
         })
     }
 
-    /// Streams one answer to stdout; returns its text, or `None` when
-    /// interrupted.
     fn answer(
         &self,
         model: &str,
-        messages: &[Value],
+        messages: &[ChatMessage],
         interrupted: &AtomicBool,
     ) -> Result<Option<String>, String> {
         match &self.kind {
             Kind::Remote(url) => stream_answer(url, model, messages, self.temperature, interrupted),
-            Kind::Local { engine, model } => {
-                local_answer(engine, model, messages, self.temperature, interrupted)
+            Kind::Local(models) => {
+                local_answer(models, model, messages, self.temperature, interrupted)
             }
         }
     }
@@ -106,53 +96,56 @@ impl Backend {
 
 /// Generates in-process, printing text as it comes.
 fn local_answer(
-    engine: &Engine,
-    model: &Arc<ChatModel>,
-    messages: &[Value],
+    models: &Models,
+    model: &str,
+    messages: &[ChatMessage],
     temperature: f64,
     interrupted: &AtomicBool,
 ) -> Result<Option<String>, String> {
-    let msgs: Vec<ChatMessage> = messages
+    let msgs: Vec<offgrid_inference::ChatMessage> = messages
         .iter()
         .map(|m| {
-            ChatMessage::new(
-                m["role"].as_str().unwrap_or("user"),
-                m["content"].as_str().unwrap_or_default(),
-            )
+            let text = match &m.content {
+                Some(Content::Text(t)) => t.as_str(),
+                _ => "",
+            };
+            offgrid_inference::ChatMessage::new(&m.role, text)
         })
         .collect();
-    let prompt = model
-        .template
-        .render(&msgs, true)
-        .and_then(|text| model.tokenizer.encode(&text))
-        .map_err(|e| e.to_string())?;
-    let room = model.context_length().saturating_sub(prompt.len());
-    if room == 0 {
-        return Err(format!(
-            "the conversation ({} tokens) no longer fits the model's context of {} tokens",
-            prompt.len(),
-            model.context_length()
-        ));
-    }
     let (tx, rx) = std::sync::mpsc::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
     let stop = cancelled.clone();
     let gone = cancelled.clone();
-    engine
-        .submit(Job {
-            user: "local".into(),
-            model: model.clone(),
-            prompt,
-            params: SamplingParams {
-                temperature,
-                seed: std::process::id().into(),
-                max_tokens: room,
-                ..SamplingParams::default()
+    let who = Requester {
+        key: "local".into(),
+        guest: false,
+    };
+    let ticket = models.admit_generation(&who).map_err(|e| e.to_string())?;
+    models
+        .generate(
+            ticket,
+            GenerateRequest {
+                model: model.to_owned(),
+                prompt: Prompt::Chat(msgs),
+                params: SamplingParams {
+                    temperature,
+                    seed: std::process::id().into(),
+                    // Lowered to the room the context leaves.
+                    max_tokens: usize::MAX,
+                    ..SamplingParams::default()
+                },
+                explicit_max: None,
+                keep_alive: None,
             },
-            sink: Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
-            alive: Some(Box::new(move || !gone.load(Ordering::SeqCst))),
-        })
-        .map_err(|e| e.to_string())?;
+            Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
+            Some(Box::new(move || !gone.load(Ordering::SeqCst))),
+        )
+        .map_err(|e| match e {
+            offgrid_inference::ModelError::ContextExceeded { context, prompt } => format!(
+                "the conversation ({prompt} tokens) no longer fits the model's context of {context} tokens"
+            ),
+            other => other.to_string(),
+        })?;
     let mut answer = String::new();
     let mut out = std::io::stdout();
     loop {
@@ -182,7 +175,7 @@ fn local_answer(
 fn stream_answer(
     url: &str,
     model: &str,
-    messages: &[Value],
+    messages: &[ChatMessage],
     temperature: f64,
     interrupted: &AtomicBool,
 ) -> Result<Option<String>, String> {
@@ -190,10 +183,12 @@ fn stream_answer(
         .timeout(None)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut request = client.post(format!("{url}/v1/chat/completions")).json(
-        &json!({"model": model, "messages": messages, "stream": true,
-                     "temperature": temperature}),
-    );
+    let mut body = ChatCompletionRequest::new(model, messages.to_vec());
+    body.stream = true;
+    body.temperature = Some(temperature);
+    let mut request = client
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&body);
     if let Ok(key) = std::env::var("OFFGRID_API_KEY") {
         request = request.bearer_auth(key);
     }
@@ -202,10 +197,9 @@ fn stream_answer(
     })?;
     if !response.status().is_success() {
         let status = response.status();
-        let body: Value = response.json().unwrap_or(Value::Null);
-        let message = body["error"]["message"]
-            .as_str()
-            .unwrap_or("request failed");
+        let message = response
+            .json::<ErrorBody>()
+            .map_or_else(|_| "request failed".to_owned(), |b| b.error.message);
         return Err(format!("{status}: {message}"));
     }
     let mut answer = String::new();
@@ -224,9 +218,14 @@ fn stream_answer(
         if data == "[DONE]" {
             break;
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
-        if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
-            answer.push_str(text);
+        let chunk: ChatCompletionChunk = serde_json::from_str(data).map_err(|e| e.to_string())?;
+        let text = chunk
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.delta.content);
+        if let Some(text) = text {
+            answer.push_str(&text);
             let _ = write!(out, "{text}");
             let _ = out.flush();
         }
@@ -257,7 +256,7 @@ pub(crate) fn run(backend: &Backend, model: &str, prompt: Option<String>) -> Exi
         }
     };
     let interrupted = interrupt_flag();
-    let messages = [json!({"role": "user", "content": prompt})];
+    let messages = [ChatMessage::new("user", &prompt)];
     match backend.answer(model, &messages, &interrupted) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
@@ -271,7 +270,7 @@ pub(crate) fn run(backend: &Backend, model: &str, prompt: Option<String>) -> Exi
 pub(crate) fn chat(backend: &Backend, model: &str) -> ExitCode {
     let interrupted = interrupt_flag();
     let interactive = std::io::stdin().is_terminal();
-    let mut history: Vec<Value> = Vec::new();
+    let mut history: Vec<ChatMessage> = Vec::new();
     let stdin = std::io::stdin();
     loop {
         if interactive {
@@ -296,9 +295,9 @@ pub(crate) fn chat(backend: &Backend, model: &str) -> ExitCode {
         if text == "/exit" || text == "/bye" {
             return ExitCode::SUCCESS;
         }
-        history.push(json!({"role": "user", "content": text}));
+        history.push(ChatMessage::new("user", text));
         match backend.answer(model, &history, &interrupted) {
-            Ok(Some(answer)) => history.push(json!({"role": "assistant", "content": answer})),
+            Ok(Some(answer)) => history.push(ChatMessage::new("assistant", &answer)),
             Ok(None) => {
                 history.pop();
             }

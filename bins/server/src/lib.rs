@@ -50,15 +50,18 @@ pub struct Prepared {
 /// `settings.host:settings.port`. Blocking; call before entering the runtime.
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     check_exposure(&settings).map_err(anyhow::Error::msg)?;
-    let Services { auth, .. } = Services::open_with(&settings, auth_config)?;
+    let Services { db, auth } = Services::open_with(&settings, auth_config)?;
+    let usage = db.repositories().usage;
     // Until the first admin exists, remote setup needs this code; it lives
     // only in memory and is shown once at start-up.
     let setup_code = (settings.multi_user_mode && auth.setup_required()?).then(SetupCode::generate);
-    let models = offgrid_http::Models::open(
+    let models = offgrid_inference::Models::open(
         &settings.home.join("models"),
-        offgrid_inference::EngineConfig::default(),
-        settings.keep_alive,
-        settings.max_loaded_models as usize,
+        offgrid_inference::ModelsConfig {
+            engine: offgrid_inference::EngineConfig::default(),
+            default_keep_alive: settings.keep_alive,
+            max_loaded: settings.max_loaded_models as usize,
+        },
     )?;
     if settings.model_import_dir.is_none() {
         // The default import folder lives in the private home; a
@@ -69,7 +72,8 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     Ok(Prepared {
-        state: AppState::new(settings, Arc::new(auth), models).with_setup_code(setup_code.clone()),
+        state: AppState::new(settings, Arc::new(auth), models, usage)
+            .with_setup_code(setup_code.clone()),
         listener,
         addr,
         setup_code,

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use offgrid_auth::AuthError;
-use serde_json::json;
+use offgrid_inference::{EngineError, ModelError};
 
 /// An error answer.
 #[derive(Debug, Clone)]
@@ -119,13 +119,100 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        res.json(json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "code": self.code,
+        res.json(crate::wire::ErrorBody {
+            error: crate::wire::ErrorDetail {
+                message: self.message.clone(),
+                kind: self.kind.to_owned(),
+                code: self.code.to_owned(),
+            },
+        })
+    }
+}
+
+impl ApiError {
+    /// 429 with a `Retry-After`: this caller has too much in flight.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(2),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "too_many_requests",
+                message,
+            )
+        }
+    }
+
+    /// 503 with a `Retry-After`: the server as a whole is busy.
+    pub fn server_busy(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(2),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "server_busy",
+                message,
+            )
+        }
+    }
+
+    /// 404 for a model that is not installed (or not of the kind asked for).
+    pub fn model_not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            message,
+        )
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ModelError::NotFound { .. } | ModelError::WrongKind { .. } => {
+                Self::model_not_found(msg)
             }
-        }))
+            // The detail (paths, candle's message) was logged where the
+            // load failed; the client gets the generic message.
+            ModelError::LoadFailed(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "model_load_failed",
+                msg,
+            ),
+            ModelError::Engine(EngineError::Busy { .. })
+            | ModelError::GuestsBusy
+            | ModelError::EmbeddingBusy => Self::server_busy(msg),
+            ModelError::Engine(EngineError::UserBusy { .. }) | ModelError::EmbeddingCallerBusy => {
+                Self::too_many_requests(msg)
+            }
+            ModelError::InvalidPrompt(_) => Self::bad_request("invalid_prompt", msg),
+            ModelError::EmptyPrompt => Self::bad_request("invalid_value", msg),
+            ModelError::ContextExceeded { .. } | ModelError::MaxTokensExceedContext { .. } => {
+                Self::bad_request("context_length_exceeded", msg)
+            }
+            ModelError::Engine(EngineError::Stopped)
+            | ModelError::Inference(_)
+            | ModelError::Embedding(_)
+            | ModelError::EmbeddingStopped => Self::internal(DisplayChain(&e)),
+        }
+    }
+}
+
+/// An error with its causes, for the log: `outer: cause: root`.
+struct DisplayChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 

@@ -5,14 +5,13 @@ mod app;
 mod cookie;
 mod error;
 mod extract;
-mod models;
 mod peer;
 mod routes;
 mod state;
+pub mod wire;
 
 pub use access::{Access, RouteInfo, route_table};
 pub use app::{configure, is_loopback_name, serve};
 pub use cookie::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 pub use error::ApiError;
-pub use models::{ModelError, ModelStatus, Models};
 pub use state::AppState;

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use offgrid_auth::{AuthService, SetupCode};
 use offgrid_config::Settings;
 
-use crate::models::Models;
+use offgrid_inference::Models;
 
 /// Shared application state (cheap to clone).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     /// Effective settings.
     pub settings: Arc<Settings>,
@@ -17,6 +17,8 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Loaded models and the inference engine.
     pub models: Arc<Models>,
+    /// Where token usage is recorded and summed.
+    pub usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
     /// Set once an admin is known to exist. Only ever goes from false to
     /// true: the last active admin cannot be removed, so once true it stays
     /// true and `/v1/system/config` need not ask the database again.
@@ -26,13 +28,29 @@ pub struct AppState {
     setup_code: Arc<Mutex<Option<SetupCode>>>,
 }
 
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .field("auth", &self.auth)
+            .field("models", &self.models)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AppState {
-    /// State over the given settings and auth service.
-    pub fn new(settings: Settings, auth: Arc<AuthService>, models: Arc<Models>) -> Self {
+    /// State over the given settings, services and usage repository.
+    pub fn new(
+        settings: Settings,
+        auth: Arc<AuthService>,
+        models: Arc<Models>,
+        usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
+    ) -> Self {
         AppState {
             settings: Arc::new(settings),
             auth,
             models,
+            usage,
             admin_exists: Arc::new(AtomicBool::new(false)),
             setup_code: Arc::new(Mutex::new(None)),
         }

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod gguf;
 pub mod limits;
 pub mod model;
+pub mod models;
 pub mod quant;
 pub mod registry;
 pub mod template;
@@ -20,6 +21,10 @@ pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;
 pub use limits::{Admitted, PerKeyLimit};
 pub use model::{CausalLm, LlamaModel};
+pub use models::{
+    EmbedRequest, GenerateRequest, Generation, ModelError, ModelStatus, Models, ModelsConfig,
+    Prompt, Requester, Ticket,
+};
 pub use registry::{ModelEntry, ModelKind, ModelRegistry};
 pub use template::{ChatMessage, ChatTemplate};
 pub use tokenizer::TextTokenizer;

@@ -9,6 +9,7 @@ mod models;
 mod openai;
 mod openapi;
 mod system;
+mod usage;
 mod users;
 
 use actix_web::web;
@@ -74,7 +75,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
-    route!("GET", "/v1/usage", Requires(P::ManageOwnAccount), multi_user_only: false, openai::usage),
+    route!("GET", "/v1/usage", Requires(P::ManageOwnAccount), multi_user_only: false, usage::usage),
 ];
 
 /// Default page size of list endpoints.

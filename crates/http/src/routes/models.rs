@@ -6,7 +6,6 @@
 //! what the registry records and whether it is loaded.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -20,48 +19,8 @@ use serde_json::{Value, json};
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::Client;
-use crate::models::{ModelError, ModelStatus, Models};
 use crate::state::AppState;
-
-/// Appended to "model not found" when the server has no models at all.
-const NO_MODELS_HINT: &str =
-    " (no models are installed: run `cargo xtask models` to install the default models)";
-
-pub(crate) fn model_not_found(message: String) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        "model_not_found",
-        message,
-    )
-}
-
-/// The HTTP answer for a model error.
-pub(crate) fn model_error(models: &Models, e: ModelError) -> ApiError {
-    match e {
-        ModelError::NotFound(_) | ModelError::WrongKind { .. } => {
-            let hint = if models.is_empty() {
-                NO_MODELS_HINT
-            } else {
-                ""
-            };
-            model_not_found(format!("{e}{hint}"))
-        }
-        ModelError::Inference(e) => load_failed(&e),
-    }
-}
-
-/// A model that would not load, as a chat or embedding caller sees it:
-/// the detail (absolute paths, candle's message) goes to the log only.
-fn load_failed(e: &InferenceError) -> ApiError {
-    tracing::error!(error = %e, detail = ?e, "model load failed");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        "model_load_failed",
-        "The model could not be loaded; the server log has details",
-    )
-}
+use offgrid_inference::{ModelError, ModelStatus};
 
 /// An import's failure, as the admin sees it: what is wrong with the model
 /// is said about the path they gave, never about a path on the server
@@ -70,7 +29,7 @@ fn load_failed(e: &InferenceError) -> ApiError {
 fn import_error(given: &str, e: ModelError) -> ApiError {
     let e = match e {
         ModelError::Inference(e) => e,
-        other => return model_error_plain(other),
+        other => return other.into(),
     };
     let (status, code, message) = match &e {
         InferenceError::InvalidModelId(_) => {
@@ -106,46 +65,6 @@ fn import_error(given: &str, e: ModelError) -> ApiError {
         }
     };
     ApiError::new(status, "invalid_request_error", code, message)
-}
-
-/// Not-found and wrong-kind answers (no inference detail involved).
-fn model_error_plain(e: ModelError) -> ApiError {
-    match e {
-        ModelError::Inference(e) => ApiError::internal(e),
-        other => model_not_found(other.to_string()),
-    }
-}
-
-/// The chat model `id`, loaded on the blocking pool if needed.
-pub(crate) async fn chat(
-    state: &AppState,
-    id: &str,
-    keep_alive: Option<KeepAlive>,
-) -> Result<Arc<offgrid_inference::ChatModel>, ApiError> {
-    let models = state.models.clone();
-    let id = id.to_owned();
-    web::block(move || {
-        models
-            .chat(&id, keep_alive)
-            .map_err(|e| model_error(&models, e))
-    })
-    .await?
-}
-
-/// The embedding model `id`, loaded on the blocking pool if needed.
-pub(crate) async fn embedder(
-    state: &AppState,
-    id: &str,
-    keep_alive: Option<KeepAlive>,
-) -> Result<Arc<offgrid_inference::Embedder>, ApiError> {
-    let models = state.models.clone();
-    let id = id.to_owned();
-    web::block(move || {
-        models
-            .embedder(&id, keep_alive)
-            .map_err(|e| model_error(&models, e))
-    })
-    .await?
 }
 
 /// A request's `keep_alive`: seconds as a number, or a duration string
@@ -213,10 +132,12 @@ pub(crate) async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let status = state
-        .models
-        .status(&id)
-        .ok_or_else(|| model_error(&state.models, ModelError::NotFound(id)))?;
+    let status = state.models.status(&id).ok_or_else(|| {
+        ApiError::from(ModelError::NotFound {
+            id,
+            none_installed: state.models.is_empty(),
+        })
+    })?;
     Ok(HttpResponse::Ok().json(model_json(&status)))
 }
 
@@ -397,9 +318,12 @@ pub(crate) async fn remove(
                 ApiError::bad_request("invalid_model_name", e.to_string())
             }
             ModelError::Inference(InferenceError::ModelNotFound(_)) => {
-                model_not_found(ModelError::NotFound(removed.clone()).to_string())
+                ApiError::from(ModelError::NotFound {
+                    id: removed.clone(),
+                    none_installed: state.models.is_empty(),
+                })
             }
-            other => model_error_plain(other),
+            other => other.into(),
         });
         if result.is_ok() {
             audit(

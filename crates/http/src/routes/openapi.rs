@@ -18,7 +18,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
-use super::{audit, auth, keys, models, openai, system, users};
+use super::{audit, auth, keys, models, openai, system, usage, users};
 use crate::access::{Access, route_table};
 use crate::state::AppState;
 
@@ -50,25 +50,6 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
     ("500", "Internal failure; the server log has details"),
     ("503", "The server is busy; see Retry-After"),
 ];
-
-/// An error answer: OpenAI's error object.
-#[derive(ToSchema)]
-#[schema(as = Error)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// Human-readable message.
-    message: String,
-    /// OpenAI-style error type, e.g. `invalid_request_error`.
-    #[serde(rename = "type")]
-    kind: String,
-    /// Machine-readable code, e.g. `invalid_value`.
-    code: String,
-}
 
 /// A user's role, from most to least privileged.
 #[derive(Serialize, ToSchema)]
@@ -293,99 +274,6 @@ pub(crate) struct ModelList {
     data: Vec<Model>,
 }
 
-/// Token counts.
-#[derive(ToSchema)]
-pub(crate) struct TokenUsage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-}
-
-/// The assistant's message.
-#[derive(ToSchema)]
-pub(crate) struct AssistantMessage {
-    role: String,
-    content: String,
-}
-
-/// One chat answer.
-#[derive(ToSchema)]
-pub(crate) struct ChatChoice {
-    index: u32,
-    message: AssistantMessage,
-    /// `{"content": [{token, logprob, bytes, top_logprobs}]}` when asked for.
-    #[schema(value_type = Option<Object>)]
-    logprobs: Option<()>,
-    /// `stop` or `length`.
-    finish_reason: String,
-}
-
-/// `POST /v1/chat/completions` without `stream`.
-#[derive(ToSchema)]
-pub(crate) struct ChatCompletion {
-    id: String,
-    object: String,
-    created: i64,
-    model: String,
-    choices: Vec<ChatChoice>,
-    usage: TokenUsage,
-}
-
-/// One text completion.
-#[derive(ToSchema)]
-pub(crate) struct TextChoice {
-    index: u32,
-    text: String,
-    /// `{tokens, token_logprobs, top_logprobs, text_offset}` when asked for.
-    #[schema(value_type = Option<Object>)]
-    logprobs: Option<()>,
-    finish_reason: String,
-}
-
-/// `POST /v1/completions` without `stream`.
-#[derive(ToSchema)]
-pub(crate) struct TextCompletion {
-    id: String,
-    object: String,
-    created: i64,
-    model: String,
-    choices: Vec<TextChoice>,
-    usage: TokenUsage,
-}
-
-/// One embedding.
-#[derive(ToSchema)]
-pub(crate) struct Embedding {
-    object: String,
-    index: u32,
-    #[schema(value_type = EmbeddingVectorUntagged)]
-    embedding: (),
-}
-
-/// A vector: floats, or base64 of little-endian f32s.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub(crate) enum EmbeddingVectorUntagged {
-    Float(Vec<f32>),
-    Base64(String),
-}
-
-/// Embedding token counts.
-#[derive(ToSchema)]
-pub(crate) struct EmbeddingUsage {
-    prompt_tokens: u64,
-    total_tokens: u64,
-}
-
-/// `POST /v1/embeddings`.
-#[derive(ToSchema)]
-pub(crate) struct EmbeddingList {
-    object: String,
-    data: Vec<Embedding>,
-    model: String,
-    usage: EmbeddingUsage,
-}
-
 /// Token totals for one (user, model) pair.
 #[derive(ToSchema)]
 pub(crate) struct UsageTotal {
@@ -422,9 +310,9 @@ pub(crate) struct UsageList {
         keys::list_for_user, keys::create_for_user, keys::revoke_for_user,
         audit::list,
         models::list, models::import, models::get, models::remove,
-        openai::chat_completions, openai::completions, openai::embeddings, openai::usage,
+        openai::chat_completions, openai::completions, openai::embeddings, usage::usage,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(crate::wire::ErrorBody)),
     tags(
         (name = "system", description = "Health, mode and features"),
         (name = "auth", description = "Setup, login, logout, the caller's account"),
@@ -528,7 +416,11 @@ pub(crate) async fn document(state: web::Data<AppState>) -> HttpResponse {
     let installed = state.models.list();
     for (schema, kind) in [
         (
-            "CompletionOptions",
+            "ChatCompletionRequest",
+            offgrid_inference::registry::ModelKind::Chat,
+        ),
+        (
+            "CompletionRequest",
             offgrid_inference::registry::ModelKind::Chat,
         ),
         (

@@ -1,11 +1,21 @@
-//! The server's models: the registry of what is installed, the models
-//! currently in memory, and the engine that runs them.
+//! A model's whole life on the server: the registry of what is installed,
+//! the models in memory, the engine that runs them, and the one small API
+//! the HTTP layer and the in-process `offgrid run|chat` both use to serve
+//! requests ([`serve`]: "generate for these messages or this text",
+//! "embed these inputs").
 //!
 //! Models load on first use and stay loaded for a keep-alive after their
 //! last request (the `keep_alive` setting, or a request's own `keep_alive`,
 //! as in Ollama). A reaper thread unloads a model once it is idle (no
-//! request holds it) and its keep-alive has run out. Loading, importing
-//! and removing block: call them from the blocking pool.
+//! request holds it) and its keep-alive has run out. Loading, importing,
+//! removing, generating and embedding block: call them from a blocking
+//! pool, never from an async executor's threads.
+
+mod gate;
+pub mod serve;
+
+pub use gate::{EmbeddingAdmission, EmbeddingGate, EmbeddingRefusal, GuestShare};
+pub use serve::{EmbedRequest, GenerateRequest, Generation, Prompt, Requester, Ticket};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -13,10 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use offgrid_config::KeepAlive;
-use offgrid_inference::registry::BrokenModel;
-use offgrid_inference::{Admitted, PerKeyLimit};
-use offgrid_inference::{
-    ChatModel, Embedder, Engine, EngineConfig, InferenceError, ModelEntry, ModelKind, ModelRegistry,
+
+use crate::limits::PerKeyLimit;
+use crate::registry::BrokenModel;
+use crate::{
+    ChatModel, Embedder, Engine, EngineConfig, EngineError, InferenceError, ModelEntry, ModelKind,
+    ModelRegistry,
 };
 
 /// How often the reaper looks for idle models.
@@ -84,12 +96,28 @@ pub struct ModelStatus {
     pub loaded: Option<Option<Duration>>,
 }
 
-/// Why a model could not be used, imported or removed.
+/// Appended to "model not found" when the server has no models at all.
+const NO_MODELS_HINT: &str =
+    " (no models are installed: run `cargo xtask models` to install the default models)";
+
+fn hint(none_installed: bool) -> &'static str {
+    if none_installed { NO_MODELS_HINT } else { "" }
+}
+
+/// Why a model could not be used, imported or removed, or a request could
+/// not be served. Each variant is one answer a client can be given; the
+/// HTTP layer maps them to statuses and codes.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// No installed model has this id.
-    #[error("The model `{0}` does not exist")]
-    NotFound(String),
+    #[error("The model `{id}` does not exist{}", hint(*none_installed))]
+    NotFound {
+        /// The id asked for.
+        id: String,
+        /// No model at all is installed (the message then says how to
+        /// install the defaults).
+        none_installed: bool,
+    },
     /// The model exists but is the other kind.
     #[error("The model `{id}` is not {wanted} model")]
     WrongKind {
@@ -98,110 +126,102 @@ pub enum ModelError {
         /// `a chat` or `an embedding`.
         wanted: &'static str,
     },
-    /// Registry or model loading failed.
+    /// The model's files would not load. The cause holds paths and
+    /// candle's message: log it, do not show it to clients.
+    #[error("The model could not be loaded; the server log has details")]
+    LoadFailed(#[source] InferenceError),
+    /// Registry work (import, remove) failed.
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// The engine refused the request (queue full, the caller at their
+    /// limit, or stopped).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// All guests together have their share of the queue in flight.
+    #[error("too many guest requests in progress; try again shortly")]
+    GuestsBusy,
+    /// This caller already has its embedding requests in flight.
+    #[error("too many embedding requests in progress: wait for one to finish")]
+    EmbeddingCallerBusy,
+    /// Too many embedding requests are in flight overall.
+    #[error("the server is busy with embeddings; try again shortly")]
+    EmbeddingBusy,
+    /// The chat template or the tokenizer refused the prompt.
+    #[error("{0}")]
+    InvalidPrompt(String),
+    /// The prompt has no tokens.
+    #[error("prompt: is empty")]
+    EmptyPrompt,
+    /// The prompt alone fills the context.
+    #[error(
+        "This model's maximum context length is {context} tokens; the prompt has {prompt} tokens"
+    )]
+    ContextExceeded {
+        /// The model's context length.
+        context: usize,
+        /// The prompt's tokens.
+        prompt: usize,
+    },
+    /// The prompt and the `max_tokens` asked for do not fit the context.
+    #[error(
+        "max_tokens ({max}) plus the prompt ({prompt} tokens) exceeds the context length of {context} tokens"
+    )]
+    MaxTokensExceedContext {
+        /// The `max_tokens` asked for.
+        max: usize,
+        /// The prompt's tokens.
+        prompt: usize,
+        /// The model's context length.
+        context: usize,
+    },
+    /// Embedding failed inside the model.
+    #[error("embedding failed")]
+    Embedding(#[source] InferenceError),
+    /// The embedding stopped because the client left.
+    #[error("embedding stopped: the client left")]
+    EmbeddingStopped,
 }
 
-/// Bounds embedding work, which runs on the shared blocking pool: at most
-/// `slots` requests embed at once, at most `max_admitted` are running or
-/// waiting, and one fairness key (user or guest address) has at most
-/// `per_key` of them.
-pub struct EmbeddingGate {
-    slots: Arc<tokio::sync::Semaphore>,
-    per_key: PerKeyLimit,
-    admitted: Arc<std::sync::atomic::AtomicUsize>,
-    max_admitted: usize,
-}
-
-/// Why an embedding request was not admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmbeddingRefusal {
-    /// This caller already has its share in flight.
-    CallerBusy,
-    /// Too many embedding requests in flight overall.
-    ServerBusy,
-}
-
-/// An admitted embedding request's place; given back when dropped.
-#[derive(Debug)]
-pub struct EmbeddingAdmission {
-    _key: Admitted,
-    admitted: Arc<std::sync::atomic::AtomicUsize>,
-    slots: Arc<tokio::sync::Semaphore>,
-}
-
-impl Drop for EmbeddingAdmission {
-    fn drop(&mut self) {
-        self.admitted
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-impl EmbeddingAdmission {
-    /// Waits (asynchronously) for a free slot; the permit ends the slot.
-    pub async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.slots.clone().acquire_owned().await.ok()
-    }
-}
-
-impl EmbeddingGate {
-    /// A gate with `slots` concurrent requests, `max_admitted` in flight
-    /// and `per_key` per caller.
-    pub fn new(slots: usize, max_admitted: usize, per_key: usize) -> Self {
-        EmbeddingGate {
-            slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
-            per_key: PerKeyLimit::new(per_key),
-            admitted: Arc::default(),
-            max_admitted: max_admitted.max(1),
+impl ModelError {
+    fn not_found(id: &str, none_installed: bool) -> Self {
+        ModelError::NotFound {
+            id: id.to_owned(),
+            none_installed,
         }
     }
-
-    /// Admits one request of `key`, or says why not.
-    pub fn admit(&self, key: &str) -> Result<EmbeddingAdmission, EmbeddingRefusal> {
-        let per_key = self
-            .per_key
-            .try_admit(key)
-            .ok_or(EmbeddingRefusal::CallerBusy)?;
-        let before = self
-            .admitted
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let admission = EmbeddingAdmission {
-            _key: per_key,
-            admitted: self.admitted.clone(),
-            slots: self.slots.clone(),
-        };
-        if before >= self.max_admitted {
-            return Err(EmbeddingRefusal::ServerBusy);
-        }
-        Ok(admission)
-    }
-
-    /// Callers with embedding requests in flight.
-    pub fn callers_in_flight(&self) -> usize {
-        self.per_key.keys()
-    }
 }
 
-/// What all anonymous guests together may have in flight, so guests from
-/// many addresses cannot fill the shared queues.
-#[derive(Debug)]
-pub struct GuestShare {
-    /// Generation requests (key `all`): half the engine's queue.
-    pub generation: PerKeyLimit,
-    /// Embedding requests (key `all`): half the embedding places.
-    pub embeddings: PerKeyLimit,
+/// How [`Models`] is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelsConfig {
+    /// The engine's scheduling limits.
+    pub engine: EngineConfig,
+    /// How long a model stays loaded after its last use, unless a request
+    /// says otherwise.
+    pub default_keep_alive: KeepAlive,
+    /// Models in memory at once (at least 1).
+    pub max_loaded: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            engine: EngineConfig::default(),
+            default_keep_alive: KeepAlive::For(Duration::from_secs(300)),
+            max_loaded: 2,
+        }
+    }
 }
 
 /// Installed models, loaded models and the engine.
 pub struct Models {
     registry: ModelRegistry,
     /// The scheduler for chat and completion requests.
-    pub engine: Engine,
+    engine: Engine,
     /// Bounds on embedding requests.
-    pub embeddings: EmbeddingGate,
+    embeddings: EmbeddingGate,
     /// Bounds on all guests together.
-    pub guests: GuestShare,
+    guests: GuestShare,
     default_keep_alive: KeepAlive,
     max_loaded: usize,
     inner: Mutex<Inner>,
@@ -221,12 +241,12 @@ impl Models {
     /// Opens the registry under `dir` (cleaning up after a crashed import),
     /// scans it and starts the engine and the reaper. Nothing is loaded
     /// yet. Blocking.
-    pub fn open(
-        dir: &Path,
-        engine: EngineConfig,
-        default_keep_alive: KeepAlive,
-        max_loaded: usize,
-    ) -> Result<Arc<Self>, InferenceError> {
+    pub fn open(dir: &Path, config: ModelsConfig) -> Result<Arc<Self>, InferenceError> {
+        let ModelsConfig {
+            engine,
+            default_keep_alive,
+            max_loaded,
+        } = config;
         let registry = ModelRegistry::new(dir);
         registry.clean_leftovers();
         let models = Arc::new(Models {
@@ -326,10 +346,20 @@ impl Models {
         self.lock().installed.is_empty()
     }
 
+    /// Requests waiting in the engine's queue.
+    pub fn queued(&self) -> usize {
+        self.engine.queued()
+    }
+
+    /// Callers with generation or embedding requests in flight.
+    pub fn callers_in_flight(&self) -> usize {
+        self.engine.users_in_flight() + self.embeddings.callers_in_flight()
+    }
+
     /// The chat model `id`, loading it if needed; it then stays loaded for
     /// `keep_alive` (default: the server's setting) after its last use.
     /// Blocking.
-    pub fn chat(
+    pub(crate) fn chat(
         &self,
         id: &str,
         keep_alive: Option<KeepAlive>,
@@ -344,7 +374,7 @@ impl Models {
     }
 
     /// The embedding model `id`, loading it if needed. Blocking.
-    pub fn embedder(
+    pub(crate) fn embedder(
         &self,
         id: &str,
         keep_alive: Option<KeepAlive>,
@@ -377,12 +407,14 @@ impl Models {
         if let Some(i) = self.resident(id, keep_alive) {
             return Ok(i);
         }
-        let entry = self
-            .lock()
-            .installed
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ModelError::NotFound(id.to_owned()))?;
+        let entry = {
+            let inner = self.lock();
+            inner
+                .installed
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ModelError::not_found(id, inner.installed.is_empty()))?
+        };
         if entry.kind != kind {
             return Err(ModelError::WrongKind {
                 id: id.to_owned(),
@@ -403,15 +435,19 @@ impl Models {
         self.make_room();
         let started = Instant::now();
         let path = self.registry.weights_path(&entry);
-        let instance = match kind {
-            ModelKind::Chat => Instance::Chat(Arc::new(ChatModel::load(id, &path)?)),
-            ModelKind::Embedding => Instance::Embedding(Arc::new(Embedder::open(&path)?)),
+        let loaded = match kind {
+            ModelKind::Chat => ChatModel::load(id, &path).map(|m| Instance::Chat(Arc::new(m))),
+            ModelKind::Embedding => Embedder::open(&path).map(|m| Instance::Embedding(Arc::new(m))),
         };
+        let instance = loaded.map_err(|e| {
+            tracing::error!(model = %id, error = %e, detail = ?e, "model load failed");
+            ModelError::LoadFailed(e)
+        })?;
         tracing::info!(model = %id, ms = started.elapsed().as_millis() as u64, "loaded model");
         let mut inner = self.lock();
         if !inner.installed.contains_key(id) {
             // Removed while loading.
-            return Err(ModelError::NotFound(id.to_owned()));
+            return Err(ModelError::not_found(id, inner.installed.is_empty()));
         }
         inner.resident.insert(
             id.to_owned(),
@@ -464,10 +500,11 @@ impl Models {
     pub fn remove(&self, id: &str) -> Result<ModelEntry, ModelError> {
         let entry = {
             let mut inner = self.lock();
+            let none_installed = inner.installed.is_empty();
             let entry = inner
                 .installed
                 .remove(id)
-                .ok_or_else(|| ModelError::NotFound(id.to_owned()))?;
+                .ok_or_else(|| ModelError::not_found(id, none_installed))?;
             inner.resident.remove(id);
             entry
         };

@@ -1,0 +1,145 @@
+//! OpenAI-compatible inference: `POST /v1/chat/completions`,
+//! `POST /v1/completions` (plain and SSE streaming) and
+//! `POST /v1/embeddings`.
+//!
+//! A request goes: the handler ([`chat`], [`completions`], [`embeddings`])
+//! parses its body once into a [`crate::wire`] struct, naming the field of
+//! any error; [`params`] checks each value; the caller is admitted (their
+//! place taken before any costly work); one blocking call into
+//! `offgrid_inference::Models` loads the model if needed, renders the
+//! template, tokenizes, checks the context and queues the work; the
+//! engine's events come back through a channel and leave as one answer
+//! ([`generate`]) or as server-sent events ([`sse`]), with log-probabilities
+//! in OpenAI's shapes ([`logprobs`]). Usage is recorded when the answer is
+//! done.
+
+mod chat;
+mod completions;
+mod embeddings;
+mod generate;
+mod logprobs;
+mod params;
+mod sse;
+
+use std::sync::Arc;
+
+use offgrid_inference::Requester;
+
+pub(crate) use chat::{__path_chat_completions, chat_completions};
+pub(crate) use completions::{__path_completions, completions};
+pub(crate) use embeddings::{__path_embeddings, embeddings};
+
+use crate::access::Caller;
+use crate::extract::Client;
+use crate::state::AppState;
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Who asks, as the inference crate schedules fairly: a user by id, a
+/// guest by network.
+fn requester(caller: &Caller, client: &Client) -> Requester {
+    match &caller.principal.user_id {
+        Some(id) => Requester {
+            key: format!("user:{id}"),
+            guest: false,
+        },
+        None => Requester {
+            key: format!("guest:{}", guest_network(client.addr.as_deref())),
+            guest: true,
+        },
+    }
+}
+
+/// A guest's address as one key: IPv6 by its /64 (one host may use any
+/// address in it), IPv4 as it is.
+fn guest_network(addr: Option<&str>) -> String {
+    match addr.map(str::parse::<std::net::IpAddr>) {
+        Some(Ok(std::net::IpAddr::V6(v6))) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(Ok(ip)) => ip.to_string(),
+        Some(Err(_)) => addr.unwrap_or("?").to_owned(),
+        None => "?".to_owned(),
+    }
+}
+
+/// Who to charge a request's tokens to, recorded when it finishes.
+#[derive(Clone)]
+struct Accounting {
+    repo: Arc<dyn offgrid_domain::repo::UsageRepository>,
+    user_id: Option<offgrid_domain::UserId>,
+    api_key_id: Option<offgrid_domain::ApiKeyId>,
+    model: String,
+    endpoint: &'static str,
+}
+
+impl Accounting {
+    fn new(state: &AppState, caller: &Caller, model: &str, endpoint: &'static str) -> Self {
+        let api_key_id = match &caller.principal.credential {
+            offgrid_domain::Credential::ApiKey { key_id } => Some(key_id.clone()),
+            _ => None,
+        };
+        Accounting {
+            repo: state.usage.clone(),
+            user_id: caller.principal.user_id.clone(),
+            api_key_id,
+            model: model.to_owned(),
+            endpoint,
+        }
+    }
+
+    /// Records on the blocking pool; a failure is logged, not shown.
+    fn record(
+        &self,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        duration: std::time::Duration,
+    ) {
+        let record = offgrid_domain::usage::NewUsage {
+            at: offgrid_domain::Timestamp(now()),
+            user_id: self.user_id.clone(),
+            api_key_id: self.api_key_id.clone(),
+            model: self.model.clone(),
+            endpoint: self.endpoint.to_owned(),
+            prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+            duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+        };
+        let repo = self.repo.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            if let Err(e) = repo.record(record) {
+                tracing::error!(error = %e, "cannot record usage");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest_network;
+
+    #[test]
+    fn guests_are_keyed_by_ipv4_address_or_ipv6_slash_64() {
+        assert_eq!(guest_network(Some("10.0.0.7")), "10.0.0.7");
+        assert_eq!(
+            guest_network(Some("2001:db8:1:2:aaaa::1")),
+            guest_network(Some("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_eq!(guest_network(Some("2001:db8:1:2::9")), "2001:db8:1:2::/64");
+        assert_ne!(
+            guest_network(Some("2001:db8:1:2::1")),
+            guest_network(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(guest_network(Some("::ffff:10.0.0.7")), "10.0.0.7");
+        assert_eq!(guest_network(None), "?");
+    }
+}

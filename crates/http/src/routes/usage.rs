@@ -1,0 +1,82 @@
+//! `GET /v1/usage`: token totals per user and model, one's own or (with
+//! the `view_metrics` permission) everyone's.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::access::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    /// Look back this many days (default 30).
+    #[serde(default = "default_days")]
+    days: u32,
+    /// Every user's totals (needs the view_metrics permission).
+    #[serde(default)]
+    all: bool,
+}
+
+fn default_days() -> u32 {
+    30
+}
+
+/// `GET /v1/usage` answer (documented as `openapi::UsageList`).
+#[derive(serde::Serialize)]
+struct UsageList {
+    /// `list`.
+    object: String,
+    /// Totals per user and model.
+    data: Vec<offgrid_domain::usage::UsageTotal>,
+    /// The window, in days.
+    days: u32,
+}
+
+/// `GET /v1/usage?days=&all=`: token totals per user and model.
+#[utoipa::path(get, path = "/v1/usage", tag = "inference", params(UsageQuery),
+    responses((status = 200, description = "Token totals per user and model", body = super::openapi::UsageList)))]
+pub(crate) async fn usage(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    if !(1..=3650).contains(&q.days) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "days must be between 1 and 3650",
+        ));
+    }
+    let me = caller
+        .principal
+        .user_id
+        .clone()
+        .ok_or_else(|| ApiError::unauthenticated("sign in to see usage"))?;
+    let scope = if q.all {
+        offgrid_policy::authorize(&caller.principal, offgrid_domain::Permission::ViewMetrics)
+            .map_err(|_| {
+                ApiError::forbidden(
+                    "insufficient_permissions",
+                    "all=true needs the view_metrics permission",
+                )
+            })?;
+        offgrid_domain::Scope::everything_for(&caller.principal).ok_or_else(|| {
+            ApiError::forbidden("insufficient_permissions", "all=true is for administrators")
+        })?
+    } else {
+        offgrid_domain::Scope::owned_by(me)
+    };
+    let since = offgrid_domain::Timestamp(super::openai::now() - i64::from(q.days) * 86_400);
+    let repo = state.usage.clone();
+    let totals = web::block(move || repo.totals(&scope, since))
+        .await?
+        .map_err(offgrid_auth::AuthError::from)?;
+    Ok(HttpResponse::Ok().json(UsageList {
+        object: "list".to_owned(),
+        data: totals,
+        days: q.days,
+    }))
+}

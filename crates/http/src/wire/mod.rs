@@ -1,0 +1,59 @@
+//! The API's wire format: every request and response body of the
+//! OpenAI-compatible routes as plain `Serialize + Deserialize` structs
+//! (stream chunks included), so the server, `offgrid run|chat`, the tests
+//! and other Rust programs share one definition.
+//!
+//! Request structs accept what OpenAI's clients send; what the values may
+//! be is checked by the routes (`routes::openai::params`), so a wrong value
+//! gets an error naming its field rather than a generic parse failure.
+
+pub mod completions;
+pub mod embeddings;
+
+pub use completions::*;
+pub use embeddings::*;
+
+use serde::{Deserialize, Serialize};
+
+/// Token counts of a completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TokenUsage)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+    /// Both.
+    pub total_tokens: usize,
+}
+
+impl Usage {
+    /// Counts for a prompt and a completion.
+    pub fn new(prompt_tokens: usize, completion_tokens: usize) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        }
+    }
+}
+
+/// Every error answer: `{"error": {"message", "type", "code"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// For people.
+    pub message: String,
+    /// OpenAI's error type (`invalid_request_error`, `server_error`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For programs: what exactly.
+    pub code: String,
+}

@@ -1,0 +1,261 @@
+//! Serving requests with [`Models`]: admission, then "generate for these
+//! messages or this text" and "embed these inputs".
+//!
+//! Each request is admitted first ([`Models::admit_generation`],
+//! [`Models::admit_embedding`]), before any costly work, so a caller over
+//! their limit is refused at once; the admission is then spent on one
+//! blocking call that loads the model if needed, renders the chat template,
+//! tokenizes, checks the context length and queues the work. Generated
+//! text comes back as [`Event`]s through the caller's sink.
+
+use std::sync::Arc;
+
+use offgrid_config::KeepAlive;
+
+use super::{ModelError, Models};
+use crate::embed::Embeddings;
+use crate::engine::{Admission, Liveness, Sink};
+use crate::{ChatMessage, ChatModel, Job, SamplingParams};
+
+/// Who asks, for fair scheduling and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// The fairness key: one per user, or per guest network.
+    pub key: String,
+    /// An anonymous guest: also counted in the share all guests have
+    /// together.
+    pub guest: bool,
+}
+
+/// An admitted generation request's place, spent by [`Models::generate`].
+/// Dropping it gives the place back.
+#[derive(Debug)]
+pub struct Ticket {
+    key: String,
+    admission: Admission,
+}
+
+/// What to generate from.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// Chat messages, rendered with the model's chat template.
+    Chat(Vec<ChatMessage>),
+    /// Raw text, tokenized as it is.
+    Text(String),
+}
+
+/// One generation request.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// A chat model's id.
+    pub model: String,
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Sampling and stopping; `max_tokens` is lowered to the room the
+    /// context leaves.
+    pub params: SamplingParams,
+    /// The `max_tokens` the client asked for, if it did: more than the
+    /// context leaves is then an error rather than lowered.
+    pub explicit_max: Option<usize>,
+    /// How long the model stays loaded after this request (`None`: the
+    /// server's default or what it was).
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// A queued generation: what the caller may need beside the events.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    model: Arc<ChatModel>,
+    prompt: Vec<u32>,
+}
+
+impl Generation {
+    /// The prompt's token ids.
+    pub fn prompt_tokens(&self) -> &[u32] {
+        &self.prompt
+    }
+
+    /// The text of one token (for log-probabilities); empty if the id is
+    /// not the model's.
+    pub fn token_text(&self, id: u32) -> String {
+        self.model.tokenizer.decode(&[id]).unwrap_or_default()
+    }
+}
+
+/// One embedding request.
+#[derive(Debug, Clone)]
+pub struct EmbedRequest {
+    /// An embedding model's id.
+    pub model: String,
+    /// The texts, one vector each.
+    pub inputs: Vec<String>,
+    /// How long the model stays loaded after this request.
+    pub keep_alive: Option<KeepAlive>,
+}
+
+impl Models {
+    /// Takes the caller's place for one generation request before any
+    /// costly work is done for it: `Engine(UserBusy)` when they are at
+    /// their limit, `GuestsBusy` when guests together are.
+    pub fn admit_generation(&self, who: &Requester) -> Result<Ticket, ModelError> {
+        let mut admission = self.engine.admit(&who.key)?;
+        if who.guest {
+            let share = self
+                .guests
+                .generation
+                .try_admit("all")
+                .ok_or(ModelError::GuestsBusy)?;
+            admission = admission.with(share);
+        }
+        Ok(Ticket {
+            key: who.key.clone(),
+            admission,
+        })
+    }
+
+    /// Loads the model if needed, renders and tokenizes the prompt, checks
+    /// it against the context length and queues it. Events go to `sink`
+    /// (which returns `false` once nobody listens); `alive` is asked
+    /// before every step, queued or prefilling included. Blocking.
+    pub fn generate(
+        &self,
+        ticket: Ticket,
+        request: GenerateRequest,
+        sink: Sink,
+        alive: Option<Liveness>,
+    ) -> Result<Generation, ModelError> {
+        let GenerateRequest {
+            model,
+            prompt,
+            mut params,
+            explicit_max,
+            keep_alive,
+        } = request;
+        let model = self.chat(&model, keep_alive)?;
+        let text = match prompt {
+            Prompt::Chat(messages) => model
+                .template
+                .render(&messages, true)
+                .map_err(|e| ModelError::InvalidPrompt(e.to_string()))?,
+            Prompt::Text(text) => text,
+        };
+        let ids = model
+            .tokenizer
+            .encode(&text)
+            .map_err(|e| ModelError::InvalidPrompt(e.to_string()))?;
+        params.max_tokens = fit_context(
+            ids.len(),
+            model.context_length(),
+            params.max_tokens,
+            explicit_max,
+        )?;
+        let generation = Generation {
+            model: model.clone(),
+            prompt: ids.clone(),
+        };
+        let mut job = Job::new(ticket.key, model, ids, params, sink);
+        if let Some(alive) = alive {
+            job = job.with_liveness(alive);
+        }
+        self.engine.submit_admitted(job, ticket.admission)?;
+        Ok(generation)
+    }
+
+    /// Takes the caller's place for one embedding request:
+    /// `EmbeddingCallerBusy`, `EmbeddingBusy` or `GuestsBusy` when full.
+    pub fn admit_embedding(
+        &self,
+        who: &Requester,
+    ) -> Result<super::EmbeddingAdmission, ModelError> {
+        let admission = self.embeddings.admit(&who.key).map_err(|r| match r {
+            super::EmbeddingRefusal::CallerBusy => ModelError::EmbeddingCallerBusy,
+            super::EmbeddingRefusal::ServerBusy => ModelError::EmbeddingBusy,
+        })?;
+        if !who.guest {
+            return Ok(admission);
+        }
+        let share = self
+            .guests
+            .embeddings
+            .try_admit("all")
+            .ok_or(ModelError::GuestsBusy)?;
+        Ok(admission.with(share))
+    }
+
+    /// Loads the model if needed, waits for an embedding slot and embeds,
+    /// asking `alive` while waiting and before each batch
+    /// (`EmbeddingStopped` once it says no). Blocking; the admission is
+    /// held until the batch in progress is done.
+    pub fn embed(
+        &self,
+        admission: super::EmbeddingAdmission,
+        request: EmbedRequest,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<Embeddings, ModelError> {
+        let embedder = self.embedder(&request.model, request.keep_alive)?;
+        let _slot = admission
+            .slot_while(alive)
+            .ok_or(ModelError::EmbeddingStopped)?;
+        let refs: Vec<&str> = request.inputs.iter().map(String::as_str).collect();
+        embedder
+            .embed_while(&refs, alive)
+            .map_err(ModelError::Embedding)?
+            .ok_or(ModelError::EmbeddingStopped)
+    }
+}
+
+/// The `max_tokens` a prompt of `prompt` tokens may generate in a context
+/// of `context`: `max_tokens` lowered to the room left, unless the client
+/// asked for more than that room explicitly.
+pub fn fit_context(
+    prompt: usize,
+    context: usize,
+    max_tokens: usize,
+    explicit_max: Option<usize>,
+) -> Result<usize, ModelError> {
+    if prompt == 0 {
+        return Err(ModelError::EmptyPrompt);
+    }
+    if prompt >= context {
+        return Err(ModelError::ContextExceeded { context, prompt });
+    }
+    let room = context - prompt;
+    if let Some(max) = explicit_max.filter(|m| *m > room) {
+        return Err(ModelError::MaxTokensExceedContext {
+            max,
+            prompt,
+            context,
+        });
+    }
+    Ok(max_tokens.min(room))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_bounds_prompt_and_answer() {
+        assert!(matches!(
+            fit_context(0, 100, 10, None),
+            Err(ModelError::EmptyPrompt)
+        ));
+        assert!(matches!(
+            fit_context(100, 100, 10, None),
+            Err(ModelError::ContextExceeded {
+                context: 100,
+                prompt: 100
+            })
+        ));
+        assert_eq!(fit_context(90, 100, 512, None).ok(), Some(10));
+        assert_eq!(fit_context(90, 100, 5, Some(5)).ok(), Some(5));
+        assert!(matches!(
+            fit_context(90, 100, 11, Some(11)),
+            Err(ModelError::MaxTokensExceedContext { max: 11, .. })
+        ));
+        assert_eq!(
+            fit_context(1, usize::MAX, usize::MAX, None).ok(),
+            Some(usize::MAX - 1)
+        );
+    }
+}
