@@ -131,7 +131,7 @@ async fn resolve(state: &AppState, req: &ServiceRequest) -> Result<Caller, ApiEr
         ));
     }
     let auth = state.auth.clone();
-    let resolved = web::block(move || {
+    let resolved = crate::trace::block(move || {
         if from_cookie {
             auth.authenticate_token(&credential, true)
         } else {
@@ -191,6 +191,9 @@ pub(crate) async fn gate(
     }
     if rule.access != Access::Public {
         let caller = resolve(&state, &req).await?;
+        if let Some(id) = &caller.principal.user_id {
+            crate::trace::record_user(id);
+        }
         authorize(&caller, rule.access)?;
         req.extensions_mut().insert(caller);
     }

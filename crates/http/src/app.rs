@@ -167,6 +167,8 @@ pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io:
                 cors(&cors_origins),
             ))
             .wrap(from_fn(host_check))
+            // Outermost: every request gets its span, refusals included.
+            .wrap(from_fn(crate::trace::request_span))
             .app_data(web::Data::new(state.clone()))
             .configure(move |cfg| configure(cfg, state))
     })

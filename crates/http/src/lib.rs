@@ -8,6 +8,7 @@ mod extract;
 mod peer;
 mod routes;
 mod state;
+mod trace;
 pub mod wire;
 
 pub use access::{Access, RouteInfo, route_table};

@@ -58,7 +58,7 @@ pub(crate) async fn list(
         offset,
     };
     let auth = state.auth.clone();
-    let page = web::block(move || auth.repos().audit.list(&query))
+    let page = crate::trace::block(move || auth.repos().audit.list(&query))
         .await?
         .map_err(offgrid_auth::AuthError::from)?;
     Ok(crate::routes::page_json(page))

@@ -78,7 +78,7 @@ pub(crate) async fn setup(
     let auth = state.auth.clone();
     let local = is_local_request(&http, &state.settings, client.addr.as_deref());
     if body.setup_code.is_none() && !local {
-        let open = web::block(move || auth.setup_required()).await??;
+        let open = crate::trace::block(move || auth.setup_required()).await??;
         return Err(if open {
             ApiError::forbidden(
                 "setup_code_required",
@@ -96,7 +96,7 @@ pub(crate) async fn setup(
     let auth = state.auth.clone();
     let expected = state.setup_code();
     let actor = client.actor(None);
-    let user = web::block(move || {
+    let user = crate::trace::block(move || {
         let proof = match &body.setup_code {
             Some(given) => SetupProof::Code {
                 expected: expected.as_ref(),
@@ -154,7 +154,7 @@ pub(crate) async fn login(
         user_agent: client.user_agent.clone(),
         device,
     };
-    let outcome = web::block(move || auth.login(&request)).await??;
+    let outcome = crate::trace::block(move || auth.login(&request)).await??;
     let max_age = outcome.expires_at.0 - offgrid_auth::service::now().0;
     let cookie = session_cookie(&state.settings, outcome.token.clone(), max_age);
     Ok(HttpResponse::Ok()
@@ -179,7 +179,7 @@ pub(crate) async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
-    web::block(move || auth.logout(&caller.principal, &actor)).await??;
+    crate::trace::block(move || auth.logout(&caller.principal, &actor)).await??;
     Ok(HttpResponse::Ok()
         .cookie(clearing_cookie(&state.settings))
         .json(json!({"success": true})))
@@ -198,7 +198,7 @@ pub(crate) async fn me(
             let auth = state.auth.clone();
             let id = id.clone();
             Some(
-                web::block(move || auth.repos().users.get(&id))
+                crate::trace::block(move || auth.repos().users.get(&id))
                     .await?
                     .map_err(offgrid_auth::AuthError::from)?,
             )
@@ -249,7 +249,7 @@ pub(crate) async fn change_password(
     let body = body.into_inner();
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
-    web::block(move || {
+    crate::trace::block(move || {
         auth.change_password(
             &caller.principal,
             &body.current_password,

@@ -112,7 +112,7 @@ async fn admin_scope(
 ) -> Result<Scope, ApiError> {
     let auth = state.auth.clone();
     let id = target.clone();
-    web::block(move || auth.repos().users.get(&id))
+    crate::trace::block(move || auth.repos().users.get(&id))
         .await?
         .map_err(offgrid_auth::AuthError::from)?;
     Scope::everything_for(&caller.principal).ok_or_else(|| ApiError::not_found("not found"))
@@ -120,7 +120,7 @@ async fn admin_scope(
 
 async fn list(state: &AppState, scope: Scope, owner: UserId) -> Result<HttpResponse, ApiError> {
     let auth = state.auth.clone();
-    let keys = web::block(move || auth.list_api_keys(&scope, &owner)).await??;
+    let keys = crate::trace::block(move || auth.list_api_keys(&scope, &owner)).await??;
     let data: Vec<_> = keys.iter().map(|k| key_json(k, None)).collect();
     Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
 }
@@ -142,7 +142,7 @@ async fn create(
         expires_at,
         can_create_keys: body.can_create_keys,
     };
-    let issued = web::block(move || {
+    let issued = crate::trace::block(move || {
         auth.create_api_key(KeyIssuer::Caller(&issuer), &scope, request, &actor)
     })
     .await??;
@@ -157,7 +157,8 @@ async fn revoke(
     actor: offgrid_auth::Actor,
 ) -> Result<HttpResponse, ApiError> {
     let auth = state.auth.clone();
-    let revoked = web::block(move || auth.revoke_api_key(&scope, &owner, &key, &actor)).await??;
+    let revoked =
+        crate::trace::block(move || auth.revoke_api_key(&scope, &owner, &key, &actor)).await??;
     Ok(HttpResponse::Ok().json(key_json(&revoked, None)))
 }
 

@@ -252,7 +252,7 @@ pub(crate) async fn import(
         ApiError::bad_request("invalid_request", format!("invalid request body: {e}"))
     })?;
     let state = state.into_inner();
-    let outcome = web::block(move || {
+    let outcome = crate::trace::block(move || {
         let given = req.path;
         // What the audit row records of the given path (it is the admin's
         // input, up to the body limit).
@@ -312,7 +312,7 @@ pub(crate) async fn remove(
     let id = path.into_inner();
     let state = state.into_inner();
     let removed = id.clone();
-    web::block(move || {
+    crate::trace::block(move || {
         let result = state.models.remove(&removed).map_err(|e| match e {
             ModelError::Inference(InferenceError::InvalidModelId(_)) => {
                 ApiError::bad_request("invalid_model_name", e.to_string())

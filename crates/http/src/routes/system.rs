@@ -22,7 +22,7 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
         false
     } else {
         let auth = state.auth.clone();
-        let required = web::block(move || auth.setup_required()).await??;
+        let required = crate::trace::block(move || auth.setup_required()).await??;
         if !required {
             state.mark_admin_exists();
         }

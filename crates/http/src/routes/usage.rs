@@ -71,7 +71,7 @@ pub(crate) async fn usage(
     };
     let since = offgrid_domain::Timestamp(super::openai::now() - i64::from(q.days) * 86_400);
     let repo = state.usage.clone();
-    let totals = web::block(move || repo.totals(&scope, since))
+    let totals = crate::trace::block(move || repo.totals(&scope, since))
         .await?
         .map_err(offgrid_auth::AuthError::from)?;
     Ok(HttpResponse::Ok().json(UsageList {

@@ -43,7 +43,7 @@ pub(crate) async fn list(
     let q = query.into_inner();
     let (limit, offset) = Paging::checked(q.limit, q.offset)?;
     let auth = state.auth.clone();
-    let page = web::block(move || {
+    let page = crate::trace::block(move || {
         auth.repos().users.list(&UserQuery {
             search: q.search,
             role: q.role,
@@ -94,7 +94,7 @@ pub(crate) async fn create(
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
     let issuer = crate::routes::keys::authenticated(&caller)?;
-    let (user, key) = web::block(move || {
+    let (user, key) = crate::trace::block(move || {
         auth.create_user(
             AccountInput {
                 username: b.username,
@@ -128,7 +128,7 @@ pub(crate) async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path);
     let auth = state.auth.clone();
-    let user = web::block(move || auth.repos().users.get(&id))
+    let user = crate::trace::block(move || auth.repos().users.get(&id))
         .await?
         .map_err(offgrid_auth::AuthError::from)?;
     Ok(HttpResponse::Ok().json(user))
@@ -183,7 +183,7 @@ pub(crate) async fn update(
         email: b.email.map(|e| e.filter(|s| !s.trim().is_empty())),
         disabled: b.disabled,
     };
-    let user = web::block(move || auth.update_user(&id, patch, &actor)).await??;
+    let user = crate::trace::block(move || auth.update_user(&id, patch, &actor)).await??;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -200,7 +200,7 @@ pub(crate) async fn delete(
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
     let deleted = id.clone();
-    web::block(move || auth.delete_user(&id, &actor)).await??;
+    crate::trace::block(move || auth.delete_user(&id, &actor)).await??;
     Ok(HttpResponse::Ok().json(json!({"id": deleted, "object": "user", "deleted": true})))
 }
 
@@ -228,6 +228,6 @@ pub(crate) async fn reset_password(
     let password = body.into_inner().password;
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
-    web::block(move || auth.reset_password(&id, &password, &actor)).await??;
+    crate::trace::block(move || auth.reset_password(&id, &password, &actor)).await??;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }

@@ -55,7 +55,7 @@ pub(crate) async fn embeddings(
         inputs,
         keep_alive,
     };
-    let out = web::block(move || {
+    let out = crate::trace::block(move || {
         models.embed(admission, request, &|| {
             !gone.load(Ordering::Acquire) && connection.is_connected()
         })

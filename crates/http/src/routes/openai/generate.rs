@@ -2,7 +2,7 @@
 //! the inference crate's [`Models::generate`](offgrid_inference::Models),
 //! then either the whole answer or a stream ([`super::sse`]).
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use offgrid_inference::engine::Usage as EngineUsage;
 use offgrid_inference::{Event, GenerateRequest, Generation, Prompt};
 use tokio::sync::mpsc;
@@ -85,7 +85,7 @@ pub(super) async fn run(
     let watch = tx.clone();
     let connection = client.clone();
     let models = state.models.clone();
-    let generation: Generation = web::block(move || {
+    let generation: Generation = crate::trace::block(move || {
         models.generate(
             ticket,
             request,

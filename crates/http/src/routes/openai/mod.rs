@@ -115,7 +115,7 @@ impl Accounting {
             duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         };
         let repo = self.repo.clone();
-        actix_web::rt::task::spawn_blocking(move || {
+        crate::trace::spawn_blocking(move || {
             if let Err(e) = repo.record(record) {
                 tracing::error!(error = %e, "cannot record usage");
             }
