@@ -167,6 +167,32 @@ fn only_http_knows_actix_and_only_storage_knows_diesel() {
     );
 }
 
+#[test]
+fn both_binaries_open_their_services_through_offgrid_cli_without_http_or_inference() {
+    let g = graph();
+    assert!(
+        g.direct("offgrid-cli").contains("offgrid-storage"),
+        "the shared wiring opens storage"
+    );
+    for bin in ["offgrid-server", "offgrid-admin"] {
+        assert!(
+            g.direct(bin).contains("offgrid-cli"),
+            "{bin} opens its services through offgrid-cli"
+        );
+    }
+    for krate in ["offgrid-cli", "offgrid-admin"] {
+        let all = g.closure(krate);
+        for banned in [
+            "offgrid-http",
+            "offgrid-inference",
+            "actix-web",
+            "candle-core",
+        ] {
+            assert!(!all.contains(banned), "{krate} depends on {banned}");
+        }
+    }
+}
+
 /// The workspace root (this crate lives in `tests/`).
 fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,7 +1,7 @@
 //! The official `openai` Python package against the server, with an API
-//! key: models, chat (plain and streaming), embeddings, errors. The package
-//! is installed with pip into a virtualenv under ~/.cache/offgrid on first
-//! use.
+//! key: models, chat (plain and streaming), embeddings, errors. The test
+//! installs nothing: `cargo xtask tools` (run by `cargo xtask test`) puts
+//! the pinned package into `~/.cache/offgrid/openai-venv`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,8 +9,6 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::helpers::spawn_with_models;
-
-const OPENAI_VERSION: &str = "3.54.0";
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -40,35 +38,23 @@ except NotFoundError as ex:
 print(json.dumps(out))
 "#;
 
+/// The venv's Python, which must exist: one line naming the command that
+/// installs it otherwise.
 fn venv_python() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .expect("HOME");
-    let venv = cache
+    let python = cache
         .join("offgrid")
-        .join(format!("openai-{OPENAI_VERSION}-venv"));
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(ok.success(), "cannot create a virtualenv");
-        let ok = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(format!("openai=={OPENAI_VERSION}"))
-            .status()
-            .expect("pip install openai");
-        assert!(ok.success(), "pip install openai failed");
-    }
+        .join("openai-venv")
+        .join("bin")
+        .join("python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask tools` (cargo xtask test does)",
+        python.display()
+    );
     python
 }
 

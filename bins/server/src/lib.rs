@@ -1,54 +1,30 @@
 //! Wiring for the `offgrid` server: settings in, a running HTTP server out.
 //! The binary and the integration tests both start the server through
-//! [`start`], so tests exercise the real wiring.
+//! [`prepare`], so tests exercise the real wiring.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
-use offgrid_auth::{Actor, AuthConfig, AuthService, ServerSecret, SetupCode};
+use offgrid_auth::{Actor, AuthConfig, AuthService, SetupCode};
+use offgrid_cli::Services;
 use offgrid_config::Settings;
 use offgrid_http::AppState;
-use offgrid_storage::Database;
-
-/// Opens (and migrates) the database and builds the auth service.
-pub fn open(
-    settings: &Settings,
-    auth_config: AuthConfig,
-) -> anyhow::Result<(Database, AuthService)> {
-    // The data directory holds the database, the server secret and the
-    // models: private to the server's user, also on an existing install.
-    offgrid_storage::make_private_dir(&settings.home)?;
-    let db = Database::open(&settings.database_path())?;
-    let applied = db.migrate()?;
-    if !applied.is_empty() {
-        tracing::info!(migrations = ?applied, "applied database migrations");
-    }
-    let secret_path = settings.home.join("secret.key");
-    offgrid_storage::restrict_to_owner(&secret_path)?;
-    let secret = ServerSecret::load_or_create(&secret_path)?;
-    let auth = AuthService::new(db.repositories(), &secret, auth_config)?;
-    Ok((db, auth))
-}
 
 /// The auth settings derived from the user's settings.
-pub fn auth_config(settings: &Settings) -> AuthConfig {
-    AuthConfig::from_settings(
-        settings.bcrypt_cost,
-        settings.session_ttl_hours,
-        settings.remember_me_days,
-    )
-    .with_session_idle_timeout_minutes(settings.session_idle_timeout_minutes)
+pub use offgrid_cli::auth_config;
+
+/// Whether these settings serve single-user mode (no login, every
+/// permission) on an address beyond loopback.
+pub fn single_user_beyond_loopback(settings: &Settings) -> bool {
+    !settings.multi_user_mode && !offgrid_http::is_loopback_name(&settings.host)
 }
 
 /// Refuses to expose single-user mode (no login, every permission) on a
 /// non-loopback address unless `allow_remote_single_user` says so. The
 /// error is one line for the operator.
 pub fn check_exposure(settings: &Settings) -> Result<(), String> {
-    if settings.multi_user_mode
-        || settings.allow_remote_single_user
-        || offgrid_http::is_loopback_name(&settings.host)
-    {
+    if !single_user_beyond_loopback(settings) || settings.allow_remote_single_user {
         return Ok(());
     }
     Err(format!(
@@ -74,7 +50,7 @@ pub struct Prepared {
 /// `settings.host:settings.port`. Blocking; call before entering the runtime.
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     check_exposure(&settings).map_err(anyhow::Error::msg)?;
-    let (db, auth) = open(&settings, auth_config)?;
+    let Services { db, auth } = Services::open_with(&settings, auth_config)?;
     let usage = db.repositories().usage;
     // Until the first admin exists, remote setup needs this code; it lives
     // only in memory and is shown once at start-up.

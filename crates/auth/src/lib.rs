@@ -14,6 +14,7 @@ pub mod throttle;
 pub mod token;
 
 pub use error::AuthError;
+pub use requests::{KEY_EXPIRY_DAYS, key_expiry_in_days};
 pub use secret::ServerSecret;
 pub use service::{
     AccountInput, Actor, AuthConfig, AuthService, Authenticated, IssuedKey, KeyIssuer, KeyRequest,

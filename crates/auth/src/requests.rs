@@ -3,9 +3,12 @@
 //! and who may ask for setup or a key. Every type holding a password, token,
 //! key or code has a redacted `Debug`.
 
-use offgrid_domain::user::{ApiKey, User};
-use offgrid_domain::{OperatorCapability, Principal, Role, Timestamp, UserId};
+use std::ops::RangeInclusive;
 
+use offgrid_domain::user::{ApiKey, User};
+use offgrid_domain::{OperatorCapability, Principal, Role, SECS_PER_DAY, Timestamp, UserId};
+
+use crate::service::now;
 use crate::setup_code::SetupCode;
 use crate::throttle::ThrottlePolicy;
 
@@ -31,9 +34,9 @@ impl AuthConfig {
         AuthConfig {
             bcrypt_cost,
             session_ttl_secs: i64::from(session_ttl_hours) * 3600,
-            remember_me_secs: i64::from(remember_me_days) * 86_400,
+            remember_me_secs: i64::from(remember_me_days) * SECS_PER_DAY,
             throttle: ThrottlePolicy::default(),
-            session_idle_timeout_secs: 86_400,
+            session_idle_timeout_secs: SECS_PER_DAY,
         }
     }
 
@@ -205,6 +208,18 @@ impl std::fmt::Debug for SetupProof<'_> {
     }
 }
 
+/// How many days an API key may be given to live (`expires_in_days` over
+/// HTTP, `--expires-in-days` in `offgrid-admin keys create`).
+pub const KEY_EXPIRY_DAYS: RangeInclusive<u32> = 1..=3650;
+
+/// When a key given `days` to live from now expires; `None` when `days`
+/// is outside [`KEY_EXPIRY_DAYS`].
+pub fn key_expiry_in_days(days: u32) -> Option<Timestamp> {
+    KEY_EXPIRY_DAYS
+        .contains(&days)
+        .then(|| now().plus_days(i64::from(days)))
+}
+
 /// A new API key: whose, its name and optional expiry.
 #[derive(Debug, Clone)]
 pub struct KeyRequest {
@@ -244,6 +259,16 @@ mod tests {
     use super::*;
     use crate::ServerSecret;
     use offgrid_domain::ApiKeyId;
+
+    #[test]
+    fn keys_expire_whole_days_from_now_within_the_allowed_range() {
+        let before = now();
+        let expiry = key_expiry_in_days(30).expect("30 days is allowed");
+        assert!(before.plus_days(30) <= expiry && expiry <= now().plus_days(30));
+        assert!(key_expiry_in_days(*KEY_EXPIRY_DAYS.end()).is_some());
+        assert_eq!(key_expiry_in_days(0), None);
+        assert_eq!(key_expiry_in_days(KEY_EXPIRY_DAYS.end() + 1), None);
+    }
 
     #[test]
     fn debug_never_shows_passwords_tokens_keys_or_codes() {

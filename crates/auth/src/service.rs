@@ -337,7 +337,7 @@ impl AuthService {
         if days == 0 {
             return Ok(0);
         }
-        let before = now().plus_secs(-i64::from(days) * 86_400);
+        let before = now().plus_days(-i64::from(days));
         let pruned = self.repos.audit.prune(before)?;
         if pruned > 0 {
             self.audit(

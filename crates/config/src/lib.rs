@@ -3,9 +3,11 @@
 mod duration;
 mod keys;
 mod load;
+mod mode;
 
 pub use duration::KeepAlive;
 pub use keys::KEYS;
 pub use load::{
     ConfigError, Loaded, Overrides, Settings, Source, load, load_from_process, validate_file,
 };
+pub use mode::multi_user_disabled;

@@ -16,4 +16,4 @@ pub use ids::{ApiKeyId, SessionId, UserId};
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};
 pub use scope::{OperatorCapability, Scope};
-pub use time::Timestamp;
+pub use time::{SECS_PER_DAY, Timestamp};

@@ -10,6 +10,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// Seconds in a day, for settings and inputs given in days.
+pub const SECS_PER_DAY: i64 = 86_400;
+
 /// Seconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
@@ -18,6 +21,11 @@ impl Timestamp {
     /// The timestamp `secs` seconds later (earlier when negative).
     pub fn plus_secs(self, secs: i64) -> Self {
         Timestamp(self.0.saturating_add(secs))
+    }
+
+    /// The timestamp `days` whole days later (earlier when negative).
+    pub fn plus_days(self, days: i64) -> Self {
+        self.plus_secs(days.saturating_mul(SECS_PER_DAY))
     }
 
     /// Seconds from `self` until `later` (negative if `later` is earlier).
@@ -73,5 +81,8 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"), Some(t));
         assert_eq!(t.plus_secs(10).0, 1_700_000_010);
         assert_eq!(t.secs_until(t.plus_secs(-5)), -5);
+        assert_eq!(t.plus_days(2).0, 1_700_000_000 + 2 * 86_400);
+        assert_eq!(t.plus_days(-1).0, 1_700_000_000 - 86_400);
+        assert_eq!(t.plus_days(i64::MAX).0, i64::MAX);
     }
 }

@@ -87,9 +87,10 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "not_found_error",
             "multi_user_disabled",
-            "User management is disabled in single-user mode. Enable multi-user mode with \
-             OFFGRID_MULTI_USER=true (or `multi_user_mode: true` in ~/.offgrid-llm/config.yaml) \
-             and restart the server.",
+            format!(
+                "{} and restart the server.",
+                offgrid_config::multi_user_disabled("~/.offgrid-llm/config.yaml")
+            ),
         )
     }
 

@@ -62,13 +62,21 @@ impl CreateBody {
                     "expires_at must be an RFC 3339 time like 2030-01-01T00:00:00Z",
                 )
             }),
-            (None, Some(days)) if (1..=3650).contains(&days) => Ok(Some(
-                offgrid_auth::service::now().plus_secs(i64::from(days) * 86_400),
-            )),
-            (None, Some(_)) => Err(ApiError::bad_request(
-                "invalid_value",
-                "expires_in_days must be between 1 and 3650",
-            )),
+            (None, Some(days)) => {
+                offgrid_auth::key_expiry_in_days(days)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        let days = offgrid_auth::KEY_EXPIRY_DAYS;
+                        ApiError::bad_request(
+                            "invalid_value",
+                            format!(
+                                "expires_in_days must be between {} and {}",
+                                days.start(),
+                                days.end()
+                            ),
+                        )
+                    })
+            }
             (None, None) => Ok(None),
         }
     }

@@ -2,20 +2,60 @@
 //! `$OFFGRID_HOME/models`. A running server notices the change within a
 //! few seconds.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Subcommand;
+use offgrid_cli::{EXIT_USAGE, Failure};
 use offgrid_inference::{InferenceError, ModelEntry, ModelRegistry};
 use serde_json::json;
 
-use crate::ModelsCommand;
+use super::{BIN, Global, Outcome};
 
-fn fail(e: &InferenceError) -> ExitCode {
-    eprintln!("offgrid: {e}");
-    match e {
-        InferenceError::ModelNotFound(_) => ExitCode::from(1),
-        _ => ExitCode::from(2),
-    }
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// List installed models.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one model's details.
+    Show {
+        /// Model id (its folder name under $OFFGRID_HOME/models).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a local .gguf file (or an embedding model folder with
+    /// model.safetensors, tokenizer.json and config.json) into the models
+    /// folder, after checking it is a model OffGrid can run.
+    Import {
+        /// The .gguf file or the embedding model folder.
+        path: PathBuf,
+        /// The model id (default: the file name without .gguf, lowercased).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an installed model and its files.
+    Remove {
+        /// Model id.
+        id: String,
+    },
+}
+
+/// A registry error: exit code 1 for an unknown model, 2 for anything
+/// wrong with what was asked.
+fn failure(e: InferenceError) -> Failure {
+    let code = match e {
+        InferenceError::ModelNotFound(_) => 1,
+        _ => EXIT_USAGE,
+    };
+    Failure::new(code, e.to_string())
 }
 
 fn print_entry(e: &ModelEntry) {
@@ -51,14 +91,16 @@ fn human_params(n: u64) -> String {
     }
 }
 
-pub(crate) fn run(models: &Path, cmd: ModelsCommand) -> ExitCode {
-    let registry = ModelRegistry::new(models);
+pub(crate) fn run(global: &Global, cmd: Command) -> Outcome {
+    let loaded = global.load(Vec::new())?;
+    let models = loaded.settings.home.join("models");
+    let registry = ModelRegistry::new(&models);
     match cmd {
-        ModelsCommand::List { json: as_json } => {
+        Command::List { json: as_json } => {
             let scan = registry.scan();
             if as_json {
                 println!("{}", json!({"data": scan.models, "broken": scan.broken}));
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             if scan.models.is_empty() {
                 println!(
@@ -83,42 +125,33 @@ pub(crate) fn run(models: &Path, cmd: ModelsCommand) -> ExitCode {
                 }
             }
             for b in &scan.broken {
-                eprintln!("offgrid: skipping {}: {}", b.id, b.reason);
+                eprintln!("{BIN}: skipping {}: {}", b.id, b.reason);
             }
-            ExitCode::SUCCESS
         }
-        ModelsCommand::Show { id, json: as_json } => match registry.get(&id) {
-            Ok(e) if as_json => {
+        Command::Show { id, json: as_json } => {
+            let e = registry.get(&id).map_err(failure)?;
+            if as_json {
                 println!("{}", json!(e));
-                ExitCode::SUCCESS
-            }
-            Ok(e) => {
+            } else {
                 print_entry(&e);
-                ExitCode::SUCCESS
             }
-            Err(e) => fail(&e),
-        },
-        ModelsCommand::Import {
+        }
+        Command::Import {
             path,
             name,
             json: as_json,
-        } => match registry.import(&path, name.as_deref()) {
-            Ok(e) if as_json => {
+        } => {
+            let e = registry.import(&path, name.as_deref()).map_err(failure)?;
+            if as_json {
                 println!("{}", json!(e));
-                ExitCode::SUCCESS
-            }
-            Ok(e) => {
+            } else {
                 println!("imported {} ({} MB)", e.id, e.size_bytes / 1_000_000);
-                ExitCode::SUCCESS
             }
-            Err(e) => fail(&e),
-        },
-        ModelsCommand::Remove { id } => match registry.remove(&id) {
-            Ok(()) => {
-                println!("removed {id}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
+        }
+        Command::Remove { id } => {
+            registry.remove(&id).map_err(failure)?;
+            println!("removed {id}");
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }
