@@ -140,7 +140,8 @@ fn bad_setup_input_gets_clear_errors() {
         None,
         json!({"username": 5, "password": "long enough"}),
     );
-    let b = assert_error(res, 400, "invalid_json");
+    // Valid JSON of the wrong shape: `invalid_request` on every route.
+    let b = assert_error(res, 400, "invalid_request");
     assert!(
         b["error"]["message"]
             .as_str()

@@ -54,7 +54,7 @@ fn admin_creates_lists_searches_and_pages_users() {
         Some(&admin),
         json!({"username": "eve", "password": password_of("x"), "role": "root"}),
     );
-    assert_error(bad_role, 400, "invalid_json");
+    assert_error(bad_role, 400, "invalid_request");
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn admin_gets_patches_and_deletes_users() {
     assert_error(
         app.patch(&path, Some(&admin), json!({"colour": "red"})),
         400,
-        "invalid_json",
+        "invalid_request",
     );
     let res = app.delete(&path, Some(&admin));
     assert_eq!(res.status(), 200);

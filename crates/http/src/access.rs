@@ -13,6 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use offgrid_domain::{Permission, Principal};
 
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -126,7 +127,7 @@ async fn resolve(state: &AppState, req: &ServiceRequest) -> Result<Caller, ApiEr
     };
     if from_cookie && !is_safe_method(req.method()) && !same_origin(req) {
         return Err(ApiError::forbidden(
-            "cross_origin_request",
+            ErrorCode::CrossOriginRequest,
             "cross-origin request with a session cookie refused; use an Authorization header",
         ));
     }
@@ -155,7 +156,7 @@ fn authorize(caller: &Caller, access: Access) -> Result<(), ApiError> {
             "authentication required for this endpoint",
         )),
         Err(denied) => Err(ApiError::forbidden(
-            "insufficient_permissions",
+            ErrorCode::InsufficientPermissions,
             format!(
                 "the {} role does not have the `{}` permission",
                 denied.role,

@@ -11,6 +11,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 
 use crate::access::{RouteInfo, gate};
+use crate::code::ErrorCode;
 use crate::error::{ApiError, json_error, path_error, query_error};
 use crate::routes::ROUTES;
 use crate::state::AppState;
@@ -26,7 +27,7 @@ async fn method_not_allowed() -> HttpResponse {
     ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request_error",
-        "method_not_allowed",
+        crate::code::ErrorCode::MethodNotAllowed,
         "method not allowed on this endpoint",
     )
     .error_response()
@@ -128,7 +129,7 @@ async fn host_check(
         && !host_allowed(&state.settings, &host)
     {
         return Err(ApiError::forbidden(
-            "host_not_allowed",
+            ErrorCode::HostNotAllowed,
             format!("Host {host:?} is not allowed; add it to `allowed_hosts` to serve it"),
         )
         .into());

@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use offgrid_auth::AuthError;
+
+use crate::code::ErrorCode;
 use offgrid_inference::{EngineError, ModelError};
 
 /// An error answer.
@@ -16,7 +18,7 @@ pub struct ApiError {
     /// OpenAI-style error type.
     pub kind: &'static str,
     /// Machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human-readable message.
     pub message: String,
     /// Seconds for `Retry-After`, on 429 and 503.
@@ -34,7 +36,7 @@ impl ApiError {
     pub fn new(
         status: StatusCode,
         kind: &'static str,
-        code: &'static str,
+        code: ErrorCode,
         message: impl Into<String>,
     ) -> Self {
         ApiError {
@@ -47,7 +49,7 @@ impl ApiError {
     }
 
     /// 400 for a malformed request.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -61,13 +63,13 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
-            "unauthorized",
+            ErrorCode::Unauthorized,
             message,
         )
     }
 
     /// 403: authenticated but not allowed.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "permission_error", code, message)
     }
 
@@ -76,7 +78,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found_error",
-            "not_found",
+            ErrorCode::NotFound,
             message,
         )
     }
@@ -86,7 +88,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found_error",
-            "multi_user_disabled",
+            ErrorCode::MultiUserDisabled,
             format!(
                 "{} and restart the server.",
                 offgrid_config::multi_user_disabled("~/.offgrid-llm/config.yaml")
@@ -100,7 +102,7 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
-            "internal_error",
+            ErrorCode::InternalError,
             "internal server error",
         )
     }
@@ -123,7 +125,7 @@ impl ResponseError for ApiError {
             error: crate::wire::ErrorDetail {
                 message: self.message.clone(),
                 kind: self.kind.to_owned(),
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
             },
         })
     }
@@ -137,7 +139,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
-                "too_many_requests",
+                ErrorCode::TooManyRequests,
                 message,
             )
         }
@@ -150,7 +152,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
-                "server_busy",
+                ErrorCode::ServerBusy,
                 message,
             )
         }
@@ -161,7 +163,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            "model_not_found",
+            ErrorCode::ModelNotFound,
             message,
         )
     }
@@ -179,7 +181,7 @@ impl From<ModelError> for ApiError {
             ModelError::LoadFailed(_) => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
-                "model_load_failed",
+                ErrorCode::ModelLoadFailed,
                 msg,
             ),
             ModelError::Engine(EngineError::Busy { .. })
@@ -188,10 +190,10 @@ impl From<ModelError> for ApiError {
             ModelError::Engine(EngineError::UserBusy { .. }) | ModelError::EmbeddingCallerBusy => {
                 Self::too_many_requests(msg)
             }
-            ModelError::InvalidPrompt(_) => Self::bad_request("invalid_prompt", msg),
-            ModelError::EmptyPrompt => Self::bad_request("invalid_value", msg),
+            ModelError::InvalidPrompt(_) => Self::bad_request(ErrorCode::InvalidPrompt, msg),
+            ModelError::EmptyPrompt => Self::bad_request(ErrorCode::InvalidValue, msg),
             ModelError::ContextExceeded { .. } | ModelError::MaxTokensExceedContext { .. } => {
-                Self::bad_request("context_length_exceeded", msg)
+                Self::bad_request(ErrorCode::ContextLengthExceeded, msg)
             }
             ModelError::Engine(EngineError::Stopped)
             | ModelError::Inference(_)
@@ -223,7 +225,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 msg,
             ),
             AuthError::Unauthenticated => Self::unauthenticated(msg),
@@ -232,65 +234,67 @@ impl From<AuthError> for ApiError {
                 ..Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limit_error",
-                    "too_many_login_attempts",
+                    ErrorCode::TooManyLoginAttempts,
                     msg,
                 )
             },
             AuthError::Invalid { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request_error",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 msg,
             ),
             AuthError::CommonPassword => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request_error",
-                "common_password",
+                ErrorCode::CommonPassword,
                 msg,
             ),
             AuthError::WrongCurrentPassword => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request_error",
-                "wrong_current_password",
+                ErrorCode::WrongCurrentPassword,
                 msg,
             ),
             AuthError::InvalidSetupCode => Self::new(
                 StatusCode::FORBIDDEN,
                 "permission_error",
-                "invalid_setup_code",
+                ErrorCode::InvalidSetupCode,
                 msg,
             ),
-            AuthError::KeyCannotCreateKeys => Self::forbidden("api_key_cannot_create_keys", msg),
-            AuthError::NotASession => Self::bad_request("not_a_session", msg),
+            AuthError::KeyCannotCreateKeys => {
+                Self::forbidden(ErrorCode::ApiKeyCannotCreateKeys, msg)
+            }
+            AuthError::NotASession => Self::bad_request(ErrorCode::NotASession, msg),
             AuthError::SetupDone => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
-                "setup_complete",
+                ErrorCode::SetupComplete,
                 msg,
             ),
             AuthError::NotFound => Self::not_found("not found"),
             AuthError::Conflict(_) => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
-                "conflict",
+                ErrorCode::Conflict,
                 msg,
             ),
             AuthError::LastAdmin => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
-                "last_admin",
+                ErrorCode::LastAdmin,
                 msg,
             ),
             AuthError::SystemUser => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
-                "system_user",
+                ErrorCode::SystemUser,
                 msg,
             ),
             AuthError::SelfChange(_) => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
-                "self_change",
+                ErrorCode::SelfChange,
                 msg,
             ),
             AuthError::Busy => ApiError {
@@ -298,7 +302,7 @@ impl From<AuthError> for ApiError {
                 ..Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "server_error",
-                    "database_busy",
+                    ErrorCode::DatabaseBusy,
                     msg,
                 )
             },
@@ -320,30 +324,34 @@ pub(crate) fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("request body is larger than the limit of {limit} bytes"),
         ),
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid_request_error",
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Content-Type must be application/json",
         ),
         E::Deserialize(e) => {
-            ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}"))
+            ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))
         }
-        other => {
-            ApiError::bad_request("invalid_body", format!("cannot read request body: {other}"))
-        }
+        other => ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            format!("cannot read request body: {other}"),
+        ),
     }
 }
 
 /// Maps query-string errors.
 pub(crate) fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("invalid query string: {err}"))
+    ApiError::bad_request(
+        ErrorCode::InvalidQuery,
+        format!("invalid query string: {err}"),
+    )
 }
 
 /// Maps path errors.
 pub(crate) fn path_error(err: actix_web::error::PathError) -> ApiError {
-    ApiError::bad_request("invalid_path", format!("invalid path: {err}"))
+    ApiError::bad_request(ErrorCode::InvalidPath, format!("invalid path: {err}"))
 }

@@ -7,6 +7,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, http::header};
 use offgrid_auth::Actor;
 
 use crate::access::Caller;
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 
 impl FromRequest for Caller {
@@ -94,17 +95,22 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonObject<T> {
     }
 }
 
-/// Deserializes `value` into `T` if it is a JSON object (400 `invalid_json`
-/// otherwise, as for any body of the wrong shape).
+/// Deserializes `value` into `T` if it is a JSON object: anything else, a
+/// missing or unknown field or a wrong type is 400 `invalid_request`, as on
+/// every route (a body that is not JSON at all is `invalid_json`).
 pub(crate) fn object<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::bad_request(
-            "invalid_json",
-            "invalid JSON body: expected a JSON object",
+            ErrorCode::InvalidRequest,
+            "invalid request body: expected a JSON object",
         ));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            format!("invalid request body: {e}"),
+        )
+    })
 }

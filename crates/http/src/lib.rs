@@ -2,6 +2,7 @@
 
 mod access;
 mod app;
+mod code;
 mod cookie;
 mod error;
 mod extract;
@@ -13,6 +14,7 @@ pub mod wire;
 
 pub use access::{Access, RouteInfo, route_table};
 pub use app::{configure, is_loopback_name, serve};
+pub use code::ErrorCode;
 pub use cookie::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 pub use error::ApiError;
 pub use state::AppState;

@@ -5,6 +5,7 @@ use offgrid_domain::audit::AuditQuery;
 use offgrid_domain::{Timestamp, UserId};
 use serde::Deserialize;
 
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::routes::Paging;
 use crate::state::AppState;
@@ -44,7 +45,7 @@ pub(crate) async fn list(
     let (limit, offset) = Paging::checked(q.limit, q.offset)?;
     let since = match q.since.as_deref() {
         Some(text) => Some(Timestamp::parse_rfc3339(text).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", "since must be an RFC 3339 time")
+            ApiError::bad_request(ErrorCode::InvalidQuery, "since must be an RFC 3339 time")
         })?),
         None => None,
     };

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::access::Caller;
 use crate::app::{host_name, is_loopback_name};
+use crate::code::ErrorCode;
 use crate::cookie::{clearing_cookie, device_cookie, device_cookie_name, session_cookie};
 use crate::error::ApiError;
 use crate::extract::{Client, JsonObject};
@@ -81,7 +82,7 @@ pub(crate) async fn setup(
         let open = crate::trace::block(move || auth.setup_required()).await??;
         return Err(if open {
             ApiError::forbidden(
-                "setup_code_required",
+                ErrorCode::SetupCodeRequired,
                 concat!(
                     "first-run setup needs the setup code printed when the server started ",
                     "(send it as `setup_code`) unless it comes straight from this machine ",

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::Caller;
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
@@ -53,12 +54,12 @@ impl CreateBody {
     fn expiry(&self) -> Result<Option<Timestamp>, ApiError> {
         match (&self.expires_at, self.expires_in_days) {
             (Some(_), Some(_)) => Err(ApiError::bad_request(
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "give expires_at or expires_in_days, not both",
             )),
             (Some(text), None) => Timestamp::parse_rfc3339(text).map(Some).ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     "expires_at must be an RFC 3339 time like 2030-01-01T00:00:00Z",
                 )
             }),
@@ -68,7 +69,7 @@ impl CreateBody {
                     .ok_or_else(|| {
                         let days = offgrid_auth::KEY_EXPIRY_DAYS;
                         ApiError::bad_request(
-                            "invalid_value",
+                            ErrorCode::InvalidValue,
                             format!(
                                 "expires_in_days must be between {} and {}",
                                 days.start(),

@@ -16,6 +16,7 @@ use actix_web::web;
 use offgrid_domain::Permission as P;
 
 use crate::access::{Access, RouteInfo};
+use crate::code::ErrorCode;
 
 /// A route: its public description and how to build its handler.
 pub(crate) struct Route {
@@ -104,13 +105,13 @@ impl Paging {
     pub fn checked(limit: i64, offset: i64) -> Result<(i64, i64), crate::ApiError> {
         if !(1..=200).contains(&limit) {
             return Err(crate::ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "limit must be between 1 and 200",
             ));
         }
         if offset < 0 {
             return Err(crate::ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "offset must not be negative",
             ));
         }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::Caller;
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
@@ -32,25 +33,29 @@ fn import_error(given: &str, e: ModelError) -> ApiError {
         other => return other.into(),
     };
     let (status, code, message) = match &e {
-        InferenceError::InvalidModelId(_) => {
-            (StatusCode::BAD_REQUEST, "invalid_model_name", e.to_string())
+        InferenceError::InvalidModelId(_) => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidModelName,
+            e.to_string(),
+        ),
+        InferenceError::ModelExists(_) => {
+            (StatusCode::CONFLICT, ErrorCode::ModelExists, e.to_string())
         }
-        InferenceError::ModelExists(_) => (StatusCode::CONFLICT, "model_exists", e.to_string()),
         InferenceError::UnsupportedArchitecture(_) => (
             StatusCode::BAD_REQUEST,
-            "unsupported_architecture",
+            ErrorCode::UnsupportedArchitecture,
             e.to_string(),
         ),
         InferenceError::InvalidGguf { reason, .. } | InferenceError::NotAModel { reason, .. } => (
             StatusCode::BAD_REQUEST,
-            "invalid_model",
+            ErrorCode::InvalidModel,
             format!("{given} cannot be imported: {reason}"),
         ),
         InferenceError::Metadata(_)
         | InferenceError::Tokenizer(_)
         | InferenceError::Template(_) => (
             StatusCode::BAD_REQUEST,
-            "invalid_model",
+            ErrorCode::InvalidModel,
             format!("{given} cannot be imported: {e}"),
         ),
         // Io, Candle and anything else: nothing about the server is shown.
@@ -59,7 +64,7 @@ fn import_error(given: &str, e: ModelError) -> ApiError {
             return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
-                "model_import_failed",
+                ErrorCode::ModelImportFailed,
                 "The model could not be imported; the server log has details",
             );
         }
@@ -91,7 +96,7 @@ fn parse_keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError
     };
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "keep_alive: must be seconds or a duration like \"5m\", \"1h\", \"0\" (unload after this request) or \"-1\" (keep loaded)",
         )
     })
@@ -157,7 +162,7 @@ pub(crate) struct ImportRequest {
 /// the endpoint cannot probe the server's disk.
 fn path_refused(given: &str) -> ApiError {
     ApiError::bad_request(
-        "invalid_path",
+        ErrorCode::InvalidPath,
         format!(
             "path {given:?}: no importable file or folder of that name in the model import \
              directory (model_import_dir)"
@@ -172,7 +177,7 @@ fn resolve_import_source(dir: &Path, given: &str) -> Result<PathBuf, ApiError> {
     let dir = dir.canonicalize().map_err(|e| {
         tracing::warn!(dir = %dir.display(), error = %e, "model import directory unavailable");
         ApiError::bad_request(
-            "import_dir_unavailable",
+            ErrorCode::ImportDirUnavailable,
             "the model import directory does not exist: create it, or set model_import_dir \
              (OFFGRID_MODEL_IMPORT_DIR)",
         )
@@ -241,16 +246,7 @@ pub(crate) async fn import(
     client: Client,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "invalid request body: expected a JSON object",
-        ));
-    }
-    let req: ImportRequest = serde_json::from_value(body).map_err(|e| {
-        ApiError::bad_request("invalid_request", format!("invalid request body: {e}"))
-    })?;
+    let req: ImportRequest = crate::extract::object(body.into_inner())?;
     let state = state.into_inner();
     let outcome = crate::trace::block(move || {
         let given = req.path;
@@ -287,7 +283,7 @@ pub(crate) async fn import(
                 &client,
                 "model.import_refused",
                 None,
-                json!({"path": logged, "code": e.code}),
+                json!({"path": logged, "code": e.code.as_str()}),
             ),
         }
         result
@@ -315,7 +311,7 @@ pub(crate) async fn remove(
     crate::trace::block(move || {
         let result = state.models.remove(&removed).map_err(|e| match e {
             ModelError::Inference(InferenceError::InvalidModelId(_)) => {
-                ApiError::bad_request("invalid_model_name", e.to_string())
+                ApiError::bad_request(ErrorCode::InvalidModelName, e.to_string())
             }
             ModelError::Inference(InferenceError::ModelNotFound(_)) => {
                 ApiError::from(ModelError::NotFound {

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::access::Caller;
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -46,7 +47,7 @@ pub(crate) async fn usage(
     let q = query.into_inner();
     if !(1..=3650).contains(&q.days) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "days must be between 1 and 3650",
         ));
     }
@@ -59,12 +60,15 @@ pub(crate) async fn usage(
         offgrid_policy::authorize(&caller.principal, offgrid_domain::Permission::ViewMetrics)
             .map_err(|_| {
                 ApiError::forbidden(
-                    "insufficient_permissions",
+                    ErrorCode::InsufficientPermissions,
                     "all=true needs the view_metrics permission",
                 )
             })?;
         offgrid_domain::Scope::everything_for(&caller.principal).ok_or_else(|| {
-            ApiError::forbidden("insufficient_permissions", "all=true is for administrators")
+            ApiError::forbidden(
+                ErrorCode::InsufficientPermissions,
+                "all=true is for administrators",
+            )
         })?
     } else {
         offgrid_domain::Scope::owned_by(me)

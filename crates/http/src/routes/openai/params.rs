@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use offgrid_inference::SamplingParams;
 
+use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::wire::{CompletionOptions, Content, EmbeddingInput, PromptField, Stop};
 
@@ -24,7 +25,7 @@ pub(super) enum Kind {
 
 /// 400 `invalid_value` for `param`.
 pub(super) fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_value", format!("{param}: {message}"))
+    ApiError::bad_request(ErrorCode::InvalidValue, format!("{param}: {message}"))
 }
 
 /// Deserializes a JSON body once, naming the field of the first error.
@@ -32,7 +33,7 @@ pub(super) fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
     // serde would fill a struct from an array's elements in field order.
     if !body.is_object() {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "invalid request body: expected a JSON object",
         ));
     }
@@ -40,7 +41,10 @@ pub(super) fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
-            ApiError::bad_request("invalid_request", format!("invalid request body: {inner}"))
+            ApiError::bad_request(
+                ErrorCode::InvalidRequest,
+                format!("invalid request body: {inner}"),
+            )
         } else {
             invalid(&path, inner)
         }
@@ -414,7 +418,7 @@ mod tests {
             e.message
         );
         let e = parse::<ChatCompletionRequest>(json!([1, 2])).expect_err("refused");
-        assert_eq!(e.code, "invalid_request");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
     }
 
     #[test]

@@ -227,7 +227,7 @@ impl StreamState {
                     error: ErrorDetail {
                         message: "generation failed".to_owned(),
                         kind: "server_error".to_owned(),
-                        code: "internal_error".to_owned(),
+                        code: crate::code::ErrorCode::InternalError.as_str().to_owned(),
                     },
                 };
                 self.pending.push_back(sse(&error));
