@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use offgrid_auth::AuthError;
+use offgrid_domain::RepoError;
 
 use crate::code::ErrorCode;
 use offgrid_inference::{EngineError, ModelError};
@@ -273,40 +274,56 @@ impl From<AuthError> for ApiError {
                 msg,
             ),
             AuthError::NotFound => Self::not_found("not found"),
-            AuthError::Conflict(_) => Self::new(
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                ErrorCode::Conflict,
-                msg,
-            ),
-            AuthError::LastAdmin => Self::new(
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                ErrorCode::LastAdmin,
-                msg,
-            ),
-            AuthError::SystemUser => Self::new(
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                ErrorCode::SystemUser,
-                msg,
-            ),
+            AuthError::Conflict(_) => Self::conflict(ErrorCode::Conflict, msg),
+            AuthError::LastAdmin => Self::conflict(ErrorCode::LastAdmin, msg),
+            AuthError::SystemUser => Self::conflict(ErrorCode::SystemUser, msg),
             AuthError::SelfChange(_) => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
                 ErrorCode::SelfChange,
                 msg,
             ),
-            AuthError::Busy => ApiError {
-                retry_after: Some(1),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    ErrorCode::DatabaseBusy,
-                    msg,
-                )
-            },
+            AuthError::Busy => Self::database_busy(msg),
             AuthError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl ApiError {
+    /// 409 with `code`.
+    fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
+    }
+
+    /// 503 `database_busy`, retry in a second.
+    fn database_busy(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                ErrorCode::DatabaseBusy,
+                message,
+            )
+        }
+    }
+}
+
+/// A repository's refusal, for routes that call a repository directly
+/// (listings, usage): the same answers the auth service gives for the same
+/// refusal, without going through `AuthError`.
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        let msg = e.to_string();
+        match e {
+            RepoError::NotFound => Self::not_found("not found"),
+            RepoError::Conflict(_) => Self::conflict(ErrorCode::Conflict, msg),
+            RepoError::LastAdmin => Self::conflict(ErrorCode::LastAdmin, msg),
+            RepoError::SystemUser => Self::conflict(ErrorCode::SystemUser, msg),
+            // A credential checked at an epoch that has since moved on.
+            RepoError::StaleEpoch => Self::unauthenticated("invalid or expired credentials"),
+            RepoError::Busy => Self::database_busy(msg),
+            RepoError::Internal(_) => Self::internal(DisplayChain(&e)),
         }
     }
 }

@@ -61,6 +61,6 @@ pub(crate) async fn list(
     let auth = state.auth.clone();
     let page = crate::trace::block(move || auth.repos().audit.list(&query))
         .await?
-        .map_err(offgrid_auth::AuthError::from)?;
+        .map_err(ApiError::from)?;
     Ok(crate::routes::page_json(page))
 }

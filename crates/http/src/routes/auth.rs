@@ -201,7 +201,7 @@ pub(crate) async fn me(
             Some(
                 crate::trace::block(move || auth.repos().users.get(&id))
                     .await?
-                    .map_err(offgrid_auth::AuthError::from)?,
+                    .map_err(ApiError::from)?,
             )
         }
         (None, None) => None,

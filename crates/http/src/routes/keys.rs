@@ -115,7 +115,7 @@ async fn admin_scope(
     let id = target.clone();
     crate::trace::block(move || auth.repos().users.get(&id))
         .await?
-        .map_err(offgrid_auth::AuthError::from)?;
+        .map_err(ApiError::from)?;
     Scope::everything_for(&caller.principal).ok_or_else(|| ApiError::not_found("not found"))
 }
 

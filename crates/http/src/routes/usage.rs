@@ -77,7 +77,7 @@ pub(crate) async fn usage(
     let repo = state.usage.clone();
     let totals = crate::trace::block(move || repo.totals(&scope, since))
         .await?
-        .map_err(offgrid_auth::AuthError::from)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(UsageList {
         object: "list".to_owned(),
         data: totals,

@@ -52,7 +52,7 @@ pub(crate) async fn list(
         })
     })
     .await?
-    .map_err(offgrid_auth::AuthError::from)?;
+    .map_err(ApiError::from)?;
     Ok(crate::routes::page_json(page))
 }
 
@@ -130,7 +130,7 @@ pub(crate) async fn get(
     let auth = state.auth.clone();
     let user = crate::trace::block(move || auth.repos().users.get(&id))
         .await?
-        .map_err(offgrid_auth::AuthError::from)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(user))
 }
 
