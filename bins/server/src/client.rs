@@ -218,6 +218,11 @@ fn stream_answer(
         if data == "[DONE]" {
             break;
         }
+        // An error mid-stream is an event of its own before `[DONE]`.
+        if let Ok(error) = serde_json::from_str::<ErrorBody>(data) {
+            let _ = writeln!(out);
+            return Err(error.error.message);
+        }
         let chunk: ChatCompletionChunk = serde_json::from_str(data).map_err(|e| e.to_string())?;
         let text = chunk
             .choices

@@ -61,6 +61,7 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
             engine: offgrid_inference::EngineConfig::default(),
             default_keep_alive: settings.keep_alive,
             max_loaded: settings.max_loaded_models as usize,
+            clean_leftovers: true,
         },
     )?;
     if settings.model_import_dir.is_none() {

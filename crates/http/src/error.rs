@@ -198,8 +198,14 @@ impl From<ModelError> for ApiError {
             }
             ModelError::Engine(EngineError::Stopped)
             | ModelError::Inference(_)
-            | ModelError::Embedding(_)
-            | ModelError::EmbeddingStopped => Self::internal(DisplayChain(&e)),
+            | ModelError::Embedding(_) => Self::internal(DisplayChain(&e)),
+            // Nobody reads the answer; not worth an error in the log.
+            ModelError::ClientLeft => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                ErrorCode::ServerBusy,
+                msg,
+            ),
         }
     }
 }

@@ -136,7 +136,7 @@ pub struct CompletionOptions<'a> {
     pub keep_alive: Option<&'a Value>,
 }
 
-/// Declares a completion request: its own fields, then the shared ones,
+/// Declares a completion request: the shared fields, then its own,
 /// in one flat struct (parsed once, and without `#[serde(flatten)]`, which
 /// would lose the field path in errors), with [`CompletionOptions`] as a
 /// view of the shared part.
@@ -145,7 +145,6 @@ macro_rules! completion_request {
         $(#[$meta])*
         #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
         pub struct $name {
-            $($(#[$fmeta])* pub $field: $ty,)*
             /// A chat model's id.
             #[schema(example = "smollm2-135m-instruct")]
             pub model: String,
@@ -197,6 +196,9 @@ macro_rules! completion_request {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schema(value_type = Option<KeepAliveSchema>)]
             pub keep_alive: Option<Value>,
+            // The request's own fields last: serde reports missing fields
+            // in declaration order, and `model` comes first.
+            $($(#[$fmeta])* pub $field: $ty,)*
         }
 
         impl $name {

@@ -1,54 +1,75 @@
 //! Bounds on embedding work and on what all anonymous guests together may
-//! have in flight. Plain threads and a condition variable: embedding runs
-//! on the caller's blocking thread, never on an async executor.
+//! have in flight.
+//!
+//! Embedding slots are handed out first come, first served: an admitted
+//! request joins the line ([`EmbeddingAdmission::join_line`]) and takes a
+//! slot only when one is free and it is first in line
+//! ([`SlotWaiter::try_take`]). Nothing here blocks or needs a runtime: the
+//! caller polls (the HTTP layer does so asynchronously, so a waiting
+//! request holds no thread), and leaving the line is dropping the waiter.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::limits::{Admitted, PerKeyLimit};
 
-/// How often a caller waiting for an embedding slot checks that its client
-/// is still there.
-const SLOT_POLL: Duration = Duration::from_millis(100);
+#[derive(Debug, Default)]
+struct Line {
+    taken: usize,
+    waiting: VecDeque<u64>,
+    next: u64,
+}
 
-/// Counting slots that a blocking thread waits for.
+/// Counting slots with a first-come, first-served line.
 #[derive(Debug)]
 struct Slots {
-    taken: Mutex<usize>,
-    freed: Condvar,
+    line: Mutex<Line>,
     max: usize,
+}
+
+impl Slots {
+    fn lock(&self) -> MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A taken slot; freed when dropped.
 #[derive(Debug)]
-pub(crate) struct Slot(Arc<Slots>);
+pub struct Slot(Arc<Slots>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut taken = self.0.taken.lock().unwrap_or_else(|p| p.into_inner());
-        *taken = taken.saturating_sub(1);
-        self.0.freed.notify_one();
+        let mut line = self.0.lock();
+        line.taken = line.taken.saturating_sub(1);
     }
 }
 
-impl Slots {
-    /// Waits for a free slot while `alive()` holds; `None` once it does not.
-    fn take_while(self: &Arc<Self>, alive: &dyn Fn() -> bool) -> Option<Slot> {
-        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if *taken < self.max {
-                *taken += 1;
-                return Some(Slot(self.clone()));
-            }
-            if !alive() {
-                return None;
-            }
-            taken = self
-                .freed
-                .wait_timeout(taken, SLOT_POLL)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+/// A place in the line for a slot; leaves the line when dropped.
+#[derive(Debug)]
+pub struct SlotWaiter {
+    id: u64,
+    slots: Arc<Slots>,
+}
+
+impl SlotWaiter {
+    /// The slot, if one is free and this waiter is first in line.
+    pub fn try_take(&self) -> Option<Slot> {
+        let mut line = self.slots.lock();
+        if line.taken < self.slots.max && line.waiting.front() == Some(&self.id) {
+            line.waiting.pop_front();
+            line.taken += 1;
+            return Some(Slot(self.slots.clone()));
+        }
+        None
+    }
+}
+
+impl Drop for SlotWaiter {
+    fn drop(&mut self) {
+        let mut line = self.slots.lock();
+        if let Some(i) = line.waiting.iter().position(|id| *id == self.id) {
+            line.waiting.remove(i);
         }
     }
 }
@@ -89,9 +110,16 @@ impl Drop for EmbeddingAdmission {
 }
 
 impl EmbeddingAdmission {
-    /// Waits (blocking) for a free slot while `alive()` holds.
-    pub(crate) fn slot_while(&self, alive: &dyn Fn() -> bool) -> Option<Slot> {
-        self.slots.take_while(alive)
+    /// Joins the line for a slot.
+    pub fn join_line(&self) -> SlotWaiter {
+        let mut line = self.slots.lock();
+        let id = line.next;
+        line.next = line.next.wrapping_add(1);
+        line.waiting.push_back(id);
+        SlotWaiter {
+            id,
+            slots: self.slots.clone(),
+        }
     }
 
     /// Also holds `ticket` for as long as the request lives.
@@ -107,8 +135,7 @@ impl EmbeddingGate {
     pub fn new(slots: usize, max_admitted: usize, per_key: usize) -> Self {
         EmbeddingGate {
             slots: Arc::new(Slots {
-                taken: Mutex::new(0),
-                freed: Condvar::new(),
+                line: Mutex::new(Line::default()),
                 max: slots.max(1),
             }),
             per_key: PerKeyLimit::new(per_key),
@@ -157,36 +184,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_gate_bounds_callers_slots_and_the_total() {
+    fn the_gate_bounds_callers_and_the_total() {
         let gate = EmbeddingGate::new(1, 3, 2);
         let a1 = gate.admit("a").expect("a1");
         let _a2 = gate.admit("a").expect("a2");
         assert_eq!(gate.admit("a").err(), Some(EmbeddingRefusal::CallerBusy));
         let _b1 = gate.admit("b").expect("b1");
         assert_eq!(gate.admit("c").err(), Some(EmbeddingRefusal::ServerBusy));
-        // One slot: the second waiter gives up when its client leaves.
-        let slot = a1.slot_while(&|| true).expect("free slot");
-        assert!(a1.slot_while(&|| false).is_none());
-        drop(slot);
-        assert!(a1.slot_while(&|| false).is_some());
         drop(a1);
         assert!(gate.admit("c").is_ok(), "a place came back");
     }
 
     #[test]
-    fn a_waiter_gets_the_slot_when_it_is_freed() {
-        let gate = Arc::new(EmbeddingGate::new(1, 4, 4));
-        let first = gate.admit("a").expect("a");
-        let held = first.slot_while(&|| true).expect("slot");
-        let waiter = {
-            let gate = gate.clone();
-            std::thread::spawn(move || {
-                let second = gate.admit("b").expect("b");
-                second.slot_while(&|| true).is_some()
-            })
-        };
-        std::thread::sleep(Duration::from_millis(50));
+    fn slots_go_first_come_first_served_and_leavers_step_out() {
+        let gate = EmbeddingGate::new(1, 8, 8);
+        let (a, b, c) = (
+            gate.admit("a").expect("a"),
+            gate.admit("b").expect("b"),
+            gate.admit("c").expect("c"),
+        );
+        let first = a.join_line();
+        let second = b.join_line();
+        let third = c.join_line();
+        // Not first in line: nothing, even with a free slot.
+        assert!(second.try_take().is_none());
+        let held = first.try_take().expect("first in line, slot free");
+        // The slot is taken: the next in line waits.
+        assert!(second.try_take().is_none());
         drop(held);
-        assert!(waiter.join().expect("join"));
+        // The second leaves the line (its client went away): the third is next.
+        drop(second);
+        assert!(third.try_take().is_some());
     }
 }

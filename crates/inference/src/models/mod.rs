@@ -11,10 +11,10 @@
 //! removing, generating and embedding block: call them from a blocking
 //! pool, never from an async executor's threads.
 
-mod gate;
+pub mod gate;
 pub mod serve;
 
-pub use gate::{EmbeddingAdmission, EmbeddingGate, EmbeddingRefusal, GuestShare};
+pub use gate::{EmbeddingAdmission, EmbeddingGate, EmbeddingRefusal, GuestShare, Slot, SlotWaiter};
 pub use serve::{EmbedRequest, GenerateRequest, Generation, Prompt, Requester, Ticket};
 
 use std::collections::{BTreeMap, HashMap};
@@ -177,9 +177,9 @@ pub enum ModelError {
     /// Embedding failed inside the model.
     #[error("embedding failed")]
     Embedding(#[source] InferenceError),
-    /// The embedding stopped because the client left.
-    #[error("embedding stopped: the client left")]
-    EmbeddingStopped,
+    /// The client left before the work was done.
+    #[error("stopped: the client left")]
+    ClientLeft,
 }
 
 impl ModelError {
@@ -201,6 +201,10 @@ pub struct ModelsConfig {
     pub default_keep_alive: KeepAlive,
     /// Models in memory at once (at least 1).
     pub max_loaded: usize,
+    /// Delete what a crashed import left in the models folder. Only the
+    /// server does: another process (`offgrid run` beside a running
+    /// `offgrid models import`) would delete an import in progress.
+    pub clean_leftovers: bool,
 }
 
 impl Default for ModelsConfig {
@@ -209,6 +213,7 @@ impl Default for ModelsConfig {
             engine: EngineConfig::default(),
             default_keep_alive: KeepAlive::For(Duration::from_secs(300)),
             max_loaded: 2,
+            clean_leftovers: false,
         }
     }
 }
@@ -238,7 +243,8 @@ impl std::fmt::Debug for Models {
 }
 
 impl Models {
-    /// Opens the registry under `dir` (cleaning up after a crashed import),
+    /// Opens the registry under `dir` (cleaning up after a crashed import if
+    /// `clean_leftovers`),
     /// scans it and starts the engine and the reaper. Nothing is loaded
     /// yet. Blocking.
     pub fn open(dir: &Path, config: ModelsConfig) -> Result<Arc<Self>, InferenceError> {
@@ -246,9 +252,12 @@ impl Models {
             engine,
             default_keep_alive,
             max_loaded,
+            clean_leftovers,
         } = config;
         let registry = ModelRegistry::new(dir);
-        registry.clean_leftovers();
+        if clean_leftovers {
+            registry.clean_leftovers();
+        }
         let models = Arc::new(Models {
             registry,
             engine: Engine::start(engine)?,

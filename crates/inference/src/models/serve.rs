@@ -131,6 +131,11 @@ impl Models {
             explicit_max,
             keep_alive,
         } = request;
+        // A client gone while this request waited for a blocking thread
+        // costs no model load.
+        if alive.as_ref().is_some_and(|a| !a()) {
+            return Err(ModelError::ClientLeft);
+        }
         let model = self.chat(&model, keep_alive)?;
         let text = match prompt {
             Prompt::Chat(messages) => model
@@ -182,25 +187,29 @@ impl Models {
         Ok(admission.with(share))
     }
 
-    /// Loads the model if needed, waits for an embedding slot and embeds,
-    /// asking `alive` while waiting and before each batch
-    /// (`EmbeddingStopped` once it says no). Blocking; the admission is
-    /// held until the batch in progress is done.
+    /// Loads the model if needed and embeds, asking `alive` before the
+    /// load and each batch (`ClientLeft` once it says no). The caller has
+    /// waited for `slot` in the admission's line
+    /// ([`EmbeddingAdmission::join_line`](super::EmbeddingAdmission::join_line)).
+    /// Blocking; the admission and the slot are held until the batch in
+    /// progress is done.
     pub fn embed(
         &self,
         admission: super::EmbeddingAdmission,
+        slot: super::gate::Slot,
         request: EmbedRequest,
         alive: &dyn Fn() -> bool,
     ) -> Result<Embeddings, ModelError> {
+        let _held = (admission, slot);
+        if !alive() {
+            return Err(ModelError::ClientLeft);
+        }
         let embedder = self.embedder(&request.model, request.keep_alive)?;
-        let _slot = admission
-            .slot_while(alive)
-            .ok_or(ModelError::EmbeddingStopped)?;
         let refs: Vec<&str> = request.inputs.iter().map(String::as_str).collect();
         embedder
             .embed_while(&refs, alive)
             .map_err(ModelError::Embedding)?
-            .ok_or(ModelError::EmbeddingStopped)
+            .ok_or(ModelError::ClientLeft)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{HttpResponse, web};
-use offgrid_inference::EmbedRequest;
+use offgrid_inference::{EmbedRequest, ModelError};
 use serde_json::Value;
 
 use super::params::{as_base64, embedding_inputs, parse};
@@ -16,6 +16,9 @@ use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
 use crate::wire::{Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage, EmbeddingVector};
+
+/// How often a request waiting for an embedding slot looks again.
+const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Sets its flag when dropped.
 struct SetOnDrop(Arc<AtomicBool>);
@@ -48,6 +51,18 @@ pub(crate) async fn embeddings(
     // blocking work stops before its next batch.
     let gone = Arc::new(AtomicBool::new(false));
     let _on_drop = SetOnDrop(gone.clone());
+    // Wait in line for a slot without holding a thread.
+    let waiter = admission.join_line();
+    let slot = loop {
+        if let Some(slot) = waiter.try_take() {
+            break slot;
+        }
+        if !client.is_connected() {
+            return Err(ModelError::ClientLeft.into());
+        }
+        actix_web::rt::time::sleep(SLOT_POLL).await;
+    };
+    drop(waiter);
     let connection = client.clone();
     let models = state.models.clone();
     let request = EmbedRequest {
@@ -56,7 +71,7 @@ pub(crate) async fn embeddings(
         keep_alive,
     };
     let out = crate::trace::block(move || {
-        models.embed(admission, request, &|| {
+        models.embed(admission, slot, request, &|| {
             !gone.load(Ordering::Acquire) && connection.is_connected()
         })
     })
