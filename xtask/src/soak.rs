@@ -14,8 +14,10 @@
 //! - no lost write: every user and API key the server acknowledged exists
 //!   and works, every patch is the last acknowledged one;
 //! - the server's RSS at the end is within 10% of its RSS after a warm-up
-//!   (at least 60 s, a quarter of the run when longer) that precedes the
-//!   measured N seconds;
+//!   (a burst that loads both models and fills the engine and the
+//!   embedding slots, then at least 60 s of the mix, a quarter of the run
+//!   when longer) that precedes the measured N seconds; the report has the
+//!   RSS timeline;
 //! - p50/p99 per endpoint (whole transaction, body included) are printed as
 //!   a Markdown table for docs/PERFORMANCE.md.
 //!
@@ -25,8 +27,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
@@ -46,6 +48,10 @@ const EMBED: &str = "all-minilm-l6-v2";
 const MAX_TOKENS: u32 = 8;
 /// Shortest warm-up before the measured run.
 const WARM_UP_SECS: u64 = 60;
+/// Client timeout of one request, seconds.
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// How often the server's RSS is sampled.
+const RSS_EVERY: Duration = Duration::from_secs(5);
 /// Attempts of one login refused with 429 before the soak calls it broken.
 const LOGIN_TRIES: usize = 20;
 
@@ -236,12 +242,28 @@ fn account(user: &GooseUser) -> String {
     format!("soak-{}", user.weighted_users_index)
 }
 
+/// A client that drops a pooled connection after 2 s idle, before the
+/// server's keep-alive (actix's 5 s) closes it. With goose's default (90 s)
+/// a user pausing 5–8 s sends its next request on a connection the server
+/// is closing at that moment, and the request fails before it is sent: a
+/// race every HTTP/1.1 client has to avoid, not a server fault.
+async fn polite_client(user: &mut GooseUser) -> TransactionResult {
+    let builder = goose_reqwest::Client::builder()
+        .user_agent("offgrid-soak")
+        .gzip(true)
+        .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
+        .pool_idle_timeout(Duration::from_secs(2));
+    user.set_client_builder(builder).await.map_err(Box::new)
+}
+
 async fn chat_login(user: &mut GooseUser) -> TransactionResult {
+    polite_client(user).await?;
     let name = account(user);
     login_as(user, &name, &password(&name)).await
 }
 
 async fn admin_login(user: &mut GooseUser) -> TransactionResult {
+    polite_client(user).await?;
     login_as(user, "root", ADMIN_PASSWORD).await
 }
 
@@ -677,6 +699,63 @@ fn set_up(base: &str) -> Result<String, String> {
     Ok(admin)
 }
 
+/// Both models loaded and the server's pools at their working size before
+/// the run: as many chats as the engine runs at once and embeddings in
+/// every slot, twice over. Without this the working set is reached at
+/// whichever moment the load first happens to peak, which on a fast
+/// machine came after the warm-up and looked like a leak.
+fn prime(base: &str) -> Result<(), String> {
+    // One account per request: the server bounds each caller's share.
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        let name = format!("soak-{i}");
+        let (s, v) = http(
+            "POST",
+            &format!("{base}/v1/auth/login"),
+            None,
+            Some(&json!({"username": name, "password": password(&name)})),
+        )?;
+        match v["token"].as_str() {
+            Some(token) if s == 200 => tokens.push(token.to_owned()),
+            _ => return Err(format!("priming login answered {s}")),
+        }
+    }
+    let chat = json!({"model": CHAT, "max_tokens": MAX_TOKENS,
+        "messages": [{"role": "user", "content": "Say one sentence about bread."}]});
+    let embed = json!({"model": EMBED, "input": ["bread", "a river", "rain", "the moon"]});
+    for _ in 0..2 {
+        let results: Vec<Result<u16, String>> = std::thread::scope(|scope| {
+            let calls: Vec<_> = tokens
+                .iter()
+                .enumerate()
+                .map(|(i, token)| {
+                    let (path, body) = if i % 2 == 0 {
+                        ("/v1/chat/completions", &chat)
+                    } else {
+                        ("/v1/embeddings", &embed)
+                    };
+                    scope.spawn(move || {
+                        http("POST", &format!("{base}{path}"), Some(token), Some(body))
+                            .map(|(s, _)| s)
+                    })
+                })
+                .collect();
+            calls
+                .into_iter()
+                .map(|c| c.join().unwrap_or_else(|_| Err("panicked".to_owned())))
+                .collect()
+        });
+        for r in results {
+            match r {
+                Ok(200) => {}
+                Ok(s) => return Err(format!("priming request answered {s}")),
+                Err(e) => return Err(format!("priming request: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -750,7 +829,10 @@ async fn attack(base: &str, secs: usize) -> Result<GooseMetrics, GooseError> {
     let attack = *attack.set_default(GooseDefault::Users, USERS)?;
     let attack = *attack.set_default(GooseDefault::IncreaseRate, "10")?;
     let attack = *attack.set_default(GooseDefault::RunTime, secs)?;
-    let attack = *attack.set_default(GooseDefault::Timeout, "120")?;
+    let attack = *attack.set_default(
+        GooseDefault::Timeout,
+        REQUEST_TIMEOUT_SECS.to_string().as_str(),
+    )?;
     let attack = *attack.set_default(GooseDefault::NoPrintMetrics, true)?;
     // Count the ramp-up too: a 5xx while users start is still a 5xx.
     let attack = *attack.set_default(GooseDefault::NoResetMetrics, true)?;
@@ -778,6 +860,7 @@ pub fn soak(secs: u64, release: bool) -> Result<(), String> {
     let bin = target_dir().join(profile);
     let server = start(&bin)?;
     let admin = set_up(&server.base)?;
+    prime(&server.base)?;
     let pid = server.child.id();
 
     // Warm-up before the measured `secs`: every user started (10 a second),
@@ -787,10 +870,24 @@ pub fn soak(secs: u64, release: bool) -> Result<(), String> {
     let ramp = Duration::from_secs((USERS / 10) as u64);
     let warm_up = Duration::from_secs(WARM_UP_SECS.max(secs / 4));
     let warm_at = ramp + warm_up;
-    let sampler = std::thread::spawn(move || {
-        std::thread::sleep(warm_at);
-        rss_kib(pid)
-    });
+    // RSS every few seconds for the whole run: the baseline is the sample
+    // at the end of the warm-up, and the timeline goes into the report so a
+    // failure shows whether memory climbed steadily (a leak) or in a step.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    samples.push((started.elapsed(), kib));
+                }
+                std::thread::sleep(RSS_EVERY);
+            }
+            samples
+        })
+    };
     eprintln!(
         "xtask: soak: {USERS} users, {} s warm-up then {secs} s, against {} ({profile})",
         warm_at.as_secs(),
@@ -806,7 +903,12 @@ pub fn soak(secs: u64, release: bool) -> Result<(), String> {
         .block_on(attack(&server.base, (warm_at.as_secs() + secs) as usize))
         .map_err(|e| format!("goose: {e}"))?;
     let end_rss = rss_kib(pid);
-    let warm_rss = sampler.join().ok().flatten();
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let warm_rss = samples
+        .iter()
+        .find(|(at, _)| *at >= warm_at)
+        .map(|(_, kib)| *kib);
     eprintln!(
         "xtask: soak: attack done in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -954,6 +1056,12 @@ pub fn soak(secs: u64, release: bool) -> Result<(), String> {
         shared().login_retries.load(Ordering::Relaxed)
     );
     println!("Server RSS: {rss}.");
+    let timeline: Vec<String> = samples
+        .iter()
+        .step_by(2)
+        .map(|(at, kib)| format!("{}s {}", at.as_secs(), kib / 1024))
+        .collect();
+    println!("RSS timeline (MiB): {}.", timeline.join(", "));
     if failures.is_empty() {
         println!("\nsoak: no 5xx, no transport error, no lost write, RSS within 10%.");
         Ok(())

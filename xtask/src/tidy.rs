@@ -4,8 +4,8 @@
 //! - Every Rust file under `crates/`, `bins/`, `tests/` and `xtask/` starts
 //!   with a module doc (`//!` or `#![doc = …]`).
 //! - No file is longer than [`MAX_LINES`], except those in [`LONG_FILES`].
-//! - No `json!` under `crates/http/src/routes/`: wire bodies are typed
-//!   (issue 8), except the files still in [`JSON_MACRO_FILES`] (temporary).
+//! - No `json!` under `crates/http/src/routes/`: bodies are the typed
+//!   structs of `offgrid_http::wire`.
 //! - No unused dependency: every key of a member's `[dependencies]`,
 //!   `[dev-dependencies]` and `[build-dependencies]` is named in that
 //!   crate's sources (`name::…`, `use name`, `extern crate name`, with `-`
@@ -65,20 +65,6 @@ pub const LONG_FILES: &[(&str, &str)] = &[
         "xtask/src/soak.rs",
         "one goose load test: its scenarios, server fixture and checks",
     ),
-];
-
-/// TEMPORARY: route files that still build answers with `json!`. Issue 8
-/// (item 3) replaces them with typed bodies; delete each entry as its file
-/// is converted (tidy fails on an entry whose file has no `json!` left),
-/// and this list with the last one.
-pub const JSON_MACRO_FILES: &[(&str, &str)] = &[
-    ("crates/http/src/routes/auth.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/keys.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/mod.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/models.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/openapi.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/system.rs", "issue 8, item 3"),
-    ("crates/http/src/routes/users.rs", "issue 8, item 3"),
 ];
 
 /// Dependencies no source names, each as (manifest, dependency, reason).
@@ -346,14 +332,12 @@ fn stale(list: &str, entry: &str, why: String) -> Violation {
 }
 
 /// Allow-list entries that no longer apply: a listed long file that is
-/// gone or within the cap, a listed route file with no `json!` left, a
-/// dependency that is gone or is named after all. `files` is every
+/// gone or within the cap, a dependency that is gone or is named after all. `files` is every
 /// checked Rust file with its text; `crates` every member.
 pub fn stale_entries(
     files: &[(String, String)],
     crates: &[Crate<'_>],
     long: &[(&str, &str)],
-    json: &[(&str, &str)],
     pathless: &[(&str, &str, &str)],
 ) -> Vec<Violation> {
     let text = |path: &str| {
@@ -370,15 +354,6 @@ pub fn stale_entries(
                 "LONG_FILES",
                 path,
                 format!("LONG_FILES lists {path}, which has {lines} lines: remove the entry"),
-            ));
-        }
-    }
-    for (path, _) in json {
-        if text(path).is_none_or(|t| json_macro(path, t).is_empty()) {
-            found.push(stale(
-                "JSON_MACRO_FILES",
-                path,
-                format!("JSON_MACRO_FILES lists {path}, which has no json! left: remove the entry"),
             ));
         }
     }
@@ -418,7 +393,7 @@ pub fn check(
     for (path, text) in files {
         found.extend(module_doc(path, text));
         found.extend(length(path, text, LONG_FILES));
-        if path.starts_with(ROUTES) && !JSON_MACRO_FILES.iter().any(|(p, _)| p == path) {
+        if path.starts_with(ROUTES) {
             found.extend(json_macro(path, text));
         }
     }
@@ -431,7 +406,6 @@ pub fn check(
         files,
         crates,
         LONG_FILES,
-        JSON_MACRO_FILES,
         USED_WITHOUT_A_PATH,
     ));
     found

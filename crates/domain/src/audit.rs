@@ -1,11 +1,11 @@
 //! Audit log entries: every admin and security event.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Timestamp, UserId};
 
 /// A recorded event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Sequence number.
     pub id: i64,

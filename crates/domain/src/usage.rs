@@ -1,6 +1,6 @@
 //! Token usage per request, per user and per API key.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ApiKeyId, Timestamp, UserId};
 
@@ -26,7 +26,7 @@ pub struct NewUsage {
 }
 
 /// Totals for one (user, model) pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageTotal {
     /// The user (`None`: anonymous guests).
     pub user_id: Option<UserId>,

@@ -1,11 +1,11 @@
 //! User accounts, API keys and login sessions as the domain sees them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ApiKeyId, Role, SessionId, Timestamp, UserId};
 
 /// A user account. The password hash is deliberately not part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Stable id.
     pub id: UserId,
@@ -20,9 +20,10 @@ pub struct User {
     /// A disabled account can do nothing and cannot log in.
     pub disabled: bool,
     /// Whether this is the built-in system user.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub system: bool,
     /// Bumped whenever every credential of the user must stop working.
+    /// Never sent: 0 in a user read from JSON.
     #[serde(skip)]
     pub token_epoch: i64,
     /// Creation time.

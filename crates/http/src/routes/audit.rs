@@ -36,7 +36,7 @@ pub(crate) struct Query {
 
 /// `GET /v1/audit?action=&actor=&target=&since=&limit=&offset=`.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(Query),
-    responses((status = 200, description = "Audit entries, newest first", body = super::openapi::AuditPage)))]
+    responses((status = 200, description = "Audit entries, newest first", body = crate::wire::AuditPage)))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     query: web::Query<Query>,
@@ -62,5 +62,5 @@ pub(crate) async fn list(
     let page = crate::trace::block(move || auth.repos().audit.list(&query))
         .await?
         .map_err(ApiError::from)?;
-    Ok(crate::routes::page_json(page))
+    Ok(HttpResponse::Ok().json(crate::wire::AuditPage::from(page)))
 }

@@ -1,11 +1,11 @@
 //! `/v1/auth/*` and `/v1/users/me`: setup, login, logout, who am I,
 //! change password.
 
+use crate::wire;
 use actix_web::{HttpRequest, HttpResponse, web};
 use offgrid_auth::{AccountInput, LoginRequest, SetupProof};
 use offgrid_domain::Role;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::access::Caller;
 use crate::app::{host_name, is_loopback_name};
@@ -68,7 +68,7 @@ fn is_local_request(
 /// code printed at start-up, so whoever reaches the port first cannot take
 /// the server.
 #[utoipa::path(post, path = "/v1/auth/setup", tag = "auth", request_body = SetupBody,
-    responses((status = 201, description = "The first administrator", body = super::openapi::SetupResult)))]
+    responses((status = 201, description = "The first administrator", body = crate::wire::SetupResponse)))]
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     client: Client,
@@ -119,7 +119,7 @@ pub(crate) async fn setup(
     })
     .await??;
     state.mark_admin_exists();
-    Ok(HttpResponse::Created().json(json!({ "user": user })))
+    Ok(HttpResponse::Created().json(wire::SetupResponse { user }))
 }
 
 /// `username` may also be sent as `email` or `login`.
@@ -135,7 +135,7 @@ pub(crate) struct LoginBody {
 /// `POST /v1/auth/login`: returns `{token, expires_at, user}` and sets the
 /// HttpOnly session cookie for the browser UI.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, description = "Signed in", body = super::openapi::LoginResult)))]
+    responses((status = 200, description = "Signed in", body = crate::wire::LoginResponse)))]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
@@ -161,18 +161,18 @@ pub(crate) async fn login(
     Ok(HttpResponse::Ok()
         .cookie(cookie)
         .cookie(device_cookie(&state.settings, outcome.device))
-        .json(json!({
-            "token": outcome.token,
-            "token_type": "bearer",
-            "expires_at": outcome.expires_at,
-            "user": outcome.user,
-        })))
+        .json(wire::LoginResponse {
+            token: outcome.token,
+            token_type: "bearer".to_owned(),
+            expires_at: outcome.expires_at,
+            user: outcome.user,
+        }))
 }
 
 /// `POST /v1/auth/logout`: revokes the session token at once. With an API
 /// key: 400 `not_a_session`, nothing revoked.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
-    responses((status = 200, description = "The session is revoked", body = super::openapi::Success)))]
+    responses((status = 200, description = "The session is revoked", body = crate::wire::Success)))]
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     caller: Caller,
@@ -183,12 +183,12 @@ pub(crate) async fn logout(
     crate::trace::block(move || auth.logout(&caller.principal, &actor)).await??;
     Ok(HttpResponse::Ok()
         .cookie(clearing_cookie(&state.settings))
-        .json(json!({"success": true})))
+        .json(wire::Success::DONE))
 }
 
 /// `GET /v1/auth/me`: the caller.
 #[utoipa::path(get, path = "/v1/auth/me", tag = "auth",
-    responses((status = 200, description = "The caller", body = super::openapi::Me)))]
+    responses((status = 200, description = "The caller", body = crate::wire::Me)))]
 pub(crate) async fn me(
     state: web::Data<AppState>,
     caller: Caller,
@@ -211,18 +211,18 @@ pub(crate) async fn me(
         .into_iter()
         .filter(|p| offgrid_policy::authorize(principal, *p).is_ok())
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "user": user,
-        "authenticated": principal.is_authenticated(),
-        "role": principal.role,
-        "permissions": permissions,
-        "mode": if state.settings.multi_user_mode { "multi_user" } else { "single_user" },
-    })))
+    Ok(HttpResponse::Ok().json(wire::Me {
+        user,
+        authenticated: principal.is_authenticated(),
+        role: principal.role,
+        permissions,
+        mode: wire::Mode::of(state.settings.multi_user_mode),
+    }))
 }
 
 /// `GET /v1/users/me`: the caller, as `GET /v1/auth/me`.
 #[utoipa::path(get, path = "/v1/users/me", tag = "auth",
-    responses((status = 200, description = "The caller", body = super::openapi::Me)))]
+    responses((status = 200, description = "The caller", body = crate::wire::Me)))]
 pub(crate) async fn users_me(
     state: web::Data<AppState>,
     caller: Caller,
@@ -240,7 +240,7 @@ pub(crate) struct ChangePasswordBody {
 /// `POST /v1/auth/change-password`: needs the current password; ends the
 /// caller's other sessions and API keys.
 #[utoipa::path(post, path = "/v1/auth/change-password", tag = "auth", request_body = ChangePasswordBody,
-    responses((status = 200, description = "Changed", body = super::openapi::Success)))]
+    responses((status = 200, description = "Changed", body = crate::wire::Success)))]
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,
@@ -259,7 +259,7 @@ pub(crate) async fn change_password(
         )
     })
     .await??;
-    Ok(HttpResponse::Ok().json(json!({"success": true})))
+    Ok(HttpResponse::Ok().json(wire::Success::DONE))
 }
 
 #[cfg(test)]

@@ -4,36 +4,15 @@
 
 use actix_web::{HttpResponse, web};
 use offgrid_auth::{Authenticated, KeyIssuer, KeyRequest};
-use offgrid_domain::user::ApiKey;
 use offgrid_domain::{ApiKeyId, Scope, Timestamp, UserId};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::access::Caller;
 use crate::code::ErrorCode;
 use crate::error::ApiError;
 use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
-
-/// A key as JSON; `secret` only right after creation.
-pub(crate) fn key_json(key: &ApiKey, secret: Option<&str>) -> Value {
-    let mut v = json!({
-        "id": key.id,
-        "object": "api_key",
-        "name": key.name,
-        "prefix": key.prefix,
-        "created_at": key.created_at,
-        "expires_at": key.expires_at,
-        "last_used_at": key.last_used_at,
-        "revoked_at": key.revoked_at,
-        "revoked": key.revoked_at.is_some(),
-        "can_create_keys": key.can_create_keys,
-    });
-    if let (Some(secret), Some(obj)) = (secret, v.as_object_mut()) {
-        obj.insert("key".to_owned(), Value::String(secret.to_owned()));
-    }
-    v
-}
+use crate::wire;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,8 +101,13 @@ async fn admin_scope(
 async fn list(state: &AppState, scope: Scope, owner: UserId) -> Result<HttpResponse, ApiError> {
     let auth = state.auth.clone();
     let keys = crate::trace::block(move || auth.list_api_keys(&scope, &owner)).await??;
-    let data: Vec<_> = keys.iter().map(|k| key_json(k, None)).collect();
-    Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
+    Ok(HttpResponse::Ok().json(wire::ApiKeyList {
+        object: wire::LIST.to_owned(),
+        data: keys
+            .iter()
+            .map(|k| wire::ApiKeyInfo::new(k, None))
+            .collect(),
+    }))
 }
 
 async fn create(
@@ -147,7 +131,7 @@ async fn create(
         auth.create_api_key(KeyIssuer::Caller(&issuer), &scope, request, &actor)
     })
     .await??;
-    Ok(HttpResponse::Created().json(key_json(&issued.key, Some(&issued.secret))))
+    Ok(HttpResponse::Created().json(wire::ApiKeyInfo::new(&issued.key, Some(&issued.secret))))
 }
 
 async fn revoke(
@@ -160,12 +144,12 @@ async fn revoke(
     let auth = state.auth.clone();
     let revoked =
         crate::trace::block(move || auth.revoke_api_key(&scope, &owner, &key, &actor)).await??;
-    Ok(HttpResponse::Ok().json(key_json(&revoked, None)))
+    Ok(HttpResponse::Ok().json(wire::ApiKeyInfo::new(&revoked, None)))
 }
 
 /// `GET /v1/users/me/api-keys`.
 #[utoipa::path(get, path = "/v1/users/me/api-keys", tag = "keys",
-    responses((status = 200, description = "The caller's keys", body = super::openapi::ApiKeyList)))]
+    responses((status = 200, description = "The caller's keys", body = crate::wire::ApiKeyList)))]
 pub(crate) async fn list_mine(
     state: web::Data<AppState>,
     caller: Caller,
@@ -176,7 +160,7 @@ pub(crate) async fn list_mine(
 
 /// `POST /v1/users/me/api-keys`.
 #[utoipa::path(post, path = "/v1/users/me/api-keys", tag = "keys", request_body = CreateBody,
-    responses((status = 201, description = "The new key, secret included (shown once)", body = super::openapi::ApiKeySchema)))]
+    responses((status = 201, description = "The new key, secret included (shown once)", body = crate::wire::ApiKeyInfo)))]
 pub(crate) async fn create_mine(
     state: web::Data<AppState>,
     caller: Caller,
@@ -199,7 +183,7 @@ pub(crate) async fn create_mine(
 /// `DELETE /v1/users/me/api-keys/{key_id}`.
 #[utoipa::path(delete, path = "/v1/users/me/api-keys/{key_id}", tag = "keys",
     params(("key_id" = String, Path, description = "API key id")),
-    responses((status = 200, description = "The revoked key", body = super::openapi::ApiKeySchema)))]
+    responses((status = 200, description = "The revoked key", body = crate::wire::ApiKeyInfo)))]
 pub(crate) async fn revoke_mine(
     state: web::Data<AppState>,
     caller: Caller,
@@ -214,7 +198,7 @@ pub(crate) async fn revoke_mine(
 
 /// `GET /v1/users/{id}/api-keys`.
 #[utoipa::path(get, path = "/v1/users/{id}/api-keys", tag = "keys", params(("id" = String, Path, description = "User id")),
-    responses((status = 200, description = "The user's keys", body = super::openapi::ApiKeyList)))]
+    responses((status = 200, description = "The user's keys", body = crate::wire::ApiKeyList)))]
 pub(crate) async fn list_for_user(
     state: web::Data<AppState>,
     caller: Caller,
@@ -228,7 +212,7 @@ pub(crate) async fn list_for_user(
 /// `POST /v1/users/{id}/api-keys`.
 #[utoipa::path(post, path = "/v1/users/{id}/api-keys", tag = "keys", request_body = CreateBody,
     params(("id" = String, Path, description = "User id")),
-    responses((status = 201, description = "The new key, secret included (shown once)", body = super::openapi::ApiKeySchema)))]
+    responses((status = 201, description = "The new key, secret included (shown once)", body = crate::wire::ApiKeyInfo)))]
 pub(crate) async fn create_for_user(
     state: web::Data<AppState>,
     caller: Caller,
@@ -245,7 +229,7 @@ pub(crate) async fn create_for_user(
 /// `DELETE /v1/users/{id}/api-keys/{key_id}`.
 #[utoipa::path(delete, path = "/v1/users/{id}/api-keys/{key_id}", tag = "keys",
     params(("id" = String, Path, description = "User id"), ("key_id" = String, Path, description = "API key id")),
-    responses((status = 200, description = "The revoked key", body = super::openapi::ApiKeySchema)))]
+    responses((status = 200, description = "The revoked key", body = crate::wire::ApiKeyInfo)))]
 pub(crate) async fn revoke_for_user(
     state: web::Data<AppState>,
     caller: Caller,

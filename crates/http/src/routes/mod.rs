@@ -84,19 +84,6 @@ pub(crate) fn default_limit() -> i64 {
     50
 }
 
-/// A page as `{"object": "list", "data", "total", "limit", "offset"}`.
-pub(crate) fn page_json<T: serde::Serialize>(
-    page: offgrid_domain::user::Page<T>,
-) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().json(serde_json::json!({
-        "object": "list",
-        "data": page.data,
-        "total": page.total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }))
-}
-
 /// Paging bounds shared by list endpoints.
 pub(crate) struct Paging;
 

@@ -14,13 +14,15 @@ use offgrid_domain::audit::NewAuditEvent;
 use offgrid_inference::InferenceError;
 use offgrid_inference::registry::default_id;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::access::Caller;
 use crate::code::ErrorCode;
 use crate::error::ApiError;
-use crate::extract::Client;
+use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
+use crate::wire;
 use offgrid_inference::{ModelError, ModelStatus};
 
 /// An import's failure, as the admin sees it: what is wrong with the model
@@ -102,36 +104,19 @@ fn parse_keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError
     })
 }
 
-fn model_json(m: &ModelStatus) -> Value {
-    let e = &m.entry;
-    let mut v = json!({
-        "id": e.id, "object": "model", "created": e.added_at, "owned_by": "offgrid",
-        "type": e.kind.as_str(), "format": e.format, "architecture": e.architecture,
-        "parameters": e.parameters, "quantization": e.quantization,
-        "context_length": e.context_length, "size_bytes": e.size_bytes, "sha256": e.sha256,
-        "loaded": m.loaded.is_some(),
-    });
-    if let Some(d) = e.dimensions {
-        v["dimensions"] = json!(d);
-    }
-    if let Some(left) = m.loaded {
-        // Seconds until it unloads when idle; null: never.
-        v["expires_in"] = json!(left.map(|d| d.as_secs()));
-    }
-    v
-}
-
 /// `GET /v1/models`.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, description = "Installed models", body = super::openapi::ModelList)))]
+    responses((status = 200, description = "Installed models", body = crate::wire::ModelList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> HttpResponse {
-    let data: Vec<Value> = state.models.list().iter().map(model_json).collect();
-    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+    HttpResponse::Ok().json(wire::ModelList {
+        object: wire::LIST.to_owned(),
+        data: state.models.list().iter().map(wire::Model::from).collect(),
+    })
 }
 
 /// `GET /v1/models/{id}`.
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model id")),
-    responses((status = 200, description = "The model", body = super::openapi::Model)))]
+    responses((status = 200, description = "The model", body = crate::wire::Model)))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -143,7 +128,7 @@ pub(crate) async fn get(
             none_installed: state.models.is_empty(),
         })
     })?;
-    Ok(HttpResponse::Ok().json(model_json(&status)))
+    Ok(HttpResponse::Ok().json(wire::Model::from(&status)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -200,6 +185,23 @@ fn resolve_import_source(dir: &Path, given: &str) -> Result<PathBuf, ApiError> {
     Ok(source)
 }
 
+/// An import's audit details: where from, and what came of it (fields in
+/// alphabetical order, as the audit log has always had them).
+#[derive(Serialize)]
+struct ImportDetails<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+}
+
+/// `{}`: an event that needs no details.
+#[derive(Serialize)]
+struct NoDetails {}
+
 /// Records a model change in the audit log (blocking). A failure to write
 /// is logged, not returned: the change itself is done.
 fn audit(
@@ -208,7 +210,7 @@ fn audit(
     client: &Client,
     action: &str,
     target: Option<String>,
-    details: Value,
+    details: &impl Serialize,
 ) {
     let repos = state.auth.repos();
     let principal = &caller.principal;
@@ -227,7 +229,7 @@ fn audit(
         action: action.to_owned(),
         target,
         client_addr: client.addr.clone(),
-        details: Some(details.to_string()),
+        details: serde_json::to_string(details).ok(),
     };
     if let Err(e) = repos.audit.append(event) {
         tracing::error!(action, error = %e, "cannot write audit log");
@@ -239,14 +241,14 @@ fn audit(
 /// operator), and records it in the audit log, refusals included. Blocking
 /// work (resolving, copying and hashing) runs on the blocking pool.
 #[utoipa::path(post, path = "/v1/models", tag = "models", request_body = ImportRequest,
-    responses((status = 201, description = "The imported model", body = super::openapi::Model)))]
+    responses((status = 201, description = "The imported model", body = crate::wire::Model)))]
 pub(crate) async fn import(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
-    body: web::Json<Value>,
+    body: JsonObject<ImportRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let req: ImportRequest = crate::extract::object(body.into_inner())?;
+    let req = body.into_inner();
     let state = state.into_inner();
     let outcome = crate::trace::block(move || {
         let given = req.path;
@@ -275,7 +277,12 @@ pub(crate) async fn import(
                 &client,
                 "model.imported",
                 Some(entry.id.clone()),
-                json!({"path": logged, "kind": entry.kind.as_str(), "sha256": entry.sha256}),
+                &ImportDetails {
+                    path: &logged,
+                    kind: Some(entry.kind.as_str()),
+                    sha256: Some(&entry.sha256),
+                    code: None,
+                },
             ),
             Err(e) => audit(
                 &state,
@@ -283,7 +290,12 @@ pub(crate) async fn import(
                 &client,
                 "model.import_refused",
                 None,
-                json!({"path": logged, "code": e.code.as_str()}),
+                &ImportDetails {
+                    path: &logged,
+                    kind: None,
+                    sha256: None,
+                    code: Some(e.code.as_str()),
+                },
             ),
         }
         result
@@ -293,12 +305,12 @@ pub(crate) async fn import(
         entry: outcome,
         loaded: None,
     };
-    Ok(HttpResponse::build(StatusCode::CREATED).json(model_json(&status)))
+    Ok(HttpResponse::build(StatusCode::CREATED).json(wire::Model::from(&status)))
 }
 
 /// `DELETE /v1/models/{id}`: OpenAI's deletion answer; audited.
 #[utoipa::path(delete, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model id")),
-    responses((status = 200, description = "Removed", body = super::openapi::Deleted)))]
+    responses((status = 200, description = "Removed", body = crate::wire::Deleted)))]
 pub(crate) async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
@@ -328,11 +340,11 @@ pub(crate) async fn remove(
                 &client,
                 "model.deleted",
                 Some(removed.clone()),
-                json!({}),
+                &NoDetails {},
             );
         }
         result
     })
     .await??;
-    Ok(HttpResponse::Ok().json(json!({"id": id, "object": "model", "deleted": true})))
+    Ok(HttpResponse::Ok().json(wire::Deleted::new("model", id)))
 }

@@ -25,20 +25,9 @@ fn default_days() -> u32 {
     30
 }
 
-/// `GET /v1/usage` answer (documented as `openapi::UsageList`).
-#[derive(serde::Serialize)]
-struct UsageList {
-    /// `list`.
-    object: String,
-    /// Totals per user and model.
-    data: Vec<offgrid_domain::usage::UsageTotal>,
-    /// The window, in days.
-    days: u32,
-}
-
 /// `GET /v1/usage?days=&all=`: token totals per user and model.
 #[utoipa::path(get, path = "/v1/usage", tag = "inference", params(UsageQuery),
-    responses((status = 200, description = "Token totals per user and model", body = super::openapi::UsageList)))]
+    responses((status = 200, description = "Token totals per user and model", body = crate::wire::UsageList)))]
 pub(crate) async fn usage(
     state: web::Data<AppState>,
     caller: Caller,
@@ -73,13 +62,13 @@ pub(crate) async fn usage(
     } else {
         offgrid_domain::Scope::owned_by(me)
     };
-    let since = offgrid_domain::Timestamp(super::openai::now() - i64::from(q.days) * 86_400);
+    let since = offgrid_domain::Timestamp(super::openai::now()).plus_days(-i64::from(q.days));
     let repo = state.usage.clone();
     let totals = crate::trace::block(move || repo.totals(&scope, since))
         .await?
         .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(UsageList {
-        object: "list".to_owned(),
+    Ok(HttpResponse::Ok().json(crate::wire::UsageList {
+        object: crate::wire::LIST.to_owned(),
         data: totals,
         days: q.days,
     }))

@@ -1,17 +1,16 @@
 //! `/v1/users` administration (ManageUsers).
 
+use crate::wire;
 use actix_web::{HttpResponse, web};
 use offgrid_auth::AccountInput;
 use offgrid_domain::user::{UserPatch, UserQuery};
 use offgrid_domain::{Role, UserId};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::{Client, JsonObject};
 use crate::routes::Paging;
-use crate::routes::keys::key_json;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -23,7 +22,7 @@ pub(crate) struct ListQuery {
     search: Option<String>,
     /// Only users with this role.
     #[serde(default)]
-    #[param(value_type = Option<super::openapi::RoleSchema>)]
+    #[param(value_type = Option<crate::wire::RoleSchema>)]
     role: Option<Role>,
     /// Page size, 1 to 200 (default 50).
     #[serde(default = "crate::routes::default_limit")]
@@ -35,7 +34,7 @@ pub(crate) struct ListQuery {
 
 /// `GET /v1/users?search=&role=&limit=&offset=`.
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListQuery),
-    responses((status = 200, description = "A page of users", body = super::openapi::UserPage)))]
+    responses((status = 200, description = "A page of users", body = crate::wire::UserPage)))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
@@ -53,7 +52,7 @@ pub(crate) async fn list(
     })
     .await?
     .map_err(ApiError::from)?;
-    Ok(crate::routes::page_json(page))
+    Ok(HttpResponse::Ok().json(wire::UserPage::from(page)))
 }
 
 fn default_true() -> bool {
@@ -66,7 +65,7 @@ pub(crate) struct CreateBody {
     username: String,
     password: String,
     #[serde(default = "default_role")]
-    #[schema(value_type = super::openapi::RoleSchema, default = "user")]
+    #[schema(value_type = crate::wire::RoleSchema, default = "user")]
     role: Role,
     #[serde(default)]
     email: Option<String>,
@@ -83,7 +82,7 @@ fn default_role() -> Role {
 
 /// `POST /v1/users`: returns `{user, api_key}`; the key is shown once.
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateBody,
-    responses((status = 201, description = "The account and its first key", body = super::openapi::CreatedUser)))]
+    responses((status = 201, description = "The account and its first key", body = crate::wire::CreatedUser)))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -109,10 +108,10 @@ pub(crate) async fn create(
         )
     })
     .await??;
-    Ok(HttpResponse::Created().json(json!({
-        "user": user,
-        "api_key": key.map(|k| key_json(&k.key, Some(&k.secret))),
-    })))
+    Ok(HttpResponse::Created().json(wire::CreatedUser {
+        user,
+        api_key: key.map(|k| wire::ApiKeyInfo::new(&k.key, Some(&k.secret))),
+    }))
 }
 
 fn user_id(path: &str) -> UserId {
@@ -121,7 +120,7 @@ fn user_id(path: &str) -> UserId {
 
 /// `GET /v1/users/{id}`.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
-    responses((status = 200, description = "The user", body = super::openapi::UserSchema)))]
+    responses((status = 200, description = "The user", body = crate::wire::UserSchema)))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -138,7 +137,7 @@ pub(crate) async fn get(
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchBody {
     #[serde(default)]
-    #[schema(value_type = Option<super::openapi::RoleSchema>)]
+    #[schema(value_type = Option<crate::wire::RoleSchema>)]
     role: Option<Role>,
     #[serde(default)]
     display_name: Option<String>,
@@ -165,7 +164,7 @@ mod double_option {
 /// `PATCH /v1/users/{id}`: role, display name, e-mail, disabled.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", request_body = PatchBody,
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, description = "The changed user", body = super::openapi::UserSchema)))]
+    responses((status = 200, description = "The changed user", body = crate::wire::UserSchema)))]
 pub(crate) async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -189,7 +188,7 @@ pub(crate) async fn update(
 
 /// `DELETE /v1/users/{id}`.
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
-    responses((status = 200, description = "Deleted", body = super::openapi::Deleted)))]
+    responses((status = 200, description = "Deleted", body = crate::wire::Deleted)))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -201,7 +200,7 @@ pub(crate) async fn delete(
     let actor = client.actor(Some(&caller));
     let deleted = id.clone();
     crate::trace::block(move || auth.delete_user(&id, &actor)).await??;
-    Ok(HttpResponse::Ok().json(json!({"id": deleted, "object": "user", "deleted": true})))
+    Ok(HttpResponse::Ok().json(wire::Deleted::new("user", deleted.to_string())))
 }
 
 /// `password` may also be sent as `new_password`.
@@ -216,7 +215,7 @@ pub(crate) struct ResetBody {
 /// ends.
 #[utoipa::path(post, path = "/v1/users/{id}/reset-password", tag = "users", request_body = ResetBody,
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, description = "Reset", body = super::openapi::Success)))]
+    responses((status = 200, description = "Reset", body = crate::wire::Success)))]
 pub(crate) async fn reset_password(
     state: web::Data<AppState>,
     caller: Caller,
@@ -229,5 +228,5 @@ pub(crate) async fn reset_password(
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
     crate::trace::block(move || auth.reset_password(&id, &password, &actor)).await??;
-    Ok(HttpResponse::Ok().json(json!({"success": true})))
+    Ok(HttpResponse::Ok().json(wire::Success::DONE))
 }

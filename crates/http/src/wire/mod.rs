@@ -1,17 +1,23 @@
-//! The API's wire format: every request and response body of the
-//! OpenAI-compatible routes as plain `Serialize + Deserialize` structs
-//! (stream chunks included), so the server, `offgrid run|chat`, the tests
-//! and other Rust programs share one definition.
+//! The API's wire format: every request and response body as plain
+//! `Serialize + Deserialize` structs (stream chunks included), so the
+//! server, `offgrid run|chat`, the tests and other Rust programs share one
+//! definition. The route handlers build these and nothing else.
 //!
 //! Request structs accept what OpenAI's clients send; what the values may
 //! be is checked by the routes (`routes::openai::params`), so a wrong value
 //! gets an error naming its field rather than a generic parse failure.
 
+pub mod accounts;
 pub mod completions;
 pub mod embeddings;
+pub mod models;
+pub mod system;
 
+pub use accounts::*;
 pub use completions::*;
 pub use embeddings::*;
+pub use models::*;
+pub use system::*;
 
 use serde::{Deserialize, Serialize};
 
