@@ -198,76 +198,83 @@ fn ensure_wrk() -> Result<(), String> {
     run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "wrk"]))
 }
 
-/// `cargo xtask bench auth`.
-pub fn auth() -> Result<(), String> {
-    ensure_wrk()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "--bin",
-        "offgrid",
-        "--bin",
-        "offgrid-admin",
-    ]))?;
-    let bin = target_dir().join("release");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// One build under test: a single-user server (the unauthenticated peer)
+/// and a multi-user one with an admin, a user, a login token and a key.
+struct Build {
+    name: &'static str,
+    single: Server,
+    multi: Server,
+    token_header: String,
+    key_header: String,
+}
 
-    // Peer: single-user mode, no credentials; and multi-user mode with the
-    // default bcrypt cost (12). Both run at once so the scenarios can be
-    // interleaved: each is measured ROUNDS times, alternating, and the
-    // median is reported, which keeps drift on a shared machine out of the
-    // ratios.
-    let single = start(&bin, "single", &[])?;
-    let multi = start(&bin, "multi", &[("OFFGRID_MULTI_USER", "true")])?;
-    let home = multi._home.0.clone();
-    admin(
-        &bin,
-        &home,
-        &["setup", "root", "--password-stdin"],
-        "bench-password-1\n",
-    )?;
-    let created = admin(
-        &bin,
-        &home,
-        &["--json", "users", "create", "alice", "--password-stdin"],
-        "alice-password-1\n",
-    )?;
-    let key = json_field(&created, "api_key")?;
-    let login = curl(&[
-        "-H",
-        "content-type: application/json",
-        "-d",
-        r#"{"username":"alice","password":"alice-password-1"}"#,
-        &format!("{}/v1/auth/login", multi.base),
-    ])?;
-    let token = json_field(&login, "token")?;
-    let token_header = format!("Authorization: Bearer {token}");
-    let key_header = format!("Authorization: Bearer {key}");
-    let single_me = format!("{}/v1/users/me", single.base);
-    let multi_me = format!("{}/v1/users/me", multi.base);
-    let scenarios: [(&str, Option<&str>); 3] = [
-        (&single_me, None),
-        (&multi_me, Some(&token_header)),
-        (&multi_me, Some(&key_header)),
-    ];
-    for (url, header) in scenarios {
-        let _ = wrk(url, 8, header)?; // warm-up
+impl Build {
+    fn start(name: &'static str, bin: &Path) -> Result<Self, String> {
+        let single = start(bin, &format!("single-{name}"), &[])?;
+        let multi = start(
+            bin,
+            &format!("multi-{name}"),
+            &[("OFFGRID_MULTI_USER", "true")],
+        )?;
+        let home = multi._home.0.clone();
+        admin(
+            bin,
+            &home,
+            &["setup", "root", "--password-stdin"],
+            "bench-password-1\n",
+        )?;
+        let created = admin(
+            bin,
+            &home,
+            &["--json", "users", "create", "alice", "--password-stdin"],
+            "alice-password-1\n",
+        )?;
+        let key = json_field(&created, "api_key")?;
+        let login = curl(&[
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"username":"alice","password":"alice-password-1"}"#,
+            &format!("{}/v1/auth/login", multi.base),
+        ])?;
+        let token = json_field(&login, "token")?;
+        Ok(Build {
+            name,
+            single,
+            multi,
+            token_header: format!("Authorization: Bearer {token}"),
+            key_header: format!("Authorization: Bearer {key}"),
+        })
     }
-    let mut samples: [Vec<WrkResult>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..ROUNDS {
-        for (i, (url, header)) in scenarios.iter().enumerate() {
-            samples[i].push(wrk(url, 32, *header)?);
-        }
-    }
-    drop(single);
-    let [unauth, with_token, with_key] = samples.map(median);
 
-    // p99 of /v1/system/config while 10 logins run at once, in loops.
+    /// (url, header) of the three `/v1/users/me` scenarios.
+    fn scenarios(&self) -> [(String, Option<&str>); 3] {
+        let single_me = format!("{}/v1/users/me", self.single.base);
+        let multi_me = format!("{}/v1/users/me", self.multi.base);
+        [
+            (single_me, None),
+            (multi_me.clone(), Some(&self.token_header)),
+            (multi_me, Some(&self.key_header)),
+        ]
+    }
+}
+
+/// What one build measured.
+struct Measured {
+    unauth: WrkResult,
+    token: WrkResult,
+    key: WrkResult,
+    config: WrkResult,
+    logins: usize,
+}
+
+/// p99 of `/v1/system/config` while 10 logins run at once, in loops.
+fn config_during_logins(base: &str) -> Result<(WrkResult, usize), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let logins = Arc::new(AtomicUsize::new(0));
     let loopers: Vec<_> = (0..10)
         .map(|_| {
-            let (stop, logins, base) = (stop.clone(), logins.clone(), multi.base.clone());
+            let (stop, logins, base) = (stop.clone(), logins.clone(), base.to_owned());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let ok = curl(&[
@@ -285,51 +292,137 @@ pub fn auth() -> Result<(), String> {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let config = wrk(&format!("{}/v1/system/config", multi.base), 4, None)?;
+    let config = wrk(&format!("{base}/v1/system/config"), 4, None);
     stop.store(true, Ordering::Relaxed);
     for t in loopers {
         let _ = t.join();
     }
-    drop(multi);
+    Ok((config?, logins.load(Ordering::Relaxed)))
+}
 
-    let ratio_token = with_token.rps / unauth.rps;
-    let ratio_key = with_key.rps / unauth.rps;
-    println!(
-        "\n## cargo xtask bench auth ({cores} cores, wrk -t2 -c32 -d{DURATION}, release build)\n"
-    );
-    println!("| scenario | requests/s | p99 | ratio to unauthenticated |");
-    println!("|---|---|---|---|");
-    let p99 = |r: &WrkResult| r.p99_ms.map_or("?".to_owned(), |v| format!("{v:.2} ms"));
-    println!(
-        "| GET /v1/users/me, single-user, no credentials | {:.0} | {} | 1.00 |",
-        unauth.rps,
-        p99(&unauth)
-    );
-    println!(
-        "| GET /v1/users/me, PASETO token | {:.0} | {} | {ratio_token:.2} |",
-        with_token.rps,
-        p99(&with_token)
-    );
-    println!(
-        "| GET /v1/users/me, API key | {:.0} | {} | {ratio_key:.2} |",
-        with_key.rps,
-        p99(&with_key)
-    );
-    println!(
-        "| GET /v1/system/config during 10 concurrent logins ({} logins done, bcrypt cost 12) | {:.0} | {} | - |",
-        logins.load(Ordering::Relaxed),
-        config.rps,
-        p99(&config)
-    );
-    let mut failures = Vec::new();
-    if ratio_token < 0.90 || ratio_key < 0.90 {
-        failures.push(format!("authenticated/unauthenticated ratio below 0.90 (token {ratio_token:.2}, key {ratio_key:.2})"));
+/// `cargo xtask bench auth [--before DIR]`. With `--before`, DIR holds
+/// `offgrid` and `offgrid-admin` from an earlier commit: both builds run
+/// at once, every scenario of both is interleaved round by round, and the
+/// report adds the after/before ratio of each.
+pub fn auth(before: Option<PathBuf>) -> Result<(), String> {
+    ensure_wrk()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "offgrid",
+        "--bin",
+        "offgrid-admin",
+    ]))?;
+    let bin = target_dir().join("release");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // Each build's peer is its own single-user server without credentials;
+    // the multi-user one has the default bcrypt cost (12). All servers run
+    // at once so the scenarios can be interleaved: each is measured ROUNDS
+    // times, alternating, and the median is reported, which keeps drift on
+    // a shared machine out of the ratios.
+    let mut builds = Vec::new();
+    if let Some(dir) = &before {
+        builds.push(Build::start("before", dir)?);
     }
-    match config.p99_ms {
-        Some(p) if p < 20.0 => {}
-        other => failures.push(format!(
-            "p99 of /v1/system/config during logins is {other:?} ms, target < 20 ms"
-        )),
+    builds.push(Build::start("after", &bin)?);
+    let scenarios: Vec<Vec<(String, Option<&str>)>> =
+        builds.iter().map(|b| b.scenarios().to_vec()).collect();
+    for (url, header) in scenarios.iter().flatten() {
+        let _ = wrk(url, 8, *header)?; // warm-up
+    }
+    let mut samples: Vec<[Vec<WrkResult>; 3]> = builds
+        .iter()
+        .map(|_| [Vec::new(), Vec::new(), Vec::new()])
+        .collect();
+    for _ in 0..ROUNDS {
+        for (b, list) in scenarios.iter().enumerate() {
+            for (i, (url, header)) in list.iter().enumerate() {
+                samples[b][i].push(wrk(url, 32, *header)?);
+            }
+        }
+    }
+    let mut measured = Vec::new();
+    for (build, runs) in builds.iter().zip(samples) {
+        let [unauth, token, key] = runs.map(median);
+        let (config, logins) = config_during_logins(&build.multi.base)?;
+        measured.push((
+            build.name,
+            Measured {
+                unauth,
+                token,
+                key,
+                config,
+                logins,
+            },
+        ));
+    }
+    drop(builds);
+
+    println!(
+        "\n## cargo xtask bench auth ({cores} cores, wrk -t2 -c32 -d{DURATION}, release build, median of {ROUNDS})\n"
+    );
+    let p99 = |r: &WrkResult| r.p99_ms.map_or("?".to_owned(), |v| format!("{v:.2} ms"));
+    let mut failures = Vec::new();
+    for (name, m) in &measured {
+        if before.is_some() {
+            println!("### {name}\n");
+        }
+        println!("| scenario | requests/s | p99 | ratio to unauthenticated |");
+        println!("|---|---|---|---|");
+        let ratio_token = m.token.rps / m.unauth.rps;
+        let ratio_key = m.key.rps / m.unauth.rps;
+        println!(
+            "| GET /v1/users/me, single-user, no credentials | {:.0} | {} | 1.00 |",
+            m.unauth.rps,
+            p99(&m.unauth)
+        );
+        println!(
+            "| GET /v1/users/me, PASETO token | {:.0} | {} | {ratio_token:.2} |",
+            m.token.rps,
+            p99(&m.token)
+        );
+        println!(
+            "| GET /v1/users/me, API key | {:.0} | {} | {ratio_key:.2} |",
+            m.key.rps,
+            p99(&m.key)
+        );
+        println!(
+            "| GET /v1/system/config during 10 concurrent logins ({} logins done, bcrypt cost 12) | {:.0} | {} | - |\n",
+            m.logins,
+            m.config.rps,
+            p99(&m.config)
+        );
+        if *name == "after" {
+            if ratio_token < 0.90 || ratio_key < 0.90 {
+                failures.push(format!("authenticated/unauthenticated ratio below 0.90 (token {ratio_token:.2}, key {ratio_key:.2})"));
+            }
+            match m.config.p99_ms {
+                Some(p) if p < 20.0 => {}
+                other => failures.push(format!(
+                    "p99 of /v1/system/config during logins is {other:?} ms, target < 20 ms"
+                )),
+            }
+        }
+    }
+    if let [(_, b), (_, a)] = measured.as_slice() {
+        println!("### after / before\n");
+        println!("| scenario | before req/s | after req/s | after/before |");
+        println!("|---|---|---|---|");
+        for (label, x, y) in [
+            ("single-user, no credentials", &b.unauth, &a.unauth),
+            ("PASETO token", &b.token, &a.token),
+            ("API key", &b.key, &a.key),
+            ("system/config during logins", &b.config, &a.config),
+        ] {
+            println!(
+                "| {label} | {:.0} | {:.0} | {:.2} |",
+                x.rps,
+                y.rps,
+                y.rps / x.rps
+            );
+        }
     }
     if failures.is_empty() {
         println!("\ntargets met: ratio >= 0.90, p99 < 20 ms");

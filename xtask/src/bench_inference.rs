@@ -9,8 +9,10 @@
 //! - llama.cpp: `llamacpp_peer.py` with `llama-cpp-python` (installed into
 //!   `~/.cache/offgrid/llamacpp-venv` with pip on first use; it compiles
 //!   llama.cpp for this CPU, which takes a few minutes once).
-//! - The release server with both default models loaded: its resident
-//!   memory after one chat and one embedding request.
+//! - The release server with both default models loaded: time to first
+//!   token and decode speed through the whole request path (HTTP), and its
+//!   resident memory; with `--before DIR`, an earlier build's server too,
+//!   in turns, with after/before ratios.
 //!
 //! Rounds alternate OffGrid and llama.cpp; medians are reported with the
 //! ratios and the issue's targets.
@@ -28,6 +30,8 @@ use crate::{cargo, run};
 /// Pinned peer version (the one measured in docs/PERFORMANCE.md).
 const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
 const ROUNDS: usize = 3;
+/// Rounds through the server per build.
+const HTTP_ROUNDS: usize = 5;
 const PEER: &str = include_str!("llamacpp_peer.py");
 
 /// The venv's python, with llama-cpp-python installed.
@@ -81,58 +85,107 @@ fn rss_mb(pid: u32) -> Result<(f64, f64), String> {
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
-/// Starts the release server on the installed models, loads both with one
-/// request each, and reads its memory.
-fn server_rss(bin: &Path, models: &Path) -> Result<(f64, f64), String> {
-    let home = TempHome::new("rss")?;
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(models, home.0.join("models")).map_err(|e| e.to_string())?;
-    let port = free_port()?;
-    let mut child = Command::new(bin.join("offgrid"))
-        .args(["serve", "--port", &port.to_string()])
-        .env("OFFGRID_HOME", &home.0)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("start offgrid: {e}"))?;
-    let base = format!("http://127.0.0.1:{port}");
-    let result = (|| {
+/// A release server on the installed models.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    _home: TempHome,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(bin: &Path, models: &Path, tag: &str) -> Result<Self, String> {
+        let home = TempHome::new(tag)?;
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(models, home.0.join("models")).map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let child = Command::new(bin.join("offgrid"))
+            .args(["serve", "--port", &port.to_string()])
+            .env("OFFGRID_HOME", &home.0)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("start offgrid: {e}"))?;
+        let served = Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _home: home,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while curl(&[&format!("{base}/health")]).is_err() {
+        while curl(&[&format!("{}/health", served.base)]).is_err() {
             if Instant::now() > deadline {
                 return Err("server did not start".to_owned());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let post = |path: &str, body: &str| {
-            curl(&[
-                "-X",
-                "POST",
-                "-H",
-                "content-type: application/json",
-                "-d",
-                body,
-                &format!("{base}{path}"),
-            ])
-        };
-        post(
+        Ok(served)
+    }
+
+    /// POSTs `body` and returns the answer and the seconds it took.
+    fn post(&self, path: &str, body: &str) -> Result<(Value, f64), String> {
+        let started = Instant::now();
+        let text = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+            &format!("{}{path}", self.base),
+        ])?;
+        let secs = started.elapsed().as_secs_f64();
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}: {text}"))?;
+        if v.get("error").is_some() {
+            return Err(format!("{path}: {text}"));
+        }
+        Ok((v, secs))
+    }
+
+    /// Loads both models with one request each.
+    fn load(&self) -> Result<(), String> {
+        self.post(
             "/v1/chat/completions",
             r#"{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}"#,
         )?;
-        post(
+        self.post(
             "/v1/embeddings",
             r#"{"model":"all-minilm-l6-v2","input":["one sentence","another one"]}"#,
         )?;
-        rss_mb(child.id())
-    })();
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+        Ok(())
+    }
+
+    /// One round through the whole request path: a chat answer of one
+    /// token (time to first token, ms) and a 64-token greedy completion
+    /// (tokens/s after the first).
+    fn round(&self) -> Result<Value, String> {
+        let (_, first) = self.post(
+            "/v1/chat/completions",
+            r#"{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"Write a long story about a lighthouse keeper and the sea."}],"max_tokens":1,"temperature":0}"#,
+        )?;
+        let (v, total) = self.post(
+            "/v1/completions",
+            r#"{"model":"smollm2-135m-instruct","prompt":"The history of the lighthouse begins","max_tokens":64,"temperature":0}"#,
+        )?;
+        let tokens = v["usage"]["completion_tokens"].as_f64().unwrap_or(0.0);
+        let decode = (total - first).max(1e-3);
+        Ok(serde_json::json!({
+            "http_ttft_ms": first * 1000.0,
+            "http_tps": (tokens - 1.0).max(0.0) / decode,
+        }))
+    }
 }
 
-/// `cargo xtask bench inference`.
-pub fn inference() -> Result<(), String> {
+/// `cargo xtask bench inference [--before DIR]`. With `--before`, DIR
+/// holds `offgrid` from an earlier commit, measured through the server in
+/// turns with this one.
+pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
     crate::models::install(None)?;
     let models = crate::models::home_dir()?.join("models");
     let gguf = models
@@ -173,7 +226,28 @@ pub fn inference() -> Result<(), String> {
             "llama.cpp peer",
         )?);
     }
-    let (rss, hwm) = server_rss(&bin, &models)?;
+    // The request path through the server, after (and before) in turns.
+    let mut builds = Vec::new();
+    if let Some(dir) = &before {
+        builds.push(("before", Served::start(dir, &models, "before")?));
+    }
+    builds.push(("after", Served::start(&bin, &models, "after")?));
+    for (_, served) in &builds {
+        served.load()?;
+    }
+    let mut http: Vec<Vec<Value>> = builds.iter().map(|_| Vec::new()).collect();
+    for _ in 0..HTTP_ROUNDS {
+        for (i, (_, served)) in builds.iter().enumerate() {
+            http[i].push(served.round()?);
+        }
+    }
+    let mut memory = Vec::new();
+    for (_, served) in &builds {
+        memory.push(rss_mb(served.child.id())?);
+    }
+    let names: Vec<&str> = builds.iter().map(|(name, _)| *name).collect();
+    drop(builds);
+    let (rss, hwm) = memory.last().copied().unwrap_or((f64::NAN, f64::NAN));
 
     let threads = ours[0]["threads"].as_u64().unwrap_or(0);
     let version = peer[0]["version"].as_str().unwrap_or("?");
@@ -206,5 +280,26 @@ pub fn inference() -> Result<(), String> {
     println!(
         "peer: llama-cpp-python {version}; ratios are offgrid/llama.cpp (time: llama.cpp/offgrid)"
     );
+    println!(
+        "\nThrough the server (HTTP, release), median of {HTTP_ROUNDS} rounds: a 1-token chat answer (time to first token) and a 64-token greedy completion"
+    );
+    println!(
+        "{:<10} {:>16} {:>16} {:>10} {:>10}",
+        "build", "TTFT ms", "decode tok/s", "RSS MB", "peak MB"
+    );
+    for ((name, runs), (rss, hwm)) in names.iter().zip(&http).zip(&memory) {
+        println!(
+            "{name:<10} {:>16.1} {:>16.1} {rss:>10.0} {hwm:>10.0}",
+            median(runs, "http_ttft_ms"),
+            median(runs, "http_tps")
+        );
+    }
+    if let [before, after] = http.as_slice() {
+        println!(
+            "after/before: TTFT {:.2}x (time: before/after), decode {:.2}x",
+            median(before, "http_ttft_ms") / median(after, "http_ttft_ms"),
+            median(after, "http_tps") / median(before, "http_tps")
+        );
+    }
     Ok(())
 }

@@ -17,7 +17,10 @@
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
 //! - `cargo xtask bench inference`: OffGrid's engine against llama.cpp on
 //!   the default model (prompt and decode speed, time to first token,
-//!   memory, concurrent streams), with ratios.
+//!   memory, concurrent streams), with ratios, and the server's request
+//!   path over HTTP.
+//! - `--before DIR` (both benches): binaries of an earlier commit in DIR
+//!   run in the same invocation, in turns, with after/before ratios.
 //! - `cargo xtask schemathesis [--max-examples N]`: schema-driven fuzzing
 //!   of the real server as each role (part of `cargo xtask test`).
 //! - `cargo xtask fuzz [--cases N] [--include-ignored]`: every property
@@ -115,7 +118,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | bench auth|inference \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | bench auth|inference [--before DIR] \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -137,8 +140,10 @@ fn main() -> ExitCode {
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
         ["tools"] => tools::install(),
-        ["bench", "auth"] => bench::auth(),
-        ["bench", "inference"] => bench_inference::inference(),
+        ["bench", "auth"] => bench::auth(None),
+        ["bench", "auth", "--before", dir] => bench::auth(Some((*dir).into())),
+        ["bench", "inference"] => bench_inference::inference(None),
+        ["bench", "inference", "--before", dir] => bench_inference::inference(Some((*dir).into())),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
         ["fuzz", rest @ ..] => only(rest, &["--include-ignored"], &["--cases"])
             .and_then(|()| option(rest, "--cases", fuzz::DEFAULT_CASES))

@@ -69,7 +69,10 @@ pub enum AuthError {
     /// The database is busy.
     #[error("database is busy, try again")]
     Busy,
-    /// Anything unexpected (storage failure, crypto failure).
+    /// The storage layer failed; its error is the source.
+    #[error("the account store failed")]
+    Storage(#[source] RepoError),
+    /// Anything else unexpected (a crypto or key-file failure), described.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -84,7 +87,25 @@ impl From<RepoError> for AuthError {
             // A credential tied to an epoch that has since been bumped.
             RepoError::StaleEpoch => AuthError::Unauthenticated,
             RepoError::Busy => AuthError::Busy,
-            RepoError::Internal(msg) => AuthError::Internal(msg),
+            e @ RepoError::Internal(_) => AuthError::Storage(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_keeps_its_cause_as_the_source() {
+        let e = AuthError::from(RepoError::Internal("disk I/O error".to_owned()));
+        assert_eq!(e.to_string(), "the account store failed");
+        let source = e.source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("storage failure: disk I/O error"));
+        // Expected failures are not wrapped.
+        assert_eq!(AuthError::from(RepoError::NotFound), AuthError::NotFound);
+        assert_eq!(AuthError::from(RepoError::Busy), AuthError::Busy);
     }
 }

@@ -290,6 +290,7 @@ impl From<AuthError> for ApiError {
                 msg,
             ),
             AuthError::Busy => Self::database_busy(msg),
+            AuthError::Storage(source) => Self::internal(DisplayChain(&AuthError::Storage(source))),
             AuthError::Internal(cause) => Self::internal(cause),
         }
     }
