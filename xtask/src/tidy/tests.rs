@@ -209,7 +209,7 @@ fn check_applies_the_json_rule_only_under_routes() {
 
 #[test]
 fn stale_entries_point_at_their_own_list() {
-    let (long, pathless) = ("crates/auth/src/service.rs", "crates/storage/Cargo.toml");
+    let (long, pathless) = ("xtask/src/soak.rs", "crates/storage/Cargo.toml");
     let in_long = stale("LONG_FILES", long, String::new()).line;
     let in_pathless = stale("USED_WITHOUT_A_PATH", pathless, String::new()).line;
     let line = |n: usize| THIS_FILE.lines().nth(n - 1).unwrap_or_default();
