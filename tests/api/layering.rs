@@ -120,6 +120,7 @@ fn the_blocking_crates_never_pull_in_tokio() {
         "offgrid-storage",
         "offgrid-auth",
         "offgrid-inference",
+        "offgrid-workspace",
     ] {
         assert!(
             !g.closure(krate).contains("tokio"),
@@ -139,6 +140,7 @@ fn only_http_knows_actix_and_only_storage_knows_diesel() {
         "offgrid-auth",
         "offgrid-http",
         "offgrid-inference",
+        "offgrid-workspace",
     ];
     for krate in ours {
         let all = g.closure(krate);
@@ -160,6 +162,10 @@ fn only_http_knows_actix_and_only_storage_knows_diesel() {
     assert!(
         !g.closure("offgrid-auth").contains("offgrid-storage"),
         "auth reaches storage only through traits"
+    );
+    assert!(
+        !g.closure("offgrid-workspace").contains("offgrid-storage"),
+        "the workspace reaches storage only through traits"
     );
     assert!(
         g.direct("offgrid-server").contains("offgrid-storage"),

@@ -16,4 +16,5 @@ mod modes;
 mod network;
 mod openai_client;
 mod openapi;
+mod sessions;
 mod users;

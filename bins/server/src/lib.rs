@@ -50,7 +50,11 @@ pub struct Prepared {
 /// `settings.host:settings.port`. Blocking; call before entering the runtime.
 pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Prepared> {
     check_exposure(&settings).map_err(anyhow::Error::msg)?;
-    let Services { db, auth } = Services::open_with(&settings, auth_config)?;
+    let Services {
+        db,
+        auth,
+        workspace,
+    } = Services::open_with(&settings, auth_config)?;
     let usage = db.repositories().usage;
     // Until the first admin exists, remote setup needs this code; it lives
     // only in memory and is shown once at start-up.
@@ -73,7 +77,7 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     Ok(Prepared {
-        state: AppState::new(settings, Arc::new(auth), models, usage)
+        state: AppState::new(settings, Arc::new(auth), models, usage, workspace)
             .with_setup_code(setup_code.clone()),
         listener,
         addr,

@@ -7,6 +7,7 @@ use offgrid_config::Settings;
 use offgrid_domain::RepoError;
 use offgrid_domain::user::{Page, User, UserQuery};
 use offgrid_storage::{Database, StorageError};
+use offgrid_workspace::{Workspace, WorkspaceConfig};
 
 /// Why the services could not be opened. Its text is the cause's.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +20,14 @@ pub enum OpenError {
     Auth(#[from] AuthError),
 }
 
-/// The open database and the account service on it.
+/// The open database and the services on it.
 pub struct Services {
     /// The migrated database.
     pub db: Database,
     /// The account service over the database's repositories.
     pub auth: AuthService,
+    /// The workspace service over them.
+    pub workspace: Workspace,
 }
 
 /// The account service's settings, from the user's settings.
@@ -63,7 +66,17 @@ impl Services {
         offgrid_storage::restrict_to_owner(&secret_path)?;
         let secret = ServerSecret::load_or_create(&secret_path)?;
         let auth = AuthService::new(db.repositories(), &secret, config)?;
-        Ok(Services { db, auth })
+        let workspace = Workspace::new(
+            &db.repositories(),
+            WorkspaceConfig {
+                admin_can_read_chats: settings.admin_can_read_chats,
+            },
+        );
+        Ok(Services {
+            db,
+            auth,
+            workspace,
+        })
     }
 
     /// The accounts matching `query`: what `offgrid users` and

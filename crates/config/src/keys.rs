@@ -139,6 +139,16 @@ pub static KEYS: &[KeySpec] = &[
         show: |s| s.audit_retention_days.to_string(),
     },
     KeySpec {
+        name: "admin_can_read_chats",
+        env: "OFFGRID_ADMIN_CAN_READ_CHATS",
+        expected: "true or false",
+        apply: |s, r| {
+            s.admin_can_read_chats = parse_bool(r)?;
+            Some(())
+        },
+        show: |s| s.admin_can_read_chats.to_string(),
+    },
+    KeySpec {
         name: "cors_origins",
         env: "OFFGRID_CORS_ORIGINS",
         expected: "a list of origins like https://host:port (comma-separated in the environment), or \"*\"",

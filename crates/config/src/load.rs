@@ -30,6 +30,9 @@ pub struct Settings {
     pub session_idle_timeout_minutes: u32,
     /// Audit entries older than this are deleted (0: kept forever).
     pub audit_retention_days: u32,
+    /// Whether administrators may read the messages of chat sessions not
+    /// shared with them (they always see titles and counts).
+    pub admin_can_read_chats: bool,
     /// Origins allowed to call the API from a browser (CORS); empty = off.
     pub cors_origins: Vec<String>,
     /// `Host` names accepted besides loopback names (enforced whenever
@@ -67,6 +70,7 @@ impl Settings {
             bcrypt_cost: 12,
             session_idle_timeout_minutes: 24 * 60,
             audit_retention_days: 90,
+            admin_can_read_chats: true,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             allow_remote_single_user: false,

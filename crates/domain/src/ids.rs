@@ -56,6 +56,10 @@ id_type!(
     /// Identifies a login session; it is the `jti` of the session's token.
     SessionId
 );
+id_type!(
+    /// Identifies a chat session (a conversation, not a login).
+    ChatSessionId
+);
 
 impl UserId {
     /// The built-in, non-loginable user that owns everything made in

@@ -10,9 +10,10 @@ pub mod scope;
 pub mod time;
 pub mod usage;
 pub mod user;
+pub mod workspace;
 
 pub use error::RepoError;
-pub use ids::{ApiKeyId, SessionId, UserId};
+pub use ids::{ApiKeyId, ChatSessionId, SessionId, UserId};
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};
 pub use scope::{OperatorCapability, Scope};

@@ -9,7 +9,11 @@ use crate::user::{
     Admission, ApiKey, ApiKeyRecord, AttemptKeys, LoginSession, NewApiKey, NewUser, Page,
     ThrottleState, User, UserCredentials, UserPatch, UserQuery,
 };
-use crate::{ApiKeyId, RepoError, Scope, SessionId, Timestamp, UserId};
+use crate::workspace::{
+    ChatMessage, ChatSession, ChatSessionPatch, CursorPage, Grant, GrantLevel, NewChatMessage,
+    NewChatSession, Reader, ResourceKind, SessionQuery, Visible,
+};
+use crate::{ApiKeyId, ChatSessionId, RepoError, Scope, SessionId, Timestamp, UserId};
 
 /// User accounts.
 pub trait UserRepository: Send + Sync {
@@ -205,6 +209,70 @@ pub trait UsageRepository: Send + Sync {
     ) -> Result<Vec<crate::usage::UsageTotal>, RepoError>;
 }
 
+/// Chat sessions and their messages. Every method takes the [`Reader`]:
+/// a session the reader may not see at all (not theirs, not shared with
+/// them, and they do not see everything) is `NotFound`, exactly like one
+/// that does not exist. What the reader may *do* with a visible session
+/// is the policy's decision, from [`Visible::shared`].
+pub trait ChatSessionRepository: Send + Sync {
+    /// Creates a session for `new.owner`.
+    fn create(&self, new: NewChatSession, now: Timestamp) -> Result<ChatSession, RepoError>;
+
+    /// One session as the reader sees it.
+    fn get(&self, reader: &Reader, id: &ChatSessionId) -> Result<Visible<ChatSession>, RepoError>;
+
+    /// Sessions by last change, newest first.
+    fn list(
+        &self,
+        reader: &Reader,
+        query: &SessionQuery,
+    ) -> Result<CursorPage<Visible<ChatSession>>, RepoError>;
+
+    /// Applies a patch to a session the reader can see.
+    fn update(
+        &self,
+        reader: &Reader,
+        id: &ChatSessionId,
+        patch: &ChatSessionPatch,
+        now: Timestamp,
+    ) -> Result<ChatSession, RepoError>;
+
+    /// Deletes a session the reader can see, its messages and its shares.
+    fn delete(&self, reader: &Reader, id: &ChatSessionId) -> Result<(), RepoError>;
+
+    /// Appends messages, in order, in one transaction.
+    fn append(
+        &self,
+        reader: &Reader,
+        id: &ChatSessionId,
+        messages: &[NewChatMessage],
+        now: Timestamp,
+    ) -> Result<Vec<ChatMessage>, RepoError>;
+
+    /// The messages, oldest first.
+    fn messages(&self, reader: &Reader, id: &ChatSessionId) -> Result<Vec<ChatMessage>, RepoError>;
+}
+
+/// Shares of owned resources: one table for every kind of resource.
+pub trait GrantRepository: Send + Sync {
+    /// Shares `resource` with `user` at `level`, or changes the level of
+    /// an existing share. `true` when the share is new.
+    fn grant(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+        user: &UserId,
+        level: GrantLevel,
+        now: Timestamp,
+    ) -> Result<(Grant, bool), RepoError>;
+
+    /// The shares of one resource, oldest first.
+    fn grants(&self, kind: ResourceKind, resource: &str) -> Result<Vec<Grant>, RepoError>;
+
+    /// Ends a share; `false` when there was none.
+    fn revoke(&self, kind: ResourceKind, resource: &str, user: &UserId) -> Result<bool, RepoError>;
+}
+
 /// Every repository, as trait objects: what the binaries hand to the auth
 /// service and the HTTP layer.
 #[derive(Clone)]
@@ -221,4 +289,8 @@ pub struct Repositories {
     pub audit: std::sync::Arc<dyn AuditRepository>,
     /// Token usage.
     pub usage: std::sync::Arc<dyn UsageRepository>,
+    /// Chat sessions.
+    pub chats: std::sync::Arc<dyn ChatSessionRepository>,
+    /// Shares.
+    pub grants: std::sync::Arc<dyn GrantRepository>,
 }

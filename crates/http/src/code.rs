@@ -109,6 +109,8 @@ codes! {
     UnsupportedArchitecture => "unsupported_architecture",
     /// The body must be application/json.
     UnsupportedMediaType => "unsupported_media_type",
+    /// No such user to share with.
+    UserNotFound => "user_not_found",
     /// The current password given is wrong.
     WrongCurrentPassword => "wrong_current_password",
 }

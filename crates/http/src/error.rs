@@ -335,6 +335,26 @@ impl From<RepoError> for ApiError {
     }
 }
 
+impl From<offgrid_workspace::WorkspaceError> for ApiError {
+    fn from(e: offgrid_workspace::WorkspaceError) -> Self {
+        use offgrid_workspace::WorkspaceError as W;
+        let msg = e.to_string();
+        match e {
+            W::NotFound => Self::not_found("not found"),
+            W::UserNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found_error",
+                ErrorCode::UserNotFound,
+                msg,
+            ),
+            W::Forbidden(why) => Self::forbidden(ErrorCode::InsufficientPermissions, why),
+            W::Invalid { .. } => Self::bad_request(ErrorCode::InvalidValue, msg),
+            W::Busy => Self::database_busy(msg),
+            W::Storage(_) => Self::internal(DisplayChain(&e)),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         Self::internal(e)

@@ -19,6 +19,8 @@ pub struct AppState {
     pub models: Arc<Models>,
     /// Where token usage is recorded and summed.
     pub usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
+    /// Chat sessions and shares.
+    pub workspace: offgrid_workspace::Workspace,
     /// Set once an admin is known to exist. Only ever goes from false to
     /// true: the last active admin cannot be removed, so once true it stays
     /// true and `/v1/system/config` need not ask the database again.
@@ -39,18 +41,20 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over the given settings, services and usage repository.
+    /// State over the given settings, services and repositories.
     pub fn new(
         settings: Settings,
         auth: Arc<AuthService>,
         models: Arc<Models>,
         usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
+        workspace: offgrid_workspace::Workspace,
     ) -> Self {
         AppState {
             settings: Arc::new(settings),
             auth,
             models,
             usage,
+            workspace,
             admin_exists: Arc::new(AtomicBool::new(false)),
             setup_code: Arc::new(Mutex::new(None)),
         }

@@ -1,20 +1,10 @@
 //! Access to one owned resource (a chat session, a RAG collection, a preset):
 //! the owner, an administrator with the "all" permission, or a share grant.
 
+pub use offgrid_domain::workspace::GrantLevel;
 use offgrid_domain::{Permission, Principal, UserId};
 
 use crate::matrix::authorize;
-
-/// What a share grants, from least to most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum GrantLevel {
-    /// See it.
-    Read,
-    /// Change it.
-    Write,
-    /// Change it and its shares.
-    Admin,
-}
 
 /// What a principal may do with a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

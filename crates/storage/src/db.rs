@@ -139,7 +139,9 @@ impl Database {
             sessions: me.clone(),
             throttle: me.clone(),
             audit: me.clone(),
-            usage: me,
+            usage: me.clone(),
+            chats: me.clone(),
+            grants: me,
         }
     }
 

@@ -86,12 +86,73 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    presets (id) {
+        id -> Text,
+        owner_id -> Text,
+        name -> Text,
+        system_prompt -> Text,
+        model -> Nullable<Text>,
+        temperature -> Nullable<Double>,
+        top_p -> Nullable<Double>,
+        max_tokens -> Nullable<BigInt>,
+        is_public -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    chat_sessions (id) {
+        id -> Text,
+        owner_id -> Text,
+        title -> Text,
+        model -> Nullable<Text>,
+        preset_id -> Nullable<Text>,
+        message_count -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    chat_messages (id) {
+        id -> BigInt,
+        session_id -> Text,
+        role -> Text,
+        content -> Text,
+        created_at -> BigInt,
+        model -> Nullable<Text>,
+        prompt_tokens -> Nullable<BigInt>,
+        completion_tokens -> Nullable<BigInt>,
+        citations -> Nullable<Text>,
+        interrupted -> Bool,
+    }
+}
+
+diesel::table! {
+    grants (resource_type, resource_id, user_id) {
+        resource_type -> Text,
+        resource_id -> Text,
+        user_id -> Text,
+        level -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
+diesel::joinable!(chat_sessions -> users (owner_id));
+diesel::joinable!(chat_messages -> chat_sessions (session_id));
+diesel::joinable!(grants -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_keys,
     user_sessions,
     login_throttle,
-    audit_log
+    audit_log,
+    presets,
+    chat_sessions,
+    chat_messages,
+    grants
 );

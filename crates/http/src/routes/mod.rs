@@ -8,6 +8,7 @@ mod keys;
 mod models;
 mod openai;
 mod openapi;
+mod sessions;
 mod system;
 mod usage;
 mod users;
@@ -77,7 +78,24 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
     route!("GET", "/v1/usage", Requires(P::ManageOwnAccount), multi_user_only: false, usage::usage),
+    // chat sessions: creating needs own_sessions; everything else is open
+    // to account holders, and the workspace service checks each session
+    route!("POST", "/v1/sessions", Requires(P::OwnSessions), multi_user_only: false, sessions::create),
+    route!("GET", "/v1/sessions", ACCOUNT_HOLDER, multi_user_only: false, sessions::list),
+    route!("GET", "/v1/sessions/{id}", ACCOUNT_HOLDER, multi_user_only: false, sessions::get),
+    route!("PATCH", "/v1/sessions/{id}", ACCOUNT_HOLDER, multi_user_only: false, sessions::update),
+    route!("DELETE", "/v1/sessions/{id}", ACCOUNT_HOLDER, multi_user_only: false, sessions::delete),
+    route!("POST", "/v1/sessions/{id}/messages", ACCOUNT_HOLDER, multi_user_only: false, sessions::add_message),
+    route!("GET", "/v1/sessions/{id}/export", ACCOUNT_HOLDER, multi_user_only: false, sessions::export),
+    route!("POST", "/v1/sessions/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, sessions::share),
+    route!("GET", "/v1/sessions/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, sessions::shares),
+    route!("DELETE", "/v1/sessions/{id}/shares/{user_id}", ACCOUNT_HOLDER, multi_user_only: true, sessions::unshare),
 ];
+
+/// Routes for anyone with an account of their own (every role but Guest,
+/// and never the anonymous guest): what they may do with a resource is
+/// decided per resource by the service behind the route.
+const ACCOUNT_HOLDER: Access = Requires(P::ManageOwnAccount);
 
 /// Default page size of list endpoints.
 pub(crate) fn default_limit() -> i64 {

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
-use super::{audit, auth, keys, models, openai, system, usage, users};
+use super::{audit, auth, keys, models, openai, sessions, system, usage, users};
 use crate::access::{Access, route_table};
 use crate::state::AppState;
 
@@ -66,6 +66,9 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         audit::list,
         models::list, models::import, models::get, models::remove,
         openai::chat_completions, openai::completions, openai::embeddings, usage::usage,
+        sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
+        sessions::add_message, sessions::export, sessions::share, sessions::shares,
+        sessions::unshare,
     ),
     components(schemas(crate::wire::ErrorBody)),
     tags(
@@ -76,6 +79,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         (name = "audit", description = "The audit log"),
         (name = "models", description = "Installed models"),
         (name = "inference", description = "OpenAI-compatible inference and usage"),
+        (name = "sessions", description = "Chat sessions, their messages and shares"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -203,6 +207,7 @@ mod tests {
     use offgrid_domain::audit::AuditEvent;
     use offgrid_domain::usage::UsageTotal;
     use offgrid_domain::user::User;
+    use offgrid_domain::workspace::{GrantLevel, MessageRole};
     use offgrid_domain::{Permission, Role, Timestamp, UserId};
     use serde_json::Value;
 
@@ -287,6 +292,15 @@ mod tests {
         assert_eq!(properties("UsageTotal"), keys(&usage));
         assert_eq!(variants("Role"), names(&Role::ALL));
         assert_eq!(variants("Permission"), names(&Permission::ALL));
+        assert_eq!(variants("SharePermission"), names(&GrantLevel::ALL));
+        assert_eq!(
+            variants("MessageRole"),
+            names(&[
+                MessageRole::System,
+                MessageRole::User,
+                MessageRole::Assistant
+            ])
+        );
         // And the check itself sees something.
         assert!(properties("User").contains("display_name"));
         assert_eq!(variants("Role").len(), 4);

@@ -11,12 +11,14 @@ pub mod accounts;
 pub mod completions;
 pub mod embeddings;
 pub mod models;
+pub mod sessions;
 pub mod system;
 
 pub use accounts::*;
 pub use completions::*;
 pub use embeddings::*;
 pub use models::*;
+pub use sessions::*;
 pub use system::*;
 
 use serde::{Deserialize, Serialize};

@@ -4,6 +4,8 @@
 
 mod api_keys;
 mod audit;
+mod chats;
+mod grants;
 mod sessions;
 mod throttle;
 mod usage;
