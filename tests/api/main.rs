@@ -16,5 +16,6 @@ mod modes;
 mod network;
 mod openai_client;
 mod openapi;
+mod presets;
 mod sessions;
 mod users;

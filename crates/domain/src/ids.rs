@@ -60,6 +60,10 @@ id_type!(
     /// Identifies a chat session (a conversation, not a login).
     ChatSessionId
 );
+id_type!(
+    /// Identifies a preset (a saved system prompt and parameters).
+    PresetId
+);
 
 impl UserId {
     /// The built-in, non-loginable user that owns everything made in

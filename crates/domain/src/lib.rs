@@ -13,7 +13,7 @@ pub mod user;
 pub mod workspace;
 
 pub use error::RepoError;
-pub use ids::{ApiKeyId, ChatSessionId, SessionId, UserId};
+pub use ids::{ApiKeyId, ChatSessionId, PresetId, SessionId, UserId};
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};
 pub use scope::{OperatorCapability, Scope};

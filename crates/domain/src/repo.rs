@@ -10,10 +10,11 @@ use crate::user::{
     ThrottleState, User, UserCredentials, UserPatch, UserQuery,
 };
 use crate::workspace::{
-    ChatMessage, ChatSession, ChatSessionPatch, CursorPage, Grant, GrantLevel, NewChatMessage,
-    NewChatSession, Reader, ResourceKind, SessionQuery, Visible,
+    ChatMessage, ChatSession, ChatSessionPatch, Cursor, CursorPage, Grant, GrantLevel,
+    NewChatMessage, NewChatSession, Preset, PresetFields, Reader, ResourceKind, SessionQuery,
+    Visible,
 };
-use crate::{ApiKeyId, ChatSessionId, RepoError, Scope, SessionId, Timestamp, UserId};
+use crate::{ApiKeyId, ChatSessionId, PresetId, RepoError, Scope, SessionId, Timestamp, UserId};
 
 /// User accounts.
 pub trait UserRepository: Send + Sync {
@@ -253,6 +254,42 @@ pub trait ChatSessionRepository: Send + Sync {
     fn messages(&self, reader: &Reader, id: &ChatSessionId) -> Result<Vec<ChatMessage>, RepoError>;
 }
 
+/// Presets. A reader sees their own, every public one, and (reading
+/// everything) every preset; anything else is `NotFound`.
+pub trait PresetRepository: Send + Sync {
+    /// Creates a preset owned by `owner`.
+    fn create(
+        &self,
+        owner: &UserId,
+        fields: &PresetFields,
+        now: Timestamp,
+    ) -> Result<Preset, RepoError>;
+
+    /// One preset the reader can see.
+    fn get(&self, reader: &Reader, id: &PresetId) -> Result<Preset, RepoError>;
+
+    /// The reader's own and the public presets, by last change, newest
+    /// first.
+    fn list(
+        &self,
+        reader: &Reader,
+        limit: i64,
+        cursor: Option<&Cursor>,
+    ) -> Result<CursorPage<Preset>, RepoError>;
+
+    /// Replaces the fields of a preset the reader can see.
+    fn update(
+        &self,
+        reader: &Reader,
+        id: &PresetId,
+        fields: &PresetFields,
+        now: Timestamp,
+    ) -> Result<Preset, RepoError>;
+
+    /// Deletes a preset the reader can see (sessions naming it forget it).
+    fn delete(&self, reader: &Reader, id: &PresetId) -> Result<(), RepoError>;
+}
+
 /// Shares of owned resources: one table for every kind of resource.
 pub trait GrantRepository: Send + Sync {
     /// Shares `resource` with `user` at `level`, or changes the level of
@@ -293,4 +330,6 @@ pub struct Repositories {
     pub chats: std::sync::Arc<dyn ChatSessionRepository>,
     /// Shares.
     pub grants: std::sync::Arc<dyn GrantRepository>,
+    /// Presets.
+    pub presets: std::sync::Arc<dyn PresetRepository>,
 }

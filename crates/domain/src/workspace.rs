@@ -335,6 +335,41 @@ pub struct Grant {
     pub created_at: Timestamp,
 }
 
+/// A preset: a saved system prompt with generation parameters, private to
+/// its owner or public (read-only to everyone else).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    /// Id.
+    pub id: crate::PresetId,
+    /// Owner.
+    pub owner: OwnerRef,
+    /// The fields.
+    pub fields: PresetFields,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// What a preset holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PresetFields {
+    /// Name.
+    pub name: String,
+    /// The system prompt chats start with.
+    pub system_prompt: String,
+    /// Model to use.
+    pub model: Option<String>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    pub top_p: Option<f64>,
+    /// Longest answer.
+    pub max_tokens: Option<i64>,
+    /// Visible (read-only) to every account holder.
+    pub is_public: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,7 +141,8 @@ impl Database {
             audit: me.clone(),
             usage: me.clone(),
             chats: me.clone(),
-            grants: me,
+            grants: me.clone(),
+            presets: me,
         }
     }
 

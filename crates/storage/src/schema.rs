@@ -143,6 +143,7 @@ diesel::table! {
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::joinable!(chat_sessions -> users (owner_id));
+diesel::joinable!(presets -> users (owner_id));
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::joinable!(grants -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -1,13 +1,15 @@
 #![doc = include_str!("../README.md")]
 
 pub mod error;
+pub mod presets;
 pub mod sessions;
 
 use std::sync::Arc;
 
 use offgrid_domain::audit::NewAuditEvent;
 use offgrid_domain::repo::{
-    AuditRepository, ChatSessionRepository, GrantRepository, Repositories, UserRepository,
+    AuditRepository, ChatSessionRepository, GrantRepository, PresetRepository, Repositories,
+    UserRepository,
 };
 use offgrid_domain::{Principal, Timestamp};
 
@@ -55,6 +57,7 @@ pub struct Workspace {
     users: Arc<dyn UserRepository>,
     chats: Arc<dyn ChatSessionRepository>,
     grants: Arc<dyn GrantRepository>,
+    presets: Arc<dyn PresetRepository>,
     audit: Arc<dyn AuditRepository>,
     config: WorkspaceConfig,
 }
@@ -74,6 +77,7 @@ impl Workspace {
             users: repos.users.clone(),
             chats: repos.chats.clone(),
             grants: repos.grants.clone(),
+            presets: repos.presets.clone(),
             audit: repos.audit.clone(),
             config,
         }

@@ -17,7 +17,7 @@ use offgrid_domain::workspace::{
     ChatMessage, ChatSession, ChatSessionPatch, Cursor, CursorPage, Grant, GrantLevel, Listing,
     NewChatMessage, NewChatSession, Reader, ResourceKind, SessionQuery, Visible,
 };
-use offgrid_domain::{ChatSessionId, Permission, Principal, RepoError, Role, UserId};
+use offgrid_domain::{ChatSessionId, Permission, PresetId, Principal, RepoError, Role, UserId};
 use offgrid_policy::{Access, authorize, resource_access};
 
 use crate::{Actor, Workspace, WorkspaceError, now};
@@ -105,7 +105,8 @@ pub struct ListRequest {
     pub cursor: Option<String>,
 }
 
-fn reader(principal: &Principal, all: bool) -> Result<Reader, WorkspaceError> {
+/// The caller as a reader of shareable resources; guests have none.
+pub(crate) fn reader(principal: &Principal, all: bool) -> Result<Reader, WorkspaceError> {
     if principal.role == Role::Guest {
         return Err(WorkspaceError::Forbidden("guests have no workspace"));
     }
@@ -145,15 +146,18 @@ fn model(model: Option<&str>) -> Result<Option<String>, WorkspaceError> {
     }
 }
 
-fn preset(preset: Option<&str>) -> Result<Option<String>, WorkspaceError> {
-    match preset {
-        None => Ok(None),
-        // Presets (`/v1/presets`) are not stored yet, so no id can name one.
-        Some(_) => Err(WorkspaceError::invalid("preset_id", "no such preset")),
-    }
-}
-
 impl Workspace {
+    /// A preset id the caller may use (their own or a public one).
+    fn preset(&self, actor: &Actor, id: Option<&str>) -> Result<Option<String>, WorkspaceError> {
+        let Some(id) = id else { return Ok(None) };
+        let reader = reader(&actor.principal, false)?;
+        match self.presets.get(&reader, &PresetId::from_string(id)) {
+            Ok(p) => Ok(Some(p.id.as_str().to_owned())),
+            Err(RepoError::NotFound) => Err(WorkspaceError::invalid("preset_id", "no such preset")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The caller's standing on a visible session; `None` if the policy
     /// gives them nothing (the repository and the policy disagree only
     /// for a session shared with a guest account, which cannot happen).
@@ -227,7 +231,7 @@ impl Workspace {
             owner: reader.user_id().clone(),
             title: title(title_text)?,
             model: model(model_id)?,
-            preset_id: preset(preset_id)?,
+            preset_id: self.preset(actor, preset_id)?,
         };
         let session = self.chats.create(new, now())?;
         Ok(SessionView {
@@ -347,7 +351,7 @@ impl Workspace {
         let patch = ChatSessionPatch {
             title: title_text.map(|t| title(Some(t))).transpose()?,
             model: model_id.map(model).transpose()?,
-            preset_id: preset_id.map(preset).transpose()?,
+            preset_id: preset_id.map(|p| self.preset(actor, p)).transpose()?,
         };
         let session = self.chats.update(&reader, id, &patch, now())?;
         Ok(SessionView { session, ..view })

@@ -8,6 +8,7 @@ mod keys;
 mod models;
 mod openai;
 mod openapi;
+mod presets;
 mod sessions;
 mod system;
 mod usage;
@@ -90,6 +91,11 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/sessions/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, sessions::share),
     route!("GET", "/v1/sessions/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, sessions::shares),
     route!("DELETE", "/v1/sessions/{id}/shares/{user_id}", ACCOUNT_HOLDER, multi_user_only: true, sessions::unshare),
+    route!("POST", "/v1/presets", Requires(P::OwnSessions), multi_user_only: false, presets::create),
+    route!("GET", "/v1/presets", ACCOUNT_HOLDER, multi_user_only: false, presets::list),
+    route!("GET", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::get),
+    route!("PATCH", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::update),
+    route!("DELETE", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::delete),
 ];
 
 /// Routes for anyone with an account of their own (every role but Guest,

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
-use super::{audit, auth, keys, models, openai, sessions, system, usage, users};
+use super::{audit, auth, keys, models, openai, presets, sessions, system, usage, users};
 use crate::access::{Access, route_table};
 use crate::state::AppState;
 
@@ -69,6 +69,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
         sessions::add_message, sessions::export, sessions::share, sessions::shares,
         sessions::unshare,
+        presets::create, presets::list, presets::get, presets::update, presets::delete,
     ),
     components(schemas(crate::wire::ErrorBody)),
     tags(
@@ -79,7 +80,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         (name = "audit", description = "The audit log"),
         (name = "models", description = "Installed models"),
         (name = "inference", description = "OpenAI-compatible inference and usage"),
-        (name = "sessions", description = "Chat sessions, their messages and shares"),
+        (name = "sessions", description = "Chat sessions, their messages and shares; presets"),
     ),
 )]
 pub(crate) struct ApiDoc;

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod completions;
 pub mod embeddings;
 pub mod models;
+pub mod presets;
 pub mod sessions;
 pub mod system;
 
@@ -18,6 +19,7 @@ pub use accounts::*;
 pub use completions::*;
 pub use embeddings::*;
 pub use models::*;
+pub use presets::*;
 pub use sessions::*;
 pub use system::*;
 

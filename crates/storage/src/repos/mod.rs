@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod chats;
 mod grants;
+mod presets;
 mod sessions;
 mod throttle;
 mod usage;
