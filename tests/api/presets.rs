@@ -79,7 +79,7 @@ fn presets_are_private_or_public_and_read_only_to_others() {
     assert_eq!(with_public.status().as_u16(), 201);
     assert_eq!(body(with_public)["preset_id"], public_id.as_str());
     let with_private = app.post("/v1/sessions", Some(&bob), json!({"preset_id": private_id}));
-    assert_eq!(with_private.status().as_u16(), 400);
+    assert_eq!(with_private.status().as_u16(), 422);
     assert_eq!(body(with_private)["error"]["code"], "invalid_value");
     // Deleting a preset leaves the sessions that named it, without it.
     let gone = app.delete(&format!("/v1/presets/{public_id}"), Some(&ann));
@@ -105,7 +105,7 @@ fn preset_fields_are_validated_one_by_one() {
         (json!({"name": "n", "model": ""}), "model"),
     ] {
         let res = app.post("/v1/presets", None, bad.clone());
-        assert_eq!(res.status().as_u16(), 400, "{bad}");
+        assert_eq!(res.status().as_u16(), 422, "{bad}");
         let error = body(res);
         assert_eq!(error["error"]["code"], "invalid_value", "{bad}");
         let message = error["error"]["message"].as_str().unwrap_or_default();

@@ -229,7 +229,7 @@ fn a_session_round_trip_has_the_documented_shape() {
     assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["next_cursor"], Value::Null);
     let bad_cursor = app.get("/v1/sessions?cursor=nonsense", Some(&ann));
-    assert_eq!(bad_cursor.status().as_u16(), 400);
+    assert_eq!(bad_cursor.status().as_u16(), 422);
     assert_eq!(body(bad_cursor)["error"]["code"], "invalid_value");
 
     let gone = app.delete(&format!("/v1/sessions/{id}"), Some(&ann));
@@ -279,10 +279,10 @@ fn sharing_refuses_unknown_guest_and_self_with_clear_errors() {
     let (s, b) = share(json!({"username": "gus", "permission": "read"}));
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (400, Some("invalid_value"))
+        (422, Some("invalid_value"))
     );
     let (s, _) = share(json!({"username": "ann", "permission": "read"}));
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     let (s, b) = share(json!({"username": "ann", "user_id": "x", "permission": "read"}));
     assert_eq!(
         (s, b["error"]["code"].as_str()),
@@ -290,4 +290,77 @@ fn sharing_refuses_unknown_guest_and_self_with_clear_errors() {
     );
     let (s, _) = share(json!({"username": "gus", "permission": "owner"}));
     assert_eq!(s, 400);
+}
+
+#[test]
+fn deleting_a_user_moves_or_removes_their_work_and_orphans_nothing() {
+    let app = spawn_multi_user();
+    let admin = app.setup_admin();
+    let (ann_id, ann) = app.create_user(&admin, "ann", "user");
+    let (bob_id, bob) = app.create_user(&admin, "bob", "user");
+    let (carol_id, carol) = app.create_user(&admin, "carol", "user");
+    let (vic_id, _) = app.create_user(&admin, "vic", "viewer");
+    let session = |who: &str, title: &str| {
+        body(app.post("/v1/sessions", Some(who), json!({"title": title})))["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let anns = session(&ann, "Ann's notes");
+    let carols = session(&carol, "Carol's");
+    // Ann shares hers with carol; carol shares hers with ann.
+    for (owner, id, with) in [(&ann, &anns, &carol_id), (&carol, &carols, &ann_id)] {
+        let shared = app.post(
+            &format!("/v1/sessions/{id}/shares"),
+            Some(owner),
+            json!({"user_id": with, "permission": "write"}),
+        );
+        assert_eq!(shared.status().as_u16(), 201);
+    }
+    app.post("/v1/presets", Some(&ann), json!({"name": "Ann's preset"}));
+
+    // A viewer, a missing user and ann herself cannot inherit.
+    for heir in [vic_id.as_str(), "no-such-user", ann_id.as_str()] {
+        let refused = app.delete(
+            &format!("/v1/users/{ann_id}?transfer_to={heir}"),
+            Some(&admin),
+        );
+        assert_eq!(refused.status().as_u16(), 422, "{heir}");
+        assert_eq!(body(refused)["error"]["code"], "invalid_value");
+    }
+    let gone = app.delete(
+        &format!("/v1/users/{ann_id}?transfer_to={bob_id}"),
+        Some(&admin),
+    );
+    assert_eq!(gone.status().as_u16(), 200);
+
+    // Bob owns Ann's session and preset now, without the share Ann gave.
+    let bobs = body(app.get("/v1/sessions", Some(&bob)));
+    assert_eq!(bobs["data"][0]["id"], anns.as_str());
+    assert_eq!(bobs["data"][0]["owner"]["username"], "bob");
+    let shares = body(app.get(&format!("/v1/sessions/{anns}/shares"), Some(&bob)));
+    assert_eq!(shares["data"], json!([]));
+    assert_eq!(
+        app.get(&format!("/v1/sessions/{anns}"), Some(&carol))
+            .status()
+            .as_u16(),
+        404
+    );
+    let presets = body(app.get("/v1/presets", Some(&bob)));
+    assert_eq!(presets["data"][0]["owner"]["username"], "bob");
+    // The share Ann held on Carol's session is gone with her.
+    let carols_shares = body(app.get(&format!("/v1/sessions/{carols}/shares"), Some(&carol)));
+    assert_eq!(carols_shares["data"], json!([]));
+
+    // Without transfer_to, the work goes with the user.
+    let gone = app.delete(&format!("/v1/users/{bob_id}"), Some(&admin));
+    assert_eq!(gone.status().as_u16(), 200);
+    let all = body(app.get("/v1/sessions?all=true", Some(&admin)));
+    let titles: Vec<&str> = all["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|s| s["title"].as_str())
+        .collect();
+    assert_eq!(titles, ["Carol's"]);
 }

@@ -54,9 +54,13 @@ pub trait UserRepository: Send + Sync {
         now: Timestamp,
     ) -> Result<(), RepoError>;
 
-    /// Deletes a user and, by cascade, their keys and sessions. Refuses
-    /// `LastAdmin` and `SystemUser`.
-    fn delete(&self, id: &UserId) -> Result<(), RepoError>;
+    /// Deletes a user and, by cascade, their keys, login sessions, chat
+    /// sessions, presets and every share they held or gave. With
+    /// `transfer_to`, their chat sessions and presets first become that
+    /// user's (without the shares they gave), in the same transaction.
+    /// Refuses `LastAdmin` and `SystemUser`; `NotFound` if either user is
+    /// missing.
+    fn delete(&self, id: &UserId, transfer_to: Option<&UserId>) -> Result<(), RepoError>;
 
     /// Whether an active (enabled) admin exists.
     fn admin_exists(&self) -> Result<bool, RepoError>;

@@ -348,7 +348,13 @@ impl From<offgrid_workspace::WorkspaceError> for ApiError {
                 msg,
             ),
             W::Forbidden(why) => Self::forbidden(ErrorCode::InsufficientPermissions, why),
-            W::Invalid { .. } => Self::bad_request(ErrorCode::InvalidValue, msg),
+            // Like the account routes' refused values (auth's `Invalid`).
+            W::Invalid { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                ErrorCode::InvalidValue,
+                msg,
+            ),
             W::Busy => Self::database_busy(msg),
             W::Storage(_) => Self::internal(DisplayChain(&e)),
         }

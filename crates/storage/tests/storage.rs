@@ -105,7 +105,10 @@ fn system_user_cannot_log_in_be_promoted_or_deleted() {
         t.db.update(&UserId::system(), &promote, NOW),
         Err(RepoError::SystemUser)
     );
-    assert_eq!(t.db.delete(&UserId::system()), Err(RepoError::SystemUser));
+    assert_eq!(
+        t.db.delete(&UserId::system(), None),
+        Err(RepoError::SystemUser)
+    );
     let page = UserRepository::list(
         &t.db,
         &UserQuery {
@@ -148,7 +151,7 @@ fn first_admin_only_once_and_last_admin_is_protected() {
         t.db.update(&admin.id, &disable, NOW),
         Err(RepoError::LastAdmin)
     );
-    assert_eq!(t.db.delete(&admin.id), Err(RepoError::LastAdmin));
+    assert_eq!(t.db.delete(&admin.id, None), Err(RepoError::LastAdmin));
 
     let second =
         UserRepository::create(&t.db, new_user("second", Role::Admin), NOW).expect("create");
@@ -158,7 +161,7 @@ fn first_admin_only_once_and_last_admin_is_protected() {
         demoted.token_epoch > admin.token_epoch,
         "role change bumps the epoch"
     );
-    assert_eq!(t.db.delete(&second.id), Err(RepoError::LastAdmin));
+    assert_eq!(t.db.delete(&second.id, None), Err(RepoError::LastAdmin));
 }
 
 #[test]
@@ -235,7 +238,7 @@ fn deleting_a_user_cascades_to_keys_and_sessions() {
             .expect("find")
             .is_some()
     );
-    t.db.delete(&alice.id).expect("delete");
+    t.db.delete(&alice.id, None).expect("delete");
     assert!(
         SessionRepository::find(&t.db, &sid)
             .expect("find")

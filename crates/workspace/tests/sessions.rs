@@ -503,6 +503,6 @@ fn deleting_a_user_or_a_session_leaves_no_shares_behind() {
         .expect("list");
     assert_eq!(shared.data.len(), 1);
     // Bob's account goes: his share on `kept` goes with it.
-    UserRepository::delete(&w.db, &id_of(&bob)).expect("delete bob");
+    UserRepository::delete(&w.db, &id_of(&bob), None).expect("delete bob");
     assert!(w.ws.session_shares(&ann, &kept).expect("shares").is_empty());
 }

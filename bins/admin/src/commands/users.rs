@@ -65,10 +65,14 @@ pub(crate) enum Command {
         /// Username or id.
         user: String,
     },
-    /// Delete an account with its keys and sessions.
+    /// Delete an account with its keys, logins, chat sessions and presets.
     Delete {
         /// Username or id.
         user: String,
+        /// A User or Admin (username or id) who inherits the chat sessions
+        /// and presets instead.
+        #[arg(long, value_name = "USER")]
+        transfer_to: Option<String>,
     },
     /// Set a new password (every session and key of the user ends).
     ResetPassword {
@@ -169,9 +173,11 @@ pub(crate) fn run(ctx: &Ctx, cmd: Command) -> Result<(), Failure> {
         }
         Command::Disable { user } => set_disabled(ctx, &services, &user, true)?,
         Command::Enable { user } => set_disabled(ctx, &services, &user, false)?,
-        Command::Delete { user } => {
+        Command::Delete { user, transfer_to } => {
             let u = find_user(&services, &user)?;
-            auth.delete_user(&u.id, &op).map_err(auth_failure)?;
+            let heir = transfer_to.map(|h| find_user(&services, &h)).transpose()?;
+            auth.delete_user(&u.id, heir.as_ref().map(|h| &h.id), &op)
+                .map_err(auth_failure)?;
             ctx.print(json!({"deleted": true, "id": u.id}), || {
                 format!("deleted {}", u.username)
             });

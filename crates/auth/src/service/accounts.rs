@@ -3,10 +3,10 @@
 //! `ManageUsers`.
 
 use offgrid_domain::user::{Admission, AttemptKeys, NewUser, User, UserPatch};
-use offgrid_domain::{Principal, Scope, UserId};
+use offgrid_domain::{Principal, RepoError, Role, Scope, UserId};
 
 use super::{
-    AccountInput, Actor, AuthService, IssuedKey, KeyIssuer, issuer_binding, now,
+    AccountInput, Actor, AuthService, IssuedKey, KeyIssuer, invalid, issuer_binding, now,
     validate_display_name, validate_email, validate_username,
 };
 use crate::AuthError;
@@ -181,14 +181,48 @@ impl AuthService {
     }
 
     /// Deletes an account with its keys and sessions.
-    pub fn delete_user(&self, id: &UserId, actor: &Actor) -> Result<(), AuthError> {
+    pub fn delete_user(
+        &self,
+        id: &UserId,
+        transfer_to: Option<&UserId>,
+        actor: &Actor,
+    ) -> Result<(), AuthError> {
         let user = self.repos.users.get(id)?;
-        self.repos.users.delete(id)?;
+        let heir = match transfer_to {
+            None => None,
+            Some(to) => {
+                let heir = match self.repos.users.get(to) {
+                    Ok(u) if !u.system => u,
+                    Ok(_) | Err(RepoError::NotFound) => {
+                        return Err(invalid("transfer_to", "no such user"));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if heir.id == user.id {
+                    return Err(invalid(
+                        "transfer_to",
+                        "a user cannot inherit from themselves",
+                    ));
+                }
+                if heir.disabled || !matches!(heir.role, Role::User | Role::Admin) {
+                    return Err(invalid(
+                        "transfer_to",
+                        "only an enabled User or Admin can own sessions and presets",
+                    ));
+                }
+                Some(heir)
+            }
+        };
+        self.repos.users.delete(id, heir.as_ref().map(|h| &h.id))?;
+        let mut details = serde_json::json!({"username": user.username});
+        if let Some(heir) = &heir {
+            details["transfer_to"] = serde_json::json!(heir.username);
+        }
         self.audit(
             actor,
             "user.deleted",
             Some(id.to_string()),
-            Some(serde_json::json!({"username": user.username}).to_string()),
+            Some(details.to_string()),
         );
         Ok(())
     }

@@ -186,20 +186,36 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `DELETE /v1/users/{id}`.
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
+/// `DELETE /v1/users/{id}` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteQuery {
+    /// A User or Admin who inherits the deleted user's chat sessions and
+    /// presets; without it they are deleted.
+    #[serde(default)]
+    transfer_to: Option<String>,
+}
+
+/// `DELETE /v1/users/{id}?transfer_to={user_id}`: the user, their keys and
+/// logins, every share they held or gave, and their chat sessions and
+/// presets, which `transfer_to` inherits instead.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id"), DeleteQuery),
     responses((status = 200, description = "Deleted", body = crate::wire::Deleted)))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
     client: Client,
     path: web::Path<String>,
+    query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path);
+    let heir = query.into_inner().transfer_to.map(UserId::from_string);
     let auth = state.auth.clone();
     let actor = client.actor(Some(&caller));
     let deleted = id.clone();
-    crate::trace::block(move || auth.delete_user(&id, &actor)).await??;
+    crate::trace::block(move || auth.delete_user(&id, heir.as_ref(), &actor)).await??;
     Ok(HttpResponse::Ok().json(wire::Deleted::new("user", deleted.to_string())))
 }
 

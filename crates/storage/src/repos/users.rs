@@ -3,10 +3,11 @@
 use diesel::prelude::*;
 use offgrid_domain::repo::UserRepository;
 use offgrid_domain::user::{NewUser, Page, User, UserCredentials, UserPatch, UserQuery};
+use offgrid_domain::workspace::ResourceKind;
 use offgrid_domain::{RepoError, Role, SessionId, Timestamp, UserId};
 
 use crate::db::{Database, TxError};
-use crate::schema::{user_sessions, users};
+use crate::schema::{chat_sessions, grants, presets, user_sessions, users};
 
 /// A `users` row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -285,7 +286,7 @@ impl UserRepository for Database {
         })
     }
 
-    fn delete(&self, id: &UserId) -> Result<(), RepoError> {
+    fn delete(&self, id: &UserId, transfer_to: Option<&UserId>) -> Result<(), RepoError> {
         self.write(|conn| {
             let row = load_user(conn, id)?;
             if row.is_system {
@@ -293,6 +294,28 @@ impl UserRepository for Database {
             }
             if is_active_admin(&row) && other_active_admins(conn, &row.id)? == 0 {
                 return Err(RepoError::LastAdmin.into());
+            }
+            if let Some(to) = transfer_to {
+                let heir = load_user(conn, to)?;
+                if heir.is_system {
+                    return Err(RepoError::SystemUser.into());
+                }
+                // The shares they gave end; the sessions and presets move.
+                let theirs = chat_sessions::table
+                    .filter(chat_sessions::owner_id.eq(&row.id))
+                    .select(chat_sessions::id);
+                diesel::delete(
+                    grants::table
+                        .filter(grants::resource_type.eq(ResourceKind::Session.as_str()))
+                        .filter(grants::resource_id.eq_any(theirs)),
+                )
+                .execute(conn)?;
+                diesel::update(chat_sessions::table.filter(chat_sessions::owner_id.eq(&row.id)))
+                    .set(chat_sessions::owner_id.eq(&heir.id))
+                    .execute(conn)?;
+                diesel::update(presets::table.filter(presets::owner_id.eq(&row.id)))
+                    .set(presets::owner_id.eq(&heir.id))
+                    .execute(conn)?;
             }
             diesel::delete(users::table.find(&row.id)).execute(conn)?;
             Ok(())
