@@ -55,9 +55,10 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<(), RepoError>;
 
     /// Deletes a user and, by cascade, their keys, login sessions, chat
-    /// sessions, presets and every share they held or gave. With
-    /// `transfer_to`, their chat sessions and presets first become that
-    /// user's (without the shares they gave), in the same transaction.
+    /// sessions, presets, the shares they held and the shares on their
+    /// sessions. With `transfer_to` (an enabled User or Admin, else
+    /// `Conflict("transfer_to")`), their chat sessions and presets first
+    /// become that user's, without those shares, in the same transaction.
     /// Refuses `LastAdmin` and `SystemUser`; `NotFound` if either user is
     /// missing.
     fn delete(&self, id: &UserId, transfer_to: Option<&UserId>) -> Result<(), RepoError>;

@@ -10,8 +10,9 @@
 //! | delete | the owner or an Admin |
 //!
 //! A Viewer's share counts as read whatever its stored level. An Admin
-//! sees every session's title and count, and its messages only while
-//! `admin_can_read_chats` is on or the session is shared with them.
+//! sees every session's title and count and may delete it; with
+//! `admin_can_read_chats` on they may do everything else too, with it off
+//! only what a share gives them (as for anyone).
 
 use offgrid_domain::workspace::{
     ChatMessage, ChatSession, ChatSessionPatch, Cursor, CursorPage, Grant, GrantLevel, Listing,
@@ -147,11 +148,11 @@ fn model(model: Option<&str>) -> Result<Option<String>, WorkspaceError> {
 }
 
 impl Workspace {
-    /// A preset id the caller may use (their own or a public one).
-    fn preset(&self, actor: &Actor, id: Option<&str>) -> Result<Option<String>, WorkspaceError> {
+    /// A preset id `user` may use (their own or a public one).
+    fn preset(&self, user: &Reader, id: Option<&str>) -> Result<Option<String>, WorkspaceError> {
         let Some(id) = id else { return Ok(None) };
-        let reader = reader(&actor.principal, false)?;
-        match self.presets.get(&reader, &PresetId::from_string(id)) {
+        let user = Reader::user(user.user_id().clone());
+        match self.presets.get(&user, &PresetId::from_string(id)) {
             Ok(p) => Ok(Some(p.id.as_str().to_owned())),
             Err(RepoError::NotFound) => Err(WorkspaceError::invalid("preset_id", "no such preset")),
             Err(e) => Err(e.into()),
@@ -175,14 +176,20 @@ impl Workspace {
             return None;
         };
         let admin = authorize(principal, Permission::AllSessions).is_ok();
-        let permission = match level {
-            _ if admin => SessionPermission::Admin,
+        // With admin_can_read_chats off, an Admin's role alone shows the
+        // title and count (and allows deleting): reading, writing, renaming
+        // and sharing take a share, as for anyone, so an admin cannot share
+        // a session to someone and read it through them.
+        let role_counts = admin && self.config.admin_can_read_chats;
+        let permission = match (level, v.shared) {
+            _ if role_counts => SessionPermission::Admin,
+            (_, None) => SessionPermission::Read,
             _ if principal.role == Role::Viewer => SessionPermission::Read,
-            GrantLevel::Admin => SessionPermission::Admin,
-            GrantLevel::Write => SessionPermission::Write,
-            GrantLevel::Read => SessionPermission::Read,
+            (_, Some(GrantLevel::Admin)) => SessionPermission::Admin,
+            (_, Some(GrantLevel::Write)) => SessionPermission::Write,
+            (_, Some(GrantLevel::Read)) => SessionPermission::Read,
         };
-        let readable = v.shared.is_some() || (admin && self.config.admin_can_read_chats);
+        let readable = v.shared.is_some() || role_counts;
         Some((permission, readable))
     }
 
@@ -231,7 +238,7 @@ impl Workspace {
             owner: reader.user_id().clone(),
             title: title(title_text)?,
             model: model(model_id)?,
-            preset_id: self.preset(actor, preset_id)?,
+            preset_id: self.preset(&reader, preset_id)?,
         };
         let session = self.chats.create(new, now())?;
         Ok(SessionView {
@@ -348,10 +355,12 @@ impl Workspace {
             )
         };
         let (reader, view) = self.open(actor, id, needed, why)?;
+        // The preset must be one the session's owner may use, whoever sets it.
+        let owner = Reader::user(view.session.owner.id.clone());
         let patch = ChatSessionPatch {
             title: title_text.map(|t| title(Some(t))).transpose()?,
             model: model_id.map(model).transpose()?,
-            preset_id: preset_id.map(|p| self.preset(actor, p)).transpose()?,
+            preset_id: preset_id.map(|p| self.preset(&owner, p)).transpose()?,
         };
         let session = self.chats.update(&reader, id, &patch, now())?;
         Ok(SessionView { session, ..view })

@@ -364,9 +364,36 @@ fn admins_see_every_title_and_read_messages_only_when_allowed() {
                 .expect("own");
         assert!(own.data.is_empty());
         let (view, messages) = w.ws.get_session(&root, &id).expect("get");
-        assert_eq!(view.permission, SessionPermission::Admin);
+        // With the setting off the role shows the title only: "read".
+        let expected = if admin_can_read_chats {
+            SessionPermission::Admin
+        } else {
+            SessionPermission::Read
+        };
+        assert_eq!(view.permission, expected);
         assert_eq!(messages.is_some(), admin_can_read_chats);
         assert_eq!(w.ws.messages(&root, &id).is_ok(), admin_can_read_chats);
+        if !admin_can_read_chats {
+            // Nothing that would let the admin read it some other way.
+            let puppet = w.user("puppet", Role::User);
+            let to_puppet = ShareTarget::UserId(id_of(&puppet));
+            assert!(is_forbidden(w.ws.share_session(
+                &root,
+                &id,
+                &to_puppet,
+                GrantLevel::Read
+            )));
+            assert!(is_forbidden(w.ws.add_messages(&root, &id, &say("psst"))));
+            assert!(is_forbidden(w.ws.update_session(
+                &root,
+                &id,
+                Some("x"),
+                None,
+                None
+            )));
+            assert!(is_forbidden(w.ws.session_shares(&root, &id)));
+            assert!(is_not_found(w.ws.get_session(&puppet, &id)));
+        }
         // Shared with the admin, the messages are readable either way.
         w.ws.share_session(
             &ann,
@@ -505,4 +532,63 @@ fn deleting_a_user_or_a_session_leaves_no_shares_behind() {
     // Bob's account goes: his share on `kept` goes with it.
     UserRepository::delete(&w.db, &id_of(&bob), None).expect("delete bob");
     assert!(w.ws.session_shares(&ann, &kept).expect("shares").is_empty());
+}
+
+#[test]
+fn a_session_only_names_presets_its_owner_may_use() {
+    let w = world(WorkspaceConfig::default());
+    let ann = w.user("ann", Role::User);
+    let bob = w.user("bob", Role::User);
+    let id =
+        w.ws.create_session(&ann, None, None, None)
+            .expect("create")
+            .session
+            .id;
+    w.ws.share_session(
+        &ann,
+        &id,
+        &ShareTarget::Username("bob".into()),
+        GrantLevel::Write,
+    )
+    .expect("share");
+    let fields = |name: &str, is_public| offgrid_domain::workspace::PresetFields {
+        name: name.to_owned(),
+        system_prompt: "secret instructions".to_owned(),
+        is_public,
+        ..Default::default()
+    };
+    let private =
+        w.ws.create_preset(&bob, &fields("bob's", false))
+            .expect("preset");
+    let public =
+        w.ws.create_preset(&bob, &fields("shared", true))
+            .expect("preset");
+    // Bob may write to Ann's session, but not slip his private preset in.
+    let refused =
+        w.ws.update_session(&bob, &id, None, None, Some(Some(private.id.as_str())));
+    assert!(matches!(refused, Err(WorkspaceError::Invalid { .. })));
+    let set =
+        w.ws.update_session(&bob, &id, None, None, Some(Some(public.id.as_str())))
+            .expect("a public preset");
+    assert_eq!(set.session.preset_id.as_deref(), Some(public.id.as_str()));
+}
+
+#[test]
+fn storage_refuses_an_heir_who_cannot_own_even_without_the_services_checks() {
+    let w = world(WorkspaceConfig::default());
+    let ann = w.user("ann", Role::User);
+    let vic = w.user("vic", Role::Viewer);
+    let gus = w.user("gus", Role::Guest);
+    for heir in [&vic, &gus, &ann] {
+        assert_eq!(
+            UserRepository::delete(&w.db, &id_of(&ann), Some(&id_of(heir))),
+            Err(offgrid_domain::RepoError::Conflict("transfer_to".into()))
+        );
+    }
+    assert_eq!(
+        UserRepository::delete(&w.db, &id_of(&ann), Some(&UserId::system())),
+        Err(offgrid_domain::RepoError::SystemUser)
+    );
+    // Ann is still there.
+    assert!(UserRepository::get(&w.db, &id_of(&ann)).is_ok());
 }

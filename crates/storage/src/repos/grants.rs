@@ -8,7 +8,7 @@ use offgrid_domain::workspace::{Grant, GrantLevel, OwnerRef, ResourceKind};
 use offgrid_domain::{RepoError, Timestamp, UserId};
 
 use crate::db::Database;
-use crate::schema::{grants, users};
+use crate::schema::{chat_sessions, grants, users};
 
 type Row = (String, String, String, i64);
 
@@ -59,6 +59,19 @@ impl GrantRepository for Database {
         now: Timestamp,
     ) -> Result<(Grant, bool), RepoError> {
         self.write(|conn| {
+            // The resource must still exist, in this transaction: a share
+            // inserted after its session's delete trigger ran would outlive it.
+            let exists = match kind {
+                ResourceKind::Session => {
+                    diesel::select(diesel::dsl::exists(chat_sessions::table.find(resource)))
+                        .get_result::<bool>(conn)?
+                }
+                // Collections have no table yet, so nothing can be shared.
+                ResourceKind::Collection => false,
+            };
+            if !exists {
+                return Err(RepoError::NotFound.into());
+            }
             let key = (kind.as_str(), resource, user.as_str());
             let changed = diesel::update(grants::table.find(key))
                 .set((

@@ -300,6 +300,12 @@ impl UserRepository for Database {
                 if heir.is_system {
                     return Err(RepoError::SystemUser.into());
                 }
+                // Checked again here: a role change or disabling may have
+                // come since the caller looked.
+                let owns = heir.role == Role::User.as_str() || heir.role == Role::Admin.as_str();
+                if heir.id == row.id || heir.disabled || !owns {
+                    return Err(RepoError::Conflict("transfer_to".to_owned()).into());
+                }
                 // The shares they gave end; the sessions and presets move.
                 let theirs = chat_sessions::table
                     .filter(chat_sessions::owner_id.eq(&row.id))
