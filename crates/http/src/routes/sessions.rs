@@ -190,14 +190,26 @@ pub(crate) async fn add_message(
 pub(crate) struct ExportQuery {
     /// `md` (default) or `json`.
     #[serde(default)]
-    format: Option<String>,
+    format: ExportFormat,
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ExportFormat {
+    /// Markdown.
+    #[default]
+    Md,
+    /// The session with its messages as JSON.
+    Json,
 }
 
 /// `GET /v1/sessions/{id}/export?format=md|json`: the conversation as a
 /// Markdown or JSON download.
 #[utoipa::path(get, path = "/v1/sessions/{id}/export", tag = "sessions",
     params(("id" = String, Path, description = "Session id"), ExportQuery),
-    responses((status = 200, description = "The conversation", content_type = "text/markdown", body = String)))]
+    responses((status = 200, description = "The conversation: Markdown, or with format=json the session with its messages",
+        content((String = "text/markdown"), (wire::Session = "application/json")))))]
 pub(crate) async fn export(
     state: web::Data<AppState>,
     caller: Caller,
@@ -205,16 +217,7 @@ pub(crate) async fn export(
     path: web::Path<String>,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let json = match query.into_inner().format.as_deref() {
-        None | Some("md") => false,
-        Some("json") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "format must be md or json",
-            ));
-        }
-    };
+    let json = query.into_inner().format == ExportFormat::Json;
     let id = ChatSessionId::from_string(path.into_inner());
     let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
     let (view, messages) = crate::trace::block(move || ws.messages(&actor, &id)).await??;
