@@ -50,6 +50,11 @@ impl Client {
     pub fn actor(&self, caller: Option<&Caller>) -> Actor {
         Actor::request(caller.map(|c| &c.principal), self.addr.clone())
     }
+
+    /// The caller as the workspace service's actor.
+    pub fn workspace_actor(&self, caller: &Caller) -> offgrid_workspace::Actor {
+        offgrid_workspace::Actor::new(caller.principal.clone(), self.addr.clone())
+    }
 }
 
 impl FromRequest for Client {

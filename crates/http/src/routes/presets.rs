@@ -3,7 +3,6 @@
 
 use actix_web::{HttpResponse, web};
 use offgrid_domain::PresetId;
-use offgrid_workspace::Actor;
 use serde::Deserialize;
 
 use crate::access::Caller;
@@ -11,10 +10,6 @@ use crate::error::ApiError;
 use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 use crate::wire;
-
-fn actor(caller: &Caller, client: &Client) -> Actor {
-    Actor::new(caller.principal.clone(), client.addr.clone())
-}
 
 /// `GET /v1/presets` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -39,7 +34,7 @@ pub(crate) async fn create(
     body: JsonObject<wire::PresetRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = body.into_inner().into();
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let preset = crate::trace::block(move || ws.create_preset(&actor, &fields)).await??;
     Ok(HttpResponse::Created().json(wire::Preset::from(preset)))
 }
@@ -54,7 +49,7 @@ pub(crate) async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let page = crate::trace::block(move || ws.list_presets(&actor, q.limit, q.cursor.as_deref()))
         .await??;
     Ok(HttpResponse::Ok().json(wire::PresetList {
@@ -74,7 +69,7 @@ pub(crate) async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = PresetId::from_string(path.into_inner());
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let preset = crate::trace::block(move || ws.get_preset(&actor, &id)).await??;
     Ok(HttpResponse::Ok().json(wire::Preset::from(preset)))
 }
@@ -92,7 +87,7 @@ pub(crate) async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = PresetId::from_string(path.into_inner());
     let fields = body.into_inner().into();
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let preset = crate::trace::block(move || ws.update_preset(&actor, &id, &fields)).await??;
     Ok(HttpResponse::Ok().json(wire::Preset::from(preset)))
 }
@@ -107,7 +102,7 @@ pub(crate) async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = PresetId::from_string(path.into_inner());
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     crate::trace::block(move || ws.delete_preset(&actor, &id)).await??;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use offgrid_domain::workspace::NewChatMessage;
 use offgrid_domain::{ChatSessionId, UserId};
+use offgrid_workspace::ShareTarget;
 use offgrid_workspace::sessions::ListRequest;
-use offgrid_workspace::{Actor, ShareTarget};
 use serde::Deserialize;
 
 use crate::access::Caller;
@@ -17,10 +17,6 @@ use crate::error::ApiError;
 use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 use crate::wire;
-
-fn actor(caller: &Caller, client: &Client) -> Actor {
-    Actor::new(caller.principal.clone(), client.addr.clone())
-}
 
 /// `GET /v1/sessions` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -54,7 +50,7 @@ pub(crate) async fn create(
     body: JsonObject<wire::CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let view = crate::trace::block(move || {
         ws.create_session(
             &actor,
@@ -84,7 +80,7 @@ pub(crate) async fn list(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let page = crate::trace::block(move || ws.list_sessions(&actor, &request)).await??;
     Ok(HttpResponse::Ok().json(wire::SessionList {
         object: wire::LIST.to_owned(),
@@ -104,7 +100,7 @@ pub(crate) async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ChatSessionId::from_string(path.into_inner());
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let (view, messages) = crate::trace::block(move || ws.get_session(&actor, &id)).await??;
     let mut session = wire::Session::new(view);
     session.messages = messages.map(|m| m.into_iter().map(wire::Message::from).collect());
@@ -124,7 +120,7 @@ pub(crate) async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = ChatSessionId::from_string(path.into_inner());
     let body = body.into_inner();
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let view = crate::trace::block(move || {
         ws.update_session(
             &actor,
@@ -148,7 +144,7 @@ pub(crate) async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ChatSessionId::from_string(path.into_inner());
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     crate::trace::block(move || ws.delete_session(&actor, &id)).await??;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -174,7 +170,7 @@ pub(crate) async fn add_message(
         citations: None,
         interrupted: false,
     };
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let mut stored =
         crate::trace::block(move || ws.add_messages(&actor, &id, &[message])).await??;
     let message = stored
@@ -219,7 +215,7 @@ pub(crate) async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let json = query.into_inner().format == ExportFormat::Json;
     let id = ChatSessionId::from_string(path.into_inner());
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let (view, messages) = crate::trace::block(move || ws.messages(&actor, &id)).await??;
     let mut session = wire::Session::new(view);
     let messages: Vec<wire::Message> = messages.into_iter().map(wire::Message::from).collect();
@@ -289,7 +285,7 @@ pub(crate) async fn share(
         }
     };
     let level = body.permission;
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let (grant, created) =
         crate::trace::block(move || ws.share_session(&actor, &id, &target, level)).await??;
     let status = if created {
@@ -310,7 +306,7 @@ pub(crate) async fn shares(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ChatSessionId::from_string(path.into_inner());
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let grants = crate::trace::block(move || ws.session_shares(&actor, &id)).await??;
     Ok(HttpResponse::Ok().json(wire::ShareList {
         object: wire::LIST.to_owned(),
@@ -332,7 +328,7 @@ pub(crate) async fn unshare(
 ) -> Result<HttpResponse, ApiError> {
     let (id, user) = path.into_inner();
     let (id, user) = (ChatSessionId::from_string(id), UserId::from_string(user));
-    let (ws, actor) = (state.workspace.clone(), actor(&caller, &client));
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     crate::trace::block(move || ws.revoke_session_share(&actor, &id, &user)).await??;
     Ok(HttpResponse::NoContent().finish())
 }
