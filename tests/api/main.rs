@@ -17,5 +17,6 @@ mod network;
 mod openai_client;
 mod openapi;
 mod presets;
+mod session_chat;
 mod sessions;
 mod users;

@@ -112,6 +112,10 @@ fn local_answer(
             offgrid_inference::ChatMessage::new(&m.role, text)
         })
         .collect();
+    // A long conversation loses its oldest turns rather than failing; the
+    // system prompt and the last message stay.
+    let first = msgs.iter().take_while(|m| m.role == "system").count();
+    let trimmable = first..msgs.len().saturating_sub(1).max(first);
     let (tx, rx) = std::sync::mpsc::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
     let stop = cancelled.clone();
@@ -136,6 +140,7 @@ fn local_answer(
                 },
                 explicit_max: None,
                 keep_alive: None,
+                trimmable,
             },
             Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
             Some(Box::new(move || !gone.load(Ordering::SeqCst))),

@@ -66,6 +66,7 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
             default_keep_alive: settings.keep_alive,
             max_loaded: settings.max_loaded_models as usize,
             clean_leftovers: true,
+            max_context: (settings.context_length > 0).then_some(settings.context_length as usize),
         },
     )?;
     if settings.model_import_dir.is_none() {

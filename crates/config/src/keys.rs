@@ -226,6 +226,21 @@ pub static KEYS: &[KeySpec] = &[
         },
         show: |s| s.max_loaded_models.to_string(),
     },
+    KeySpec {
+        name: "context_length",
+        env: "OFFGRID_CONTEXT_LENGTH",
+        expected: "an integer from 256 to 1048576, or 0 (each model's own)",
+        apply: |s, r| {
+            let n = parse_int(r)?;
+            s.context_length = if n == 0 {
+                0
+            } else {
+                in_range(n, 256, 1 << 20)?
+            };
+            Some(())
+        },
+        show: |s| s.context_length.to_string(),
+    },
 ];
 
 /// The row for `name`, if it is a known key.

@@ -52,6 +52,9 @@ pub struct Settings {
     /// Most models in memory at once; loading one more unloads the least
     /// recently used idle one.
     pub max_loaded_models: u32,
+    /// Context served per chat model in tokens, if less than the model's
+    /// own (0: the model's own).
+    pub context_length: u32,
     /// Data directory (`OFFGRID_HOME`): database, secrets, models.
     pub home: PathBuf,
 }
@@ -78,6 +81,7 @@ impl Settings {
             model_import_dir: None,
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
+            context_length: 0,
             home,
         }
     }

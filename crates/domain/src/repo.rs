@@ -257,6 +257,15 @@ pub trait ChatSessionRepository: Send + Sync {
 
     /// The messages, oldest first.
     fn messages(&self, reader: &Reader, id: &ChatSessionId) -> Result<Vec<ChatMessage>, RepoError>;
+
+    /// The latest messages whose contents total at most `max_bytes`,
+    /// oldest first, and how many older ones were left out.
+    fn recent_messages(
+        &self,
+        reader: &Reader,
+        id: &ChatSessionId,
+        max_bytes: usize,
+    ) -> Result<(Vec<ChatMessage>, usize), RepoError>;
 }
 
 /// Presets. A reader sees their own, every public one, and (reading

@@ -59,6 +59,12 @@ impl ChatModel {
         })
     }
 
+    /// The same model serving at most `max` tokens of context.
+    pub fn with_context_limit(mut self, max: usize) -> Self {
+        self.base.limit_context(max);
+        self
+    }
+
     /// Checks, without reading any weight, that an opened GGUF file is a
     /// chat model we can run: a supported architecture, a tokenizer that
     /// builds from its metadata and a chat template that compiles. Returns

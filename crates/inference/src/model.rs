@@ -62,6 +62,13 @@ impl LlamaModel {
         })
     }
 
+    /// Serves at most `max` tokens of context (prompt and answer), fewer
+    /// than the model was trained for: a smaller key/value cache, and a
+    /// long conversation trimmed sooner.
+    pub fn limit_context(&mut self, max: usize) {
+        self.context_length = self.context_length.min(max.max(1));
+    }
+
     /// Fails with [`InferenceError::UnsupportedArchitecture`] unless the
     /// file's `general.architecture` is one this type runs.
     pub fn check_architecture(file: &GgufFile) -> Result<(), InferenceError> {

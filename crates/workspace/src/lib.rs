@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod chat;
 pub mod error;
 pub mod presets;
 pub mod sessions;
@@ -13,6 +14,7 @@ use offgrid_domain::repo::{
 };
 use offgrid_domain::{Principal, Timestamp};
 
+pub use chat::ChatContext;
 pub use error::WorkspaceError;
 pub use sessions::{SessionPermission, SessionView, ShareTarget};
 

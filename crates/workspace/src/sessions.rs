@@ -204,7 +204,7 @@ impl Workspace {
 
     /// The session if the caller holds at least `needed`: `NotFound` when
     /// they cannot see it, `Forbidden(why)` when they can but not enough.
-    fn open(
+    pub(crate) fn open(
         &self,
         actor: &Actor,
         id: &ChatSessionId,

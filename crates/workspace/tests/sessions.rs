@@ -2,86 +2,15 @@
 //! file: every caller against every action, and the owner's data unchanged
 //! after each refusal.
 
+mod support;
+
 use offgrid_domain::audit::AuditQuery;
-use offgrid_domain::principal::Credential;
 use offgrid_domain::repo::{AuditRepository, GrantRepository, UserRepository};
-use offgrid_domain::user::NewUser;
-use offgrid_domain::workspace::{GrantLevel, MessageRole, NewChatMessage, ResourceKind};
-use offgrid_domain::{ChatSessionId, Principal, Role, SessionId, Timestamp, UserId};
-use offgrid_storage::Database;
+use offgrid_domain::workspace::{GrantLevel, ResourceKind};
+use offgrid_domain::{ChatSessionId, Role, UserId};
 use offgrid_workspace::sessions::ListRequest;
-use offgrid_workspace::{
-    Actor, SessionPermission, ShareTarget, Workspace, WorkspaceConfig, WorkspaceError,
-};
-
-struct World {
-    ws: Workspace,
-    db: Database,
-    _dir: tempfile::TempDir,
-}
-
-fn world(config: WorkspaceConfig) -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(&dir.path().join("offgrid.db")).expect("open");
-    db.migrate().expect("migrate");
-    let ws = Workspace::new(&db.repositories(), config);
-    World { ws, db, _dir: dir }
-}
-
-impl World {
-    fn user(&self, name: &str, role: Role) -> Actor {
-        let user = UserRepository::create(
-            &self.db,
-            NewUser {
-                username: name.to_owned(),
-                email: None,
-                display_name: None,
-                role,
-                password_hash: "hash".to_owned(),
-            },
-            Timestamp(1_800_000_000),
-        )
-        .expect("create user");
-        actor(Some(user.id), role)
-    }
-}
-
-fn actor(user_id: Option<UserId>, role: Role) -> Actor {
-    Actor::new(
-        Principal {
-            user_id,
-            role,
-            credential: Credential::Session {
-                session_id: SessionId::generate(),
-                from_cookie: false,
-            },
-        },
-        Some("127.0.0.1".to_owned()),
-    )
-}
-
-fn id_of(a: &Actor) -> UserId {
-    a.principal.user_id.clone().expect("a user")
-}
-
-fn say(text: &str) -> Vec<NewChatMessage> {
-    vec![NewChatMessage {
-        role: MessageRole::User,
-        content: text.to_owned(),
-        model: None,
-        usage: None,
-        citations: None,
-        interrupted: false,
-    }]
-}
-
-fn is_not_found<T: std::fmt::Debug>(r: Result<T, WorkspaceError>) -> bool {
-    matches!(r, Err(WorkspaceError::NotFound))
-}
-
-fn is_forbidden<T: std::fmt::Debug>(r: Result<T, WorkspaceError>) -> bool {
-    matches!(r, Err(WorkspaceError::Forbidden(_)))
-}
+use offgrid_workspace::{Actor, SessionPermission, ShareTarget, WorkspaceConfig, WorkspaceError};
+use support::*;
 
 #[test]
 fn another_users_session_is_not_found_for_every_action() {

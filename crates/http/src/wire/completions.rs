@@ -145,8 +145,10 @@ macro_rules! completion_request {
         $(#[$meta])*
         #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
         pub struct $name {
-            /// A chat model's id.
+            /// A chat model's id (chat completions: may be left out when
+            /// the session or preset names one).
             #[schema(example = "smollm2-135m-instruct")]
+            #[serde(default)]
             pub model: String,
             /// Server-sent events instead of one answer.
             #[serde(default)]
@@ -230,9 +232,18 @@ macro_rules! completion_request {
 completion_request!(
     /// The body of `POST /v1/chat/completions`.
     ChatCompletionRequest {
-        /// The conversation so far.
+        /// The conversation so far (with `session_id`: the new messages,
+        /// after the session's stored history).
         #[schema(min_items = 1)]
         messages: Vec<ChatMessage>,
+        /// A chat session to continue: its history comes first, and the
+        /// new messages and the answer are saved in it (write access).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+        /// A preset: its system prompt comes first, and its model and
+        /// sampling values apply where the request gives none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preset_id: Option<String>,
     }
 );
 
@@ -266,6 +277,8 @@ impl ChatCompletionRequest {
             top_logprobs: None,
             echo: None,
             keep_alive: None,
+            session_id: None,
+            preset_id: None,
         }
     }
 }

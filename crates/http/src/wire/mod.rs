@@ -35,6 +35,10 @@ pub struct Usage {
     pub completion_tokens: usize,
     /// Both.
     pub total_tokens: usize,
+    /// Chat in a session: the oldest stored messages left out to fit the
+    /// model's context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_messages: Option<usize>,
 }
 
 impl Usage {
@@ -44,6 +48,7 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            truncated_messages: None,
         }
     }
 }

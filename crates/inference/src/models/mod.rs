@@ -205,6 +205,8 @@ pub struct ModelsConfig {
     /// server does: another process (`offgrid run` beside a running
     /// `offgrid models import`) would delete an import in progress.
     pub clean_leftovers: bool,
+    /// Context served per chat model, if less than the model's own.
+    pub max_context: Option<usize>,
 }
 
 impl Default for ModelsConfig {
@@ -214,6 +216,7 @@ impl Default for ModelsConfig {
             default_keep_alive: KeepAlive::For(Duration::from_secs(300)),
             max_loaded: 2,
             clean_leftovers: false,
+            max_context: None,
         }
     }
 }
@@ -229,6 +232,7 @@ pub struct Models {
     guests: GuestShare,
     default_keep_alive: KeepAlive,
     max_loaded: usize,
+    max_context: Option<usize>,
     inner: Mutex<Inner>,
     /// Held while a model loads, so two requests never load it twice.
     loading: Mutex<()>,
@@ -253,6 +257,7 @@ impl Models {
             default_keep_alive,
             max_loaded,
             clean_leftovers,
+            max_context,
         } = config;
         let registry = ModelRegistry::new(dir);
         if clean_leftovers {
@@ -268,6 +273,7 @@ impl Models {
             },
             default_keep_alive,
             max_loaded: max_loaded.max(1),
+            max_context,
             inner: Mutex::new(Inner::default()),
             loading: Mutex::new(()),
         });
@@ -445,7 +451,13 @@ impl Models {
         let started = Instant::now();
         let path = self.registry.weights_path(&entry);
         let loaded = match kind {
-            ModelKind::Chat => ChatModel::load(id, &path).map(|m| Instance::Chat(Arc::new(m))),
+            ModelKind::Chat => ChatModel::load(id, &path).map(|m| {
+                let m = match self.max_context {
+                    Some(max) => m.with_context_limit(max),
+                    None => m,
+                };
+                Instance::Chat(Arc::new(m))
+            }),
             ModelKind::Embedding => Embedder::open(&path).map(|m| Instance::Embedding(Arc::new(m))),
         };
         let instance = loaded.map_err(|e| {

@@ -60,6 +60,10 @@ pub struct GenerateRequest {
     /// How long the model stays loaded after this request (`None`: the
     /// server's default or what it was).
     pub keep_alive: Option<KeepAlive>,
+    /// Chat messages that may be left out, oldest first, when the prompt
+    /// does not fit the context (a stored conversation's history): never
+    /// an error for their sake, the number left out is reported.
+    pub trimmable: std::ops::Range<usize>,
 }
 
 /// A queued generation: what the caller may need beside the events.
@@ -67,9 +71,16 @@ pub struct GenerateRequest {
 pub struct Generation {
     model: Arc<ChatModel>,
     prompt: Vec<u32>,
+    truncated: usize,
 }
 
 impl Generation {
+    /// How many of the trimmable messages were left out to fit the
+    /// context.
+    pub fn truncated_messages(&self) -> usize {
+        self.truncated
+    }
+
     /// The prompt's token ids.
     pub fn prompt_tokens(&self) -> &[u32] {
         &self.prompt
@@ -130,6 +141,7 @@ impl Models {
             mut params,
             explicit_max,
             keep_alive,
+            trimmable,
         } = request;
         // A client gone while this request waited for a blocking thread
         // costs no model load.
@@ -137,17 +149,14 @@ impl Models {
             return Err(ModelError::ClientLeft);
         }
         let model = self.chat(&model, keep_alive)?;
-        let text = match prompt {
-            Prompt::Chat(messages) => model
-                .template
-                .render(&messages, true)
-                .map_err(|e| ModelError::InvalidPrompt(e.to_string()))?,
-            Prompt::Text(text) => text,
+        let (ids, truncated) = match prompt {
+            Prompt::Chat(messages) => {
+                let wanted =
+                    explicit_max.unwrap_or(params.max_tokens.min(model.context_length() / 4));
+                fit_messages(&model, &messages, trimmable, wanted)?
+            }
+            Prompt::Text(text) => (encode(&model, &text)?, 0),
         };
-        let ids = model
-            .tokenizer
-            .encode(&text)
-            .map_err(|e| ModelError::InvalidPrompt(e.to_string()))?;
         params.max_tokens = fit_context(
             ids.len(),
             model.context_length(),
@@ -157,6 +166,7 @@ impl Models {
         let generation = Generation {
             model: model.clone(),
             prompt: ids.clone(),
+            truncated,
         };
         let mut job = Job::new(ticket.key, model, ids, params, sink);
         if let Some(alive) = alive {
@@ -211,6 +221,74 @@ impl Models {
             .map_err(ModelError::Embedding)?
             .ok_or(ModelError::ClientLeft)
     }
+}
+
+fn encode(model: &ChatModel, text: &str) -> Result<Vec<u32>, ModelError> {
+    model
+        .tokenizer
+        .encode(text)
+        .map_err(|e| ModelError::InvalidPrompt(e.to_string()))
+}
+
+fn render(model: &ChatModel, messages: &[ChatMessage]) -> Result<Vec<u32>, ModelError> {
+    let text = model
+        .template
+        .render(messages, true)
+        .map_err(|e| ModelError::InvalidPrompt(e.to_string()))?;
+    encode(model, &text)
+}
+
+/// The prompt's tokens with as few of the `trimmable` messages left out
+/// (oldest first, whole turns: a cut is only made before a user message or
+/// at the range's end) as it takes for the prompt and `wanted` answer
+/// tokens to fit the context, and how many were left out. Binary search
+/// over the cuts: a few renders however long the history.
+fn fit_messages(
+    model: &ChatModel,
+    messages: &[ChatMessage],
+    trimmable: std::ops::Range<usize>,
+    wanted: usize,
+) -> Result<(Vec<u32>, usize), ModelError> {
+    let full = render(model, messages)?;
+    let context = model.context_length();
+    let fits = |ids: &[u32]| ids.len().saturating_add(wanted) <= context;
+    let end = trimmable.end.min(messages.len());
+    let start = trimmable.start.min(end);
+    if fits(&full) || start == end {
+        return Ok((full, 0));
+    }
+    // Where the kept history may begin: before a user message, or nothing
+    // of it kept. Ascending, so fewer kept further on.
+    let mut cuts: Vec<usize> = (start + 1..end)
+        .filter(|&i| messages[i].role == "user")
+        .collect();
+    cuts.push(end);
+    let without = |cut: usize| -> Vec<ChatMessage> {
+        let mut kept = messages[..start].to_vec();
+        kept.extend_from_slice(&messages[cut..]);
+        kept
+    };
+    // The first cut that fits; the last one (no history) if none does.
+    let (mut lo, mut hi) = (0, cuts.len() - 1);
+    let mut best = None;
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let ids = render(model, &without(cuts[mid]))?;
+        if fits(&ids) {
+            best = Some((ids, cuts[mid]));
+            if mid == 0 {
+                break;
+            }
+            hi = mid - 1;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let (ids, cut) = match best {
+        Some(found) => found,
+        None => (render(model, &without(end))?, end),
+    };
+    Ok((ids, cut - start))
 }
 
 /// The `max_tokens` a prompt of `prompt` tokens may generate in a context

@@ -297,6 +297,55 @@ impl ChatSessionRepository for Database {
         })?;
         Ok(rows.into_iter().map(MessageRow::into_message).collect())
     }
+
+    fn recent_messages(
+        &self,
+        reader: &Reader,
+        id: &ChatSessionId,
+        max_bytes: usize,
+    ) -> Result<(Vec<ChatMessage>, usize), RepoError> {
+        // One read transaction: the sizes and the rows agree.
+        let (rows, total) = self.read(|conn| {
+            conn.transaction(|conn| {
+                load(conn, reader, id)?;
+                // Sizes newest first, then only the rows that fit.
+                let sizes: Vec<(i64, i64)> = chat_messages::table
+                    .filter(chat_messages::session_id.eq(id.as_str()))
+                    .order(chat_messages::id.desc())
+                    .select((
+                        chat_messages::id,
+                        diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            "length(CAST(content AS BLOB))",
+                        ),
+                    ))
+                    .load(conn)?;
+                let mut used = 0usize;
+                let mut first = None;
+                for (message, size) in &sizes {
+                    used = used.saturating_add(usize::try_from(*size).unwrap_or(usize::MAX));
+                    if used > max_bytes {
+                        break;
+                    }
+                    first = Some(*message);
+                }
+                let Some(first) = first else {
+                    return Ok((Vec::new(), sizes.len()));
+                };
+                let rows = chat_messages::table
+                    .filter(chat_messages::session_id.eq(id.as_str()))
+                    .filter(chat_messages::id.ge(first))
+                    .order(chat_messages::id.asc())
+                    .select(MessageRow::as_select())
+                    .load(conn)?;
+                Ok((rows, sizes.len()))
+            })
+        })?;
+        let omitted = total.saturating_sub(rows.len());
+        Ok((
+            rows.into_iter().map(MessageRow::into_message).collect(),
+            omitted,
+        ))
+    }
 }
 
 /// `%text%` for LIKE, with `%`, `_` and `\` taken literally.

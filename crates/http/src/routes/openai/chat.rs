@@ -1,11 +1,16 @@
-//! `POST /v1/chat/completions`.
+//! `POST /v1/chat/completions`, on its own or in a session and with a
+//! preset: the preset's system prompt, then the session's stored history
+//! (which may be trimmed, oldest turns first, to fit the context), then
+//! the request's messages; the exchange is saved in the session.
 
 use actix_web::{HttpResponse, web};
-use offgrid_inference::Prompt;
+use offgrid_domain::workspace::{MessageRole, NewChatMessage};
+use offgrid_inference::{ChatMessage, Prompt};
 use serde_json::Value;
 
-use super::generate::run;
+use super::generate::{Input, run};
 use super::params::{Kind, messages, parse};
+use super::transcript::Transcript;
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::Client;
@@ -24,13 +29,83 @@ pub(crate) async fn chat_completions(
 ) -> Result<HttpResponse, ApiError> {
     let mut req: ChatCompletionRequest = parse(body.into_inner())?;
     let msgs = messages(std::mem::take(&mut req.messages))?;
-    run(
-        &state,
-        &caller,
-        &client,
-        Kind::Chat,
-        req.options(),
-        Prompt::Chat(msgs),
-    )
-    .await
+    let input = if req.session_id.is_some() || req.preset_id.is_some() {
+        in_workspace(&state, &caller, &client, &mut req, msgs).await?
+    } else {
+        Prompt::Chat(msgs).into()
+    };
+    run(&state, &caller, &client, Kind::Chat, req.options(), input).await
+}
+
+/// The prompt of a chat that names a session or a preset, with the
+/// preset's values filled in where the request gives none.
+async fn in_workspace(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    req: &mut ChatCompletionRequest,
+    msgs: Vec<ChatMessage>,
+) -> Result<Input, ApiError> {
+    let new: Vec<NewChatMessage> = msgs
+        .iter()
+        .map(|m| NewChatMessage {
+            // `messages` allowed only these three names.
+            role: m.role.parse().unwrap_or(MessageRole::User),
+            content: m.content.clone(),
+            model: None,
+            usage: None,
+            citations: None,
+            interrupted: false,
+        })
+        .collect();
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(caller));
+    let (session, preset) = (req.session_id.clone(), req.preset_id.clone());
+    let context = {
+        let (ws, actor, new) = (ws.clone(), actor.clone(), new.clone());
+        crate::trace::block(move || {
+            ws.chat_context(&actor, session.as_deref(), preset.as_deref(), &new)
+        })
+        .await??
+    };
+    if let Some(p) = &context.preset {
+        req.temperature = req.temperature.or(p.fields.temperature);
+        req.top_p = req.top_p.or(p.fields.top_p);
+        if req.max_tokens.is_none() && req.max_completion_tokens.is_none() {
+            req.max_tokens = p.fields.max_tokens;
+        }
+    }
+    if req.model.is_empty() {
+        let session_model = context
+            .session
+            .as_ref()
+            .and_then(|v| v.session.model.clone());
+        let preset_model = context.preset.as_ref().and_then(|p| p.fields.model.clone());
+        req.model = session_model.or(preset_model).unwrap_or_default();
+    }
+    let mut prompt = Vec::with_capacity(context.history.len() + msgs.len() + 1);
+    if let Some(p) = context
+        .preset
+        .as_ref()
+        .filter(|p| !p.fields.system_prompt.is_empty())
+    {
+        prompt.push(ChatMessage::new("system", &p.fields.system_prompt));
+    }
+    let start = prompt.len();
+    prompt.extend(
+        context
+            .history
+            .iter()
+            .map(|m| ChatMessage::new(m.role.as_str(), &m.content)),
+    );
+    let trimmable = start..prompt.len();
+    prompt.extend(msgs);
+    let transcript = context
+        .session
+        .map(|v| Transcript::new(ws, actor, v.session.id, new, req.model.clone()));
+    Ok(Input {
+        prompt: Prompt::Chat(prompt),
+        trimmable,
+        omitted: context.omitted,
+        transcript,
+    })
 }

@@ -33,7 +33,7 @@ pub(crate) async fn completions(
         &client,
         Kind::Text,
         req.options(),
-        Prompt::Text(text),
+        Prompt::Text(text).into(),
     )
     .await
 }

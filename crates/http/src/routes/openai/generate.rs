@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::logprobs::Logprobs;
 use super::params::{Kind, sampling};
 use super::sse::{StreamState, stream_response};
+use super::transcript::Transcript;
 use super::{Accounting, now, requester};
 use crate::access::Caller;
 use crate::error::ApiError;
@@ -28,16 +29,51 @@ struct Collected {
     prompt_logprobs: Vec<offgrid_inference::TokenLogprob>,
 }
 
-async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected, ApiError> {
+/// What to generate from, and the session it is part of.
+pub(super) struct Input {
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Stored history the model may do without (see
+    /// [`GenerateRequest::trimmable`]).
+    pub trimmable: std::ops::Range<usize>,
+    /// Stored messages already left out before the prompt was built.
+    pub omitted: usize,
+    /// Where to save the exchange.
+    pub transcript: Option<Transcript>,
+}
+
+impl From<Prompt> for Input {
+    fn from(prompt: Prompt) -> Self {
+        Input {
+            prompt,
+            trimmable: 0..0,
+            omitted: 0,
+            transcript: None,
+        }
+    }
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    mut transcript: Option<&mut Transcript>,
+) -> Result<Collected, ApiError> {
     let mut text = String::new();
     let mut logprobs = Vec::new();
     let mut prompt_logprobs = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
-            Event::Text(t) => text.push_str(&t),
+            Event::Text(t) => {
+                if let Some(t2) = transcript.as_deref_mut() {
+                    t2.push(&t);
+                }
+                text.push_str(&t);
+            }
             Event::Logprob(lp) => logprobs.push(lp),
             Event::PromptLogprobs(lps) => prompt_logprobs.extend(lps),
             Event::Done(usage) => {
+                if let Some(t) = transcript {
+                    t.finish(usage.prompt_tokens, usage.completion_tokens).await;
+                }
                 return Ok(Collected {
                     text,
                     usage,
@@ -45,7 +81,12 @@ async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> Result<Collected, Ap
                     prompt_logprobs,
                 });
             }
-            Event::Error(e) => return Err(ApiError::internal(e)),
+            Event::Error(e) => {
+                if let Some(t) = transcript {
+                    t.discard();
+                }
+                return Err(ApiError::internal(e));
+            }
         }
     }
     Err(ApiError::internal(
@@ -60,8 +101,20 @@ pub(super) async fn run(
     client: &Client,
     kind: Kind,
     options: CompletionOptions<'_>,
-    prompt: Prompt,
+    input: Input,
 ) -> Result<HttpResponse, ApiError> {
+    let Input {
+        prompt,
+        trimmable,
+        omitted,
+        mut transcript,
+    } = input;
+    if options.model.is_empty() {
+        return Err(super::params::invalid(
+            "model",
+            "is required (or a session or preset that names one)",
+        ));
+    }
     let (params, explicit_max) = sampling(&options, kind)?;
     let keep_alive = crate::routes::models::keep_alive(options.keep_alive, caller)?;
     // The caller's place first, before any costly work is done for them.
@@ -77,6 +130,7 @@ pub(super) async fn run(
         params,
         explicit_max,
         keep_alive,
+        trimmable,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     // The engine stops at its next step once the receiver is dropped (the
@@ -96,6 +150,14 @@ pub(super) async fn run(
         )
     })
     .await??;
+    if let Some(t) = transcript.as_mut() {
+        t.arm();
+    }
+    // In a session, the trim is always reported (0 when nothing was left
+    // out).
+    let truncated = transcript
+        .as_ref()
+        .map(|_| omitted.saturating_add(generation.truncated_messages()));
     let (endpoint, prefix) = match kind {
         Kind::Chat => ("chat.completions", "chatcmpl"),
         Kind::Text => ("completions", "cmpl"),
@@ -116,6 +178,8 @@ pub(super) async fn run(
             generation,
             echo,
             wants_logprobs,
+            transcript,
+            truncated,
         )));
     }
     let Collected {
@@ -123,7 +187,7 @@ pub(super) async fn run(
         usage,
         logprobs: entries,
         prompt_logprobs,
-    } = collect(rx).await?;
+    } = collect(rx, transcript.as_mut()).await?;
     accounting.record(usage.prompt_tokens, usage.completion_tokens, usage.duration);
     let lps = Logprobs {
         generation: &generation,
@@ -137,7 +201,10 @@ pub(super) async fn run(
         None => text,
     };
     let finish_reason = usage.finish_reason.as_str().to_owned();
-    let counts = Usage::new(usage.prompt_tokens, usage.completion_tokens);
+    let counts = Usage {
+        truncated_messages: truncated,
+        ..Usage::new(usage.prompt_tokens, usage.completion_tokens)
+    };
     let model = options.model.to_owned();
     Ok(match kind {
         Kind::Chat => HttpResponse::Ok().json(ChatCompletion {

@@ -20,6 +20,7 @@ mod generate;
 mod logprobs;
 mod params;
 mod sse;
+mod transcript;
 
 use std::sync::Arc;
 

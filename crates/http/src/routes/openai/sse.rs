@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::Accounting;
 use super::logprobs::Logprobs;
 use super::params::Kind;
+use super::transcript::Transcript;
 use crate::wire::{
     ChatCompletionChunk, ChatLogprobs, ChunkChoice, Delta, ErrorBody, ErrorDetail, TextChoice,
     TextCompletion, TextLogprobs, Usage,
@@ -59,6 +60,11 @@ pub(super) struct StreamState {
     echo: Option<(String, Vec<u32>)>,
     wants_logprobs: bool,
     prompt_scores: Vec<offgrid_inference::TokenLogprob>,
+    /// Where the exchange is saved (chat in a session); dropped with the
+    /// stream, it saves what was generated as interrupted.
+    transcript: Option<Transcript>,
+    /// Stored messages left out to fit the context (chat in a session).
+    truncated: Option<usize>,
 }
 
 impl StreamState {
@@ -75,6 +81,8 @@ impl StreamState {
         generation: Generation,
         echo: Option<(String, Vec<u32>)>,
         wants_logprobs: bool,
+        transcript: Option<Transcript>,
+        truncated: Option<usize>,
     ) -> Self {
         StreamState {
             rx,
@@ -92,6 +100,8 @@ impl StreamState {
             echo,
             wants_logprobs,
             prompt_scores: Vec::new(),
+            transcript,
+            truncated,
         }
     }
 
@@ -187,6 +197,9 @@ impl StreamState {
         match event {
             Event::Text(t) if t.is_empty() => {}
             Event::Text(t) => {
+                if let Some(transcript) = self.transcript.as_mut() {
+                    transcript.push(&t);
+                }
                 self.text_offset += t.len();
                 let chunk = self.chunk(Self::text(t), None, None);
                 self.pending.push_back(chunk);
@@ -214,14 +227,19 @@ impl StreamState {
                 let last = self.chunk(Delta::default(), None, Some(usage.finish_reason.as_str()));
                 self.pending.push_back(last);
                 if self.include_usage {
-                    let chunk =
-                        self.usage_chunk(Usage::new(usage.prompt_tokens, usage.completion_tokens));
+                    let chunk = self.usage_chunk(Usage {
+                        truncated_messages: self.truncated,
+                        ..Usage::new(usage.prompt_tokens, usage.completion_tokens)
+                    });
                     self.pending.push_back(chunk);
                 }
                 self.pending.push_back(Bytes::from_static(DONE));
                 self.finished = true;
             }
             Event::Error(e) => {
+                if let Some(transcript) = self.transcript.as_mut() {
+                    transcript.discard();
+                }
                 tracing::error!(error = %e, "generation failed");
                 let error = ErrorBody {
                     error: ErrorDetail {
@@ -269,6 +287,12 @@ pub(super) fn stream_response(state: StreamState) -> HttpResponse {
             if s.echo.is_some() && !matches!(event, Event::PromptLogprobs(_)) {
                 // The prompt's scores are all in: echo it first.
                 s.flush_echo();
+            }
+            if let (Event::Done(usage), Some(transcript)) = (&event, s.transcript.as_mut()) {
+                // Stored before the client hears the end.
+                transcript
+                    .finish(usage.prompt_tokens, usage.completion_tokens)
+                    .await;
             }
             s.on_event(event);
         }
