@@ -6,7 +6,18 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, body, spawn_with_models};
+use crate::helpers::{TestApp, assert_error, body, spawn_with_models};
+
+/// Multi-user mode with quotas off: these tests are about the engine's own
+/// bounds, which must hold whatever the quotas (tested in `quota.rs`) are.
+fn spawn_without_quotas() -> TestApp {
+    spawn_with_models(|s| {
+        s.multi_user_mode = true;
+        s.quota_guest = offgrid_config::RoleQuota::UNLIMITED;
+        s.quota_user = offgrid_config::RoleQuota::UNLIMITED;
+        s.quota_viewer = offgrid_config::RoleQuota::UNLIMITED;
+    })
+}
 
 const CHAT: &str = "smollm2-135m-instruct";
 const EMBED: &str = "all-minilm-l6-v2";
@@ -26,7 +37,7 @@ fn chat_status(app: &crate::helpers::TestApp, auth: Option<&str>) -> Value {
 
 #[test]
 fn a_keep_alive_of_many_signs_is_refused_not_a_crash() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_without_quotas();
     // Nearly a megabyte of "- - - …": once one recursion per sign.
     let hostile = "- ".repeat(400_000) + "1";
     assert_error(
@@ -63,7 +74,7 @@ fn a_huge_keep_alive_is_clamped_and_listing_keeps_working() {
 
 #[test]
 fn only_model_managers_change_how_long_a_model_stays_loaded() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_without_quotas();
     let admin = app.setup_admin();
     // A guest asks to keep the model forever, then to unload it at once:
     // both are accepted as requests but leave the server's default.
@@ -94,7 +105,7 @@ fn only_model_managers_change_how_long_a_model_stays_loaded() {
 
 #[test]
 fn one_client_cannot_hold_every_request_slot() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_without_quotas();
     let admin = app.setup_admin();
     let long = |stream: bool| {
         json!({
@@ -145,7 +156,7 @@ fn one_client_cannot_hold_every_request_slot() {
 
 #[test]
 fn one_client_cannot_queue_unbounded_embedding_work() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_without_quotas();
     // Load the model first, so the next two are admitted at once.
     let warm = json!({"model": EMBED, "input": "warm up"});
     assert_eq!(app.post("/v1/embeddings", None, warm).status(), 200);
@@ -183,7 +194,7 @@ fn one_client_cannot_queue_unbounded_embedding_work() {
 
 #[test]
 fn guests_from_many_addresses_share_one_bounded_part_of_the_queue() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_without_quotas();
     let admin = app.setup_admin();
     let long = json!({
         "model": CHAT,
@@ -232,7 +243,7 @@ fn guests_from_many_addresses_share_one_bounded_part_of_the_queue() {
 
 #[test]
 fn a_client_that_gives_up_on_a_plain_request_frees_its_place() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_without_quotas();
     // Load the model first, so the requests below are generating (not
     // loading) when their clients give up.
     assert_eq!(

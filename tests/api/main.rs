@@ -17,6 +17,7 @@ mod network;
 mod openai_client;
 mod openapi;
 mod presets;
+mod quota;
 mod session_chat;
 mod sessions;
 mod users;

@@ -340,3 +340,69 @@ fn audit_prune_deletes_old_entries_only() {
     let bad = admin(h, &["audit", "prune", "--older-than-days", "0"], None);
     one_line_error(&bad, 2);
 }
+
+#[test]
+fn quota_show_set_and_reset_reach_the_running_server() {
+    let app = spawn_multi_user();
+    let h = app.home.path().to_owned();
+    let admin_token = app.setup_admin();
+    let (_, key) = app.create_user(&admin_token, "alice", "user");
+    let shown = ok_json(admin(&h, &["--json", "quota", "show", "alice"], None));
+    assert_eq!(shown["limits"]["requests_per_minute"], 60, "{shown}");
+    assert_eq!(shown["overrides"]["requests_per_minute"], Value::Null);
+
+    let set = ok_json(admin(
+        &h,
+        &[
+            "--json",
+            "quota",
+            "set",
+            "alice",
+            "--requests-per-minute",
+            "1",
+            "--tokens-per-day",
+            "unlimited",
+        ],
+        None,
+    ));
+    assert_eq!(set["limits"]["requests_per_minute"], 1);
+    assert_eq!(set["limits"]["tokens_per_day"], Value::Null);
+    // The running server applies it on the next request (a missing model
+    // still counts: the request was admitted).
+    let ask = || {
+        app.post(
+            "/v1/chat/completions",
+            Some(&key),
+            serde_json::json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .status()
+        .as_u16()
+    };
+    assert_eq!(ask(), 404);
+    assert_eq!(ask(), 429);
+    ok_json(admin(&h, &["--json", "quota", "reset", "alice"], None));
+    assert_eq!(ask(), 404, "counters cleared");
+    // Only the named limit changes; `default` removes an override.
+    let set = ok_json(admin(
+        &h,
+        &[
+            "--json",
+            "quota",
+            "set",
+            "alice",
+            "--requests-per-minute",
+            "default",
+        ],
+        None,
+    ));
+    assert_eq!(set["limits"]["requests_per_minute"], 60);
+    assert_eq!(set["limits"]["tokens_per_day"], Value::Null, "{set}");
+
+    for bad in [
+        &["quota", "set", "alice", "--max-concurrent", "0"][..],
+        &["quota", "set", "alice"][..],
+    ] {
+        one_line_error(&admin(&h, bad, None), 2);
+    }
+    one_line_error(&admin(&h, &["quota", "show", "nobody"], None), 1);
+}

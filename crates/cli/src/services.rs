@@ -7,6 +7,7 @@ use offgrid_config::Settings;
 use offgrid_domain::RepoError;
 use offgrid_domain::user::{Page, User, UserQuery};
 use offgrid_storage::{Database, StorageError};
+use offgrid_workspace::quota::QuotaDefaults;
 use offgrid_workspace::{Workspace, WorkspaceConfig};
 
 /// Why the services could not be opened. Its text is the cause's.
@@ -70,6 +71,12 @@ impl Services {
             &db.repositories(),
             WorkspaceConfig {
                 admin_can_read_chats: settings.admin_can_read_chats,
+                quotas: QuotaDefaults {
+                    admin: limits(settings.quota_admin),
+                    user: limits(settings.quota_user),
+                    viewer: limits(settings.quota_viewer),
+                    guest: limits(settings.quota_guest),
+                },
             },
         );
         Ok(Services {
@@ -83,6 +90,15 @@ impl Services {
     /// `offgrid-admin users list` show.
     pub fn list_users(&self, query: &UserQuery) -> Result<Page<User>, RepoError> {
         self.auth.repos().users.list(query)
+    }
+}
+
+/// A role's quota from the settings, as the workspace takes it.
+fn limits(q: offgrid_config::RoleQuota) -> offgrid_domain::quota::QuotaLimits {
+    offgrid_domain::quota::QuotaLimits {
+        requests_per_minute: q.requests_per_minute,
+        tokens_per_day: q.tokens_per_day,
+        max_concurrent: q.max_concurrent,
     }
 }
 

@@ -32,6 +32,8 @@ fn in_range(v: u32, lo: u32, hi: u32) -> Option<u32> {
     (lo..=hi).contains(&v).then_some(v)
 }
 
+const QUOTA_FORM: &str = "`unlimited`, or some of requests_per_minute=N, tokens_per_day=N, max_concurrent=N separated by commas (N from 1 to 2^40)";
+
 /// Every key, in display order.
 pub static KEYS: &[KeySpec] = &[
     KeySpec {
@@ -147,6 +149,46 @@ pub static KEYS: &[KeySpec] = &[
             Some(())
         },
         show: |s| s.admin_can_read_chats.to_string(),
+    },
+    KeySpec {
+        name: "quota_admin",
+        env: "OFFGRID_QUOTA_ADMIN",
+        expected: QUOTA_FORM,
+        apply: |s, r| {
+            s.quota_admin = crate::RoleQuota::parse(r.as_text()?)?;
+            Some(())
+        },
+        show: |s| s.quota_admin.to_string(),
+    },
+    KeySpec {
+        name: "quota_user",
+        env: "OFFGRID_QUOTA_USER",
+        expected: QUOTA_FORM,
+        apply: |s, r| {
+            s.quota_user = crate::RoleQuota::parse(r.as_text()?)?;
+            Some(())
+        },
+        show: |s| s.quota_user.to_string(),
+    },
+    KeySpec {
+        name: "quota_viewer",
+        env: "OFFGRID_QUOTA_VIEWER",
+        expected: QUOTA_FORM,
+        apply: |s, r| {
+            s.quota_viewer = crate::RoleQuota::parse(r.as_text()?)?;
+            Some(())
+        },
+        show: |s| s.quota_viewer.to_string(),
+    },
+    KeySpec {
+        name: "quota_guest",
+        env: "OFFGRID_QUOTA_GUEST",
+        expected: QUOTA_FORM,
+        apply: |s, r| {
+            s.quota_guest = crate::RoleQuota::parse(r.as_text()?)?;
+            Some(())
+        },
+        show: |s| s.quota_guest.to_string(),
     },
     KeySpec {
         name: "cors_origins",

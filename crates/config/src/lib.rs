@@ -4,6 +4,7 @@ mod duration;
 mod keys;
 mod load;
 mod mode;
+mod quota;
 
 pub use duration::KeepAlive;
 pub use keys::KEYS;
@@ -11,3 +12,4 @@ pub use load::{
     ConfigError, Loaded, Overrides, Settings, Source, load, load_from_process, validate_file,
 };
 pub use mode::multi_user_disabled;
+pub use quota::RoleQuota;

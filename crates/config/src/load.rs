@@ -33,6 +33,14 @@ pub struct Settings {
     /// Whether administrators may read the messages of chat sessions not
     /// shared with them (they always see titles and counts).
     pub admin_can_read_chats: bool,
+    /// Default quotas of administrators.
+    pub quota_admin: crate::RoleQuota,
+    /// Default quotas of users.
+    pub quota_user: crate::RoleQuota,
+    /// Default quotas of viewers.
+    pub quota_viewer: crate::RoleQuota,
+    /// Default quotas of guests, counted per client address.
+    pub quota_guest: crate::RoleQuota,
     /// Origins allowed to call the API from a browser (CORS); empty = off.
     pub cors_origins: Vec<String>,
     /// `Host` names accepted besides loopback names (enforced whenever
@@ -74,6 +82,20 @@ impl Settings {
             session_idle_timeout_minutes: 24 * 60,
             audit_retention_days: 90,
             admin_can_read_chats: true,
+            quota_admin: crate::RoleQuota::UNLIMITED,
+            quota_user: crate::RoleQuota {
+                requests_per_minute: Some(60),
+                ..crate::RoleQuota::UNLIMITED
+            },
+            quota_viewer: crate::RoleQuota {
+                requests_per_minute: Some(30),
+                ..crate::RoleQuota::UNLIMITED
+            },
+            quota_guest: crate::RoleQuota {
+                requests_per_minute: Some(20),
+                tokens_per_day: Some(50_000),
+                max_concurrent: Some(1),
+            },
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             allow_remote_single_user: false,

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod principal;
+pub mod quota;
 pub mod repo;
 pub mod role;
 pub mod scope;

@@ -324,6 +324,49 @@ pub trait GrantRepository: Send + Sync {
     fn revoke(&self, kind: ResourceKind, resource: &str, user: &UserId) -> Result<bool, RepoError>;
 }
 
+/// Quota overrides and counters. A subject is `user:<id>` or
+/// `guest:<network>`.
+pub trait QuotaRepository: Send + Sync {
+    /// A user's overrides (none: all defaults).
+    fn overrides(&self, user: &UserId) -> Result<crate::quota::QuotaOverrides, RepoError>;
+
+    /// Replaces a user's overrides; `NotFound` for an unknown user.
+    fn set_overrides(
+        &self,
+        user: &UserId,
+        overrides: &crate::quota::QuotaOverrides,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+
+    /// In one write transaction: forgets requests older than `window_ms`,
+    /// then counts this one at `now_ms` if fewer than `limit` are left in
+    /// the subject's window.
+    fn take_request(
+        &self,
+        subject: &str,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u64,
+    ) -> Result<crate::quota::RequestWindow, RepoError>;
+
+    /// Adds tokens to the subject's count for `day` (days since the
+    /// epoch), forgetting days before yesterday.
+    fn add_tokens(&self, subject: &str, day: i64, tokens: u64) -> Result<(), RepoError>;
+
+    /// The subject's counters: requests in the window ending at `now_ms`,
+    /// tokens on `day`.
+    fn counters(
+        &self,
+        subject: &str,
+        now_ms: i64,
+        window_ms: i64,
+        day: i64,
+    ) -> Result<crate::quota::QuotaCounters, RepoError>;
+
+    /// Clears the subject's counters.
+    fn reset(&self, subject: &str) -> Result<(), RepoError>;
+}
+
 /// Every repository, as trait objects: what the binaries hand to the auth
 /// service and the HTTP layer.
 #[derive(Clone)]
@@ -346,4 +389,6 @@ pub struct Repositories {
     pub grants: std::sync::Arc<dyn GrantRepository>,
     /// Presets.
     pub presets: std::sync::Arc<dyn PresetRepository>,
+    /// Quota overrides and counters.
+    pub quotas: std::sync::Arc<dyn QuotaRepository>,
 }

@@ -93,6 +93,9 @@ codes! {
     SelfChange => "self_change",
     /// The server as a whole is busy; see Retry-After.
     ServerBusy => "server_busy",
+    /// Over a quota (requests per minute, tokens per day, generations at
+    /// once); see Retry-After and X-RateLimit-*.
+    QuotaExceeded => "rate_limit_exceeded",
     /// Remote setup needs the setup code shown at start-up.
     SetupCodeRequired => "setup_code_required",
     /// An administrator exists already.

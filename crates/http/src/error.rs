@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After`, on 429 and 503.
     pub retry_after: Option<i64>,
+    /// The limit that was hit, for `X-RateLimit-*`.
+    pub rate: Option<offgrid_workspace::quota::RateInfo>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -46,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            rate: None,
         }
     }
 
@@ -118,6 +121,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
+        }
+        if let Some(rate) = &self.rate {
+            rate_headers(&mut res, rate);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -331,6 +337,32 @@ impl From<RepoError> for ApiError {
             RepoError::StaleEpoch => Self::unauthenticated("invalid or expired credentials"),
             RepoError::Busy => Self::database_busy(msg),
             RepoError::Internal(_) => Self::internal(DisplayChain(&e)),
+        }
+    }
+}
+
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until a place
+/// frees up) for one limit.
+pub(crate) fn rate_headers(
+    res: &mut actix_web::HttpResponseBuilder,
+    rate: &offgrid_workspace::quota::RateInfo,
+) {
+    res.insert_header(("X-RateLimit-Limit", rate.limit.to_string()));
+    res.insert_header(("X-RateLimit-Remaining", rate.remaining.to_string()));
+    res.insert_header(("X-RateLimit-Reset", rate.reset_secs.to_string()));
+}
+
+impl From<offgrid_workspace::quota::QuotaExceeded> for ApiError {
+    fn from(e: offgrid_workspace::quota::QuotaExceeded) -> Self {
+        ApiError {
+            retry_after: Some(i64::try_from(e.0.reset_secs).unwrap_or(i64::MAX)),
+            rate: Some(e.0),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                ErrorCode::QuotaExceeded,
+                e.to_string(),
+            )
         }
     }
 }

@@ -140,6 +140,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    quota_overrides (user_id) {
+        user_id -> Text,
+        requests_per_minute -> Nullable<BigInt>,
+        tokens_per_day -> Nullable<BigInt>,
+        max_concurrent -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    quota_requests (id) {
+        id -> BigInt,
+        subject -> Text,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    quota_tokens (subject, day) {
+        subject -> Text,
+        day -> BigInt,
+        tokens -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::joinable!(chat_sessions -> users (owner_id));
@@ -155,5 +181,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     presets,
     chat_sessions,
     chat_messages,
-    grants
+    grants,
+    quota_overrides,
+    quota_requests,
+    quota_tokens
 );

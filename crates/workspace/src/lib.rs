@@ -3,14 +3,15 @@
 pub mod chat;
 pub mod error;
 pub mod presets;
+pub mod quota;
 pub mod sessions;
 
 use std::sync::Arc;
 
 use offgrid_domain::audit::NewAuditEvent;
 use offgrid_domain::repo::{
-    AuditRepository, ChatSessionRepository, GrantRepository, PresetRepository, Repositories,
-    UserRepository,
+    AuditRepository, ChatSessionRepository, GrantRepository, PresetRepository, QuotaRepository,
+    Repositories, UserRepository,
 };
 use offgrid_domain::{Principal, Timestamp};
 
@@ -24,12 +25,15 @@ pub struct WorkspaceConfig {
     /// Whether administrators may read the messages of sessions not shared
     /// with them (titles and counts they always see).
     pub admin_can_read_chats: bool,
+    /// Each role's default quota.
+    pub quotas: quota::QuotaDefaults,
 }
 
 impl Default for WorkspaceConfig {
     fn default() -> Self {
         WorkspaceConfig {
             admin_can_read_chats: true,
+            quotas: quota::QuotaDefaults::default(),
         }
     }
 }
@@ -60,8 +64,10 @@ pub struct Workspace {
     chats: Arc<dyn ChatSessionRepository>,
     grants: Arc<dyn GrantRepository>,
     presets: Arc<dyn PresetRepository>,
+    quotas: Arc<dyn QuotaRepository>,
     audit: Arc<dyn AuditRepository>,
     config: WorkspaceConfig,
+    running: Arc<quota::Running>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -80,8 +86,10 @@ impl Workspace {
             chats: repos.chats.clone(),
             grants: repos.grants.clone(),
             presets: repos.presets.clone(),
+            quotas: repos.quotas.clone(),
             audit: repos.audit.clone(),
             config,
+            running: Arc::default(),
         }
     }
 

@@ -266,6 +266,7 @@ fn admins_see_every_title_and_read_messages_only_when_allowed() {
     for admin_can_read_chats in [true, false] {
         let w = world(WorkspaceConfig {
             admin_can_read_chats,
+            ..WorkspaceConfig::default()
         });
         let ann = w.user("ann", Role::User);
         let root = w.user("root", Role::Admin);

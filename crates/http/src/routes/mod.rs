@@ -9,6 +9,7 @@ mod models;
 mod openai;
 mod openapi;
 mod presets;
+mod quota;
 mod sessions;
 mod system;
 mod usage;
@@ -56,6 +57,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/auth/change-password", Requires(P::ManageOwnAccount), multi_user_only: true, auth::change_password),
     // the caller's own account
     route!("GET", "/v1/users/me", AnyPrincipal, multi_user_only: false, auth::users_me),
+    route!("GET", "/v1/users/me/quota", AnyPrincipal, multi_user_only: false, quota::me),
     route!("GET", "/v1/users/me/api-keys", Requires(P::ManageOwnAccount), multi_user_only: true, keys::list_mine),
     route!("POST", "/v1/users/me/api-keys", Requires(P::ManageOwnAccount), multi_user_only: true, keys::create_mine),
     route!("DELETE", "/v1/users/me/api-keys/{key_id}", Requires(P::ManageOwnAccount), multi_user_only: true, keys::revoke_mine),
@@ -66,6 +68,9 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("PATCH", "/v1/users/{id}", Requires(P::ManageUsers), multi_user_only: true, users::update),
     route!("DELETE", "/v1/users/{id}", Requires(P::ManageUsers), multi_user_only: true, users::delete),
     route!("POST", "/v1/users/{id}/reset-password", Requires(P::ManageUsers), multi_user_only: true, users::reset_password),
+    route!("GET", "/v1/users/{id}/quota", Requires(P::ManageUsers), multi_user_only: true, quota::get),
+    route!("PUT", "/v1/users/{id}/quota", Requires(P::ManageUsers), multi_user_only: true, quota::set),
+    route!("POST", "/v1/users/{id}/quota/reset", Requires(P::ManageUsers), multi_user_only: true, quota::reset),
     route!("GET", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::list_for_user),
     route!("POST", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::create_for_user),
     route!("DELETE", "/v1/users/{id}/api-keys/{key_id}", Requires(P::ManageUsers), multi_user_only: true, keys::revoke_for_user),

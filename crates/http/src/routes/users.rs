@@ -142,23 +142,11 @@ pub(crate) struct PatchBody {
     #[serde(default)]
     display_name: Option<String>,
     /// null or empty removes the e-mail.
-    #[serde(default, with = "double_option")]
+    #[serde(default, deserialize_with = "crate::wire::present")]
     #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
     #[serde(default)]
     disabled: Option<bool>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null`
-/// (`Some(None)`).
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
-    }
 }
 
 /// `PATCH /v1/users/{id}`: role, display name, e-mail, disabled.

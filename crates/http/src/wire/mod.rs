@@ -12,6 +12,7 @@ pub mod completions;
 pub mod embeddings;
 pub mod models;
 pub mod presets;
+pub mod quota;
 pub mod sessions;
 pub mod system;
 
@@ -20,10 +21,20 @@ pub use completions::*;
 pub use embeddings::*;
 pub use models::*;
 pub use presets::*;
+pub use quota::*;
 pub use sessions::*;
 pub use system::*;
 
 use serde::{Deserialize, Serialize};
+
+/// A field that may be absent (outer `None`) or null (inner `None`).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
 
 /// Token counts of a completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

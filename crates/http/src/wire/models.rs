@@ -2,7 +2,7 @@
 //! fields, and the list of them.
 
 use offgrid_inference::models::ModelStatus;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A model: OpenAI's fields plus the registry's and whether it is loaded.
@@ -43,15 +43,10 @@ pub struct Model {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
+        deserialize_with = "super::present"
     )]
     #[schema(required = false, value_type = Option<u64>)]
     pub expires_in: Option<Option<u64>>,
-}
-
-/// A field that may be absent (outer `None`) or null (inner `None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
-    Option::<u64>::deserialize(d).map(Some)
 }
 
 impl From<&ModelStatus> for Model {

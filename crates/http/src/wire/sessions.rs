@@ -3,7 +3,7 @@
 use offgrid_domain::workspace::{ChatMessage, Grant, GrantLevel, MessageRole, MessageUsage};
 use offgrid_domain::{ChatSessionId, Timestamp, UserId};
 use offgrid_workspace::SessionView;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A share level (`offgrid_domain::workspace::GrantLevel`).
@@ -224,18 +224,13 @@ pub struct UpdateSessionRequest {
     #[serde(default)]
     pub title: Option<String>,
     /// New default model.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     pub model: Option<Option<String>>,
     /// New default preset.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     pub preset_id: Option<Option<String>>,
-}
-
-/// A field that may be absent (outer `None`) or null (inner `None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/sessions/{id}/messages`.

@@ -7,6 +7,7 @@ mod audit;
 mod chats;
 mod grants;
 mod presets;
+mod quotas;
 mod sessions;
 mod throttle;
 mod usage;

@@ -46,6 +46,7 @@ pub(crate) async fn embeddings(
     // Admitted before the model is loaded, and held (with the slot) by the
     // blocking work itself, so a client that leaves frees its place only
     // when the batch in progress is done.
+    let quota = super::admit_quota(&state, &caller, &client, false).await?;
     let admission = state.models.admit_embedding(&requester(&caller, &client))?;
     // Set when this handler is dropped (the client left) or done: the
     // blocking work stops before its next batch.
@@ -76,7 +77,7 @@ pub(crate) async fn embeddings(
         })
     })
     .await??;
-    Accounting::new(&state, &caller, &req.model, "embeddings").record(
+    Accounting::new(&state, &caller, &client, &req.model, "embeddings").record(
         out.tokens,
         0,
         started.elapsed(),
@@ -101,7 +102,7 @@ pub(crate) async fn embeddings(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(EmbeddingList {
+    let res = HttpResponse::Ok().json(EmbeddingList {
         object: "list".to_owned(),
         data,
         model: req.model,
@@ -109,5 +110,6 @@ pub(crate) async fn embeddings(
             prompt_tokens: out.tokens,
             total_tokens: out.tokens,
         },
-    }))
+    });
+    Ok(super::with_rate(res, &quota))
 }

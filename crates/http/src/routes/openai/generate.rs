@@ -117,7 +117,9 @@ pub(super) async fn run(
     }
     let (params, explicit_max) = sampling(&options, kind)?;
     let keep_alive = crate::routes::models::keep_alive(options.keep_alive, caller)?;
-    // The caller's place first, before any costly work is done for them.
+    // The caller's quota and place first, before any costly work is done
+    // for them.
+    let mut quota = super::admit_quota(state, caller, client, true).await?;
     let ticket = state.models.admit_generation(&requester(caller, client))?;
     let echo_text = match (&prompt, options.echo) {
         (Prompt::Text(p), Some(true)) => Some(p.clone()),
@@ -162,12 +164,14 @@ pub(super) async fn run(
         Kind::Chat => ("chat.completions", "chatcmpl"),
         Kind::Text => ("completions", "cmpl"),
     };
-    let accounting = Accounting::new(state, caller, options.model, endpoint);
+    let accounting = Accounting::new(state, caller, client, options.model, endpoint);
     let id = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     if options.stream {
         let echo = echo_text.map(|text| (text, generation.prompt_tokens().to_vec()));
-        return Ok(stream_response(StreamState::new(
+        // The generation place is held until the stream ends.
+        let place = quota.guard.take();
+        let res = stream_response(StreamState::new(
             rx,
             kind,
             id,
@@ -180,7 +184,9 @@ pub(super) async fn run(
             wants_logprobs,
             transcript,
             truncated,
-        )));
+            place,
+        ));
+        return Ok(super::with_rate(res, &quota));
     }
     let Collected {
         text,
@@ -206,7 +212,7 @@ pub(super) async fn run(
         ..Usage::new(usage.prompt_tokens, usage.completion_tokens)
     };
     let model = options.model.to_owned();
-    Ok(match kind {
+    let res = match kind {
         Kind::Chat => HttpResponse::Ok().json(ChatCompletion {
             id,
             object: "chat.completion".to_owned(),
@@ -236,5 +242,6 @@ pub(super) async fn run(
             }],
             usage: Some(counts),
         }),
-    })
+    };
+    Ok(super::with_rate(res, &quota))
 }

@@ -25,6 +25,7 @@ mod transcript;
 use std::sync::Arc;
 
 use offgrid_inference::Requester;
+use offgrid_workspace::quota::QuotaPass;
 
 pub(crate) use chat::{__path_chat_completions, chat_completions};
 pub(crate) use completions::{__path_completions, completions};
@@ -56,6 +57,47 @@ fn requester(caller: &Caller, client: &Client) -> Requester {
     }
 }
 
+/// The caller's quota subject: the user, or a guest's network.
+pub(crate) fn quota_subject(caller: &Caller, client: &Client) -> String {
+    offgrid_workspace::quota::subject(&caller.principal, &guest_network(client.addr.as_deref()))
+}
+
+/// Admits one inference request against the caller's quota (on the
+/// blocking pool: one write transaction): 429 with `Retry-After` and
+/// `X-RateLimit-*` when over a limit. A generation also takes one of the
+/// caller's places at once, held by the pass.
+async fn admit_quota(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    generation: bool,
+) -> Result<QuotaPass, crate::error::ApiError> {
+    let subject = quota_subject(caller, client);
+    let (ws, principal) = (state.workspace.clone(), caller.principal.clone());
+    let admitted =
+        crate::trace::block(move || ws.admit_quota(&principal, &subject, generation)).await??;
+    Ok(admitted?)
+}
+
+/// The requests-per-minute standing as `X-RateLimit-*` headers on an
+/// inference answer.
+fn with_rate(mut res: actix_web::HttpResponse, pass: &QuotaPass) -> actix_web::HttpResponse {
+    if let Some(rate) = &pass.rate {
+        let headers = res.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", rate.limit),
+            ("x-ratelimit-remaining", rate.remaining),
+            ("x-ratelimit-reset", rate.reset_secs),
+        ] {
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static(name),
+                actix_web::http::header::HeaderValue::from(value),
+            );
+        }
+    }
+    res
+}
+
 /// A guest's address as one key: IPv6 by its /64 (one host may use any
 /// address in it), IPv4 as it is.
 fn guest_network(addr: Option<&str>) -> String {
@@ -77,6 +119,8 @@ fn guest_network(addr: Option<&str>) -> String {
 #[derive(Clone)]
 struct Accounting {
     repo: Arc<dyn offgrid_domain::repo::UsageRepository>,
+    workspace: offgrid_workspace::Workspace,
+    quota_subject: String,
     user_id: Option<offgrid_domain::UserId>,
     api_key_id: Option<offgrid_domain::ApiKeyId>,
     model: String,
@@ -84,13 +128,21 @@ struct Accounting {
 }
 
 impl Accounting {
-    fn new(state: &AppState, caller: &Caller, model: &str, endpoint: &'static str) -> Self {
+    fn new(
+        state: &AppState,
+        caller: &Caller,
+        client: &Client,
+        model: &str,
+        endpoint: &'static str,
+    ) -> Self {
         let api_key_id = match &caller.principal.credential {
             offgrid_domain::Credential::ApiKey { key_id } => Some(key_id.clone()),
             _ => None,
         };
         Accounting {
             repo: state.usage.clone(),
+            workspace: state.workspace.clone(),
+            quota_subject: quota_subject(caller, client),
             user_id: caller.principal.user_id.clone(),
             api_key_id,
             model: model.to_owned(),
@@ -116,9 +168,15 @@ impl Accounting {
             duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         };
         let repo = self.repo.clone();
+        let (workspace, subject) = (self.workspace.clone(), self.quota_subject.clone());
+        let tokens =
+            u64::try_from(prompt_tokens.saturating_add(completion_tokens)).unwrap_or(u64::MAX);
         crate::trace::spawn_blocking(move || {
             if let Err(e) = repo.record(record) {
                 tracing::error!(error = %e, "cannot record usage");
+            }
+            if let Err(e) = workspace.record_quota_tokens(&subject, tokens) {
+                tracing::error!(error = %e, "cannot count tokens against the quota");
             }
         });
     }

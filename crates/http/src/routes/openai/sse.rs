@@ -65,6 +65,9 @@ pub(super) struct StreamState {
     transcript: Option<Transcript>,
     /// Stored messages left out to fit the context (chat in a session).
     truncated: Option<usize>,
+    /// The caller's generation place under their quota, freed when the
+    /// stream ends.
+    _place: Option<offgrid_workspace::quota::RunningGuard>,
 }
 
 impl StreamState {
@@ -83,6 +86,7 @@ impl StreamState {
         wants_logprobs: bool,
         transcript: Option<Transcript>,
         truncated: Option<usize>,
+        place: Option<offgrid_workspace::quota::RunningGuard>,
     ) -> Self {
         StreamState {
             rx,
@@ -102,6 +106,7 @@ impl StreamState {
             prompt_scores: Vec::new(),
             transcript,
             truncated,
+            _place: place,
         }
     }
 
