@@ -17,6 +17,7 @@ mod network;
 mod openai_client;
 mod openapi;
 mod presets;
+mod queue;
 mod quota;
 mod session_chat;
 mod sessions;

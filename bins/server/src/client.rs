@@ -141,6 +141,7 @@ fn local_answer(
                 explicit_max: None,
                 keep_alive: None,
                 trimmable,
+                id: None,
             },
             Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
             Some(Box::new(move || !gone.load(Ordering::SeqCst))),

@@ -149,6 +149,7 @@ fn engine_run(
                 },
                 sink: Box::new(move |e| tx.send(e).is_ok()),
                 alive: None,
+                id: None,
             })
             .map_err(|e| e.to_string())?;
     }

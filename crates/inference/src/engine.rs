@@ -14,10 +14,11 @@
 //! sinks are plain callbacks (the HTTP layer forwards into a channel).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use crate::board::Board;
 use crate::generate::{FinishReason, SamplingParams, Sequence, Step, stop_token_ids};
 use crate::limits::{Admitted, PerKeyLimit};
 use crate::model::LlamaModel;
@@ -163,6 +164,8 @@ pub struct Job {
     pub sink: Sink,
     /// Whether the client is still there; `None`: only the sink tells.
     pub alive: Option<Liveness>,
+    /// Its id on the queue board (`None`: the engine names it `gen-N`).
+    pub id: Option<String>,
 }
 
 impl Job {
@@ -182,7 +185,15 @@ impl Job {
             params,
             sink,
             alive: None,
+            id: None,
         }
+    }
+
+    /// Names the request on the queue board (unique; e.g. the completion
+    /// id the client sees).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 
     /// Checks `alive` before each step (queued requests and prompt chunks
@@ -262,8 +273,16 @@ impl Admission {
 
 struct Queued {
     job: Job,
+    /// Set through the board to cancel it.
+    cancel: Arc<AtomicBool>,
     submitted: Instant,
     _ticket: Admission,
+}
+
+impl Queued {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
 }
 
 /// Handle to the engine thread. Cheap to clone.
@@ -273,6 +292,8 @@ pub struct Engine {
     queued: Arc<AtomicUsize>,
     per_user: PerKeyLimit,
     config: EngineConfig,
+    board: Board,
+    next_id: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -284,6 +305,8 @@ impl std::fmt::Debug for Engine {
 }
 
 struct Running {
+    id: String,
+    cancel: Arc<AtomicBool>,
     user: String,
     model: Arc<ChatModel>,
     seq: Sequence,
@@ -305,15 +328,19 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let counter = queued.clone();
+        let board = Board::default();
+        let shown = board.clone();
         std::thread::Builder::new()
             .name("offgrid-engine".into())
-            .spawn(move || supervise(&rx, &counter, config))
+            .spawn(move || supervise(&rx, &counter, config, &shown))
             .map_err(|e| InferenceError::Candle(format!("cannot start engine thread: {e}")))?;
         Ok(Engine {
             tx,
             queued,
             per_user: PerKeyLimit::new(config.max_per_user),
             config,
+            board,
+            next_id: Arc::default(),
         })
     }
 
@@ -337,21 +364,34 @@ impl Engine {
 
     /// Queues a request admitted with [`Engine::admit`]; `Busy` when the
     /// shared queue is full.
-    pub fn submit_admitted(&self, job: Job, admission: Admission) -> Result<(), EngineError> {
+    pub fn submit_admitted(&self, mut job: Job, admission: Admission) -> Result<(), EngineError> {
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
         if waiting >= self.config.max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(EngineError::Busy { queued: waiting });
         }
+        let id = match job.id.take() {
+            Some(id) => id,
+            None => format!("gen-{}", self.next_id.fetch_add(1, Ordering::Relaxed)),
+        };
+        let cancel = self.board.add(&id, &job.user, &job.model.id);
+        job.id = Some(id.clone());
         let queued = Queued {
             job,
+            cancel,
             submitted: Instant::now(),
             _ticket: admission,
         };
         self.tx.send(queued).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.board.remove(&id);
             EngineError::Stopped
         })
+    }
+
+    /// The queue board: what is queued and running, and cancellation.
+    pub fn board(&self) -> &Board {
+        &self.board
     }
 
     /// Requests waiting for a slot.
@@ -374,6 +414,19 @@ struct Scheduler {
     /// Users with waiting requests, in round-robin order.
     order: VecDeque<String>,
     running: Vec<Running>,
+    /// What clients see of the above.
+    board: Board,
+}
+
+/// The `Done` of a request cancelled through the board.
+fn cancelled(prompt_tokens: usize, completion_tokens: usize, submitted: Instant) -> Event {
+    Event::Done(Usage {
+        finish_reason: FinishReason::Cancelled,
+        prompt_tokens,
+        completion_tokens,
+        time_to_first_token: None,
+        duration: submitted.elapsed(),
+    })
 }
 
 impl Scheduler {
@@ -393,6 +446,48 @@ impl Scheduler {
             self.order.push_back(user);
         }
         queue.push_back(q);
+    }
+
+    /// Ends the queued requests cancelled through the board.
+    fn sweep_cancelled(&mut self, queued: &AtomicUsize) {
+        let board = &self.board;
+        for queue in self.waiting.values_mut() {
+            queue.retain_mut(|q| {
+                if !q.cancelled() {
+                    return true;
+                }
+                queued.fetch_sub(1, Ordering::AcqRel);
+                (q.job.sink)(cancelled(q.job.prompt.len(), 0, q.submitted));
+                if let Some(id) = &q.job.id {
+                    board.remove(id);
+                }
+                false
+            });
+        }
+        self.waiting.retain(|_, queue| !queue.is_empty());
+        let waiting = &self.waiting;
+        self.order.retain(|u| waiting.contains_key(u));
+    }
+
+    /// Refreshes the board: the queued requests' positions (round-robin
+    /// across users in their order, an estimate of `next`'s choices) and
+    /// the running ones' token counts.
+    fn publish(&self) {
+        let mut ahead = Vec::new();
+        let longest = self.waiting.values().map(VecDeque::len).max().unwrap_or(0);
+        for k in 0..longest {
+            for user in &self.order {
+                if let Some(q) = self.waiting.get(user).and_then(|queue| queue.get(k)) {
+                    ahead.extend(q.job.id.as_deref());
+                }
+            }
+        }
+        self.board.positions(ahead.into_iter());
+        self.board.progress(
+            self.running
+                .iter()
+                .map(|r| (r.id.as_str(), r.seq.completion_tokens())),
+        );
     }
 
     fn running_of(&self, user: &str) -> usize {
@@ -425,12 +520,17 @@ impl Scheduler {
             if now_empty {
                 self.waiting.remove(&user);
             }
-            let Some(q) = q else {
+            let Some(mut q) = q else {
                 continue;
             };
             queued.fetch_sub(1, Ordering::AcqRel);
-            if q.job.is_alive() {
+            if q.cancelled() {
+                (q.job.sink)(cancelled(q.job.prompt.len(), 0, q.submitted));
+            } else if q.job.is_alive() {
                 return Some(q);
+            }
+            if let Some(id) = &q.job.id {
+                self.board.remove(id);
             }
         }
     }
@@ -438,11 +538,15 @@ impl Scheduler {
     /// Sends `Error` to every request in flight and forgets them.
     fn fail_all(&mut self, queued: &AtomicUsize) {
         for mut r in self.running.drain(..) {
+            self.board.remove(&r.id);
             (r.sink)(Event::Error(INTERNAL.to_owned()));
         }
         for (_, queue) in self.waiting.drain() {
             for mut q in queue {
                 queued.fetch_sub(1, Ordering::AcqRel);
+                if let Some(id) = &q.job.id {
+                    self.board.remove(id);
+                }
                 (q.job.sink)(Event::Error(INTERNAL.to_owned()));
             }
         }
@@ -452,8 +556,17 @@ impl Scheduler {
 
 /// Runs the scheduler until every `Engine` handle is dropped, restarting it
 /// after a panic that escaped a request's step.
-fn supervise(rx: &mpsc::Receiver<Queued>, queued: &AtomicUsize, config: EngineConfig) {
-    let mut state = Scheduler::default();
+fn supervise(
+    rx: &mpsc::Receiver<Queued>,
+    queued: &AtomicUsize,
+    config: EngineConfig,
+    board: &Board,
+) {
+    let fresh = || Scheduler {
+        board: board.clone(),
+        ..Scheduler::default()
+    };
+    let mut state = fresh();
     loop {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             schedule(rx, queued, config, &mut state);
@@ -469,7 +582,7 @@ fn supervise(rx: &mpsc::Receiver<Queued>, queued: &AtomicUsize, config: EngineCo
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     state.fail_all(queued);
                 }));
-                state = Scheduler::default();
+                state = fresh();
             }
         }
     }
@@ -494,6 +607,14 @@ enum Outcome {
 /// is over (done, failed or its client gone).
 fn advance(r: &mut Running) -> Outcome {
     if !r.alive.as_ref().is_none_or(|f| f()) {
+        return Outcome::Finished;
+    }
+    if r.cancel.load(Ordering::Acquire) {
+        (r.sink)(cancelled(
+            r.seq.prompt_tokens(),
+            r.seq.completion_tokens(),
+            r.submitted,
+        ));
         return Outcome::Finished;
     }
     let outcome = r.seq.step(&r.model.tokenizer);
@@ -557,32 +678,41 @@ fn schedule(
         while let Ok(q) = rx.try_recv() {
             state.enqueue(q);
         }
+        state.sweep_cancelled(queued);
 
         // Fill free slots.
         while state.running.len() < config.max_active.max(1) {
             let Some(Queued {
                 mut job,
+                cancel,
                 submitted,
                 _ticket,
             }) = state.next(&config, queued)
             else {
                 break;
             };
+            let id = job.id.take().unwrap_or_default();
             match job
                 .model
                 .sequence(std::mem::take(&mut job.prompt), job.params.clone())
             {
-                Ok(seq) => state.running.push(Running {
-                    user: job.user,
-                    model: job.model,
-                    seq,
-                    sink: job.sink,
-                    alive: job.alive,
-                    submitted,
-                    first_token: None,
-                    _ticket,
-                }),
+                Ok(seq) => {
+                    state.board.start(&id);
+                    state.running.push(Running {
+                        id,
+                        cancel,
+                        user: job.user,
+                        model: job.model,
+                        seq,
+                        sink: job.sink,
+                        alive: job.alive,
+                        submitted,
+                        first_token: None,
+                        _ticket,
+                    });
+                }
                 Err(e) => {
+                    state.board.remove(&id);
                     (job.sink)(Event::Error(e.to_string()));
                 }
             }
@@ -612,10 +742,12 @@ fn schedule(
                 }
             };
             if finished {
-                state.running.swap_remove(i);
+                let r = state.running.swap_remove(i);
+                state.board.remove(&r.id);
             } else {
                 i += 1;
             }
         }
+        state.publish();
     }
 }

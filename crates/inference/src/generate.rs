@@ -98,6 +98,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context length was reached.
     Length,
+    /// Cancelled through the queue (`DELETE /v1/queue/{id}`).
+    Cancelled,
 }
 
 impl FinishReason {
@@ -106,6 +108,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
         }
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod board;
 pub mod embed;
 pub mod engine;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod template;
 pub mod tokenizer;
 pub mod transformer;
 
+pub use board::{Board, JobInfo, JobState};
 pub use embed::Embedder;
 pub use engine::{Admission, ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};
 pub use error::InferenceError;

@@ -56,6 +56,7 @@ fn one_users_backlog_does_not_starve_another_user() {
                     true
                 }),
                 alive: None,
+                id: None,
             })
             .expect("submit");
     };
@@ -116,6 +117,7 @@ fn users_with_one_request_each_start_in_arrival_order() {
                     true
                 }),
                 alive: None,
+                id: None,
             })
             .expect("submit");
     };
@@ -162,6 +164,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
                 true
             }),
             alive: None,
+            id: None,
         })
         .expect("submit");
     rx.recv_timeout(Duration::from_secs(120))
@@ -181,6 +184,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
         params: params(64),
         sink: Box::new(|_| true),
         alive: None,
+        id: None,
     };
     engine.submit(blocker("a")).expect("runs");
     std::thread::sleep(Duration::from_millis(100));
@@ -478,4 +482,61 @@ fn a_request_whose_client_left_while_queued_never_starts() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!*started.lock().expect("lock"), "b never produced an event");
+}
+
+#[test]
+fn a_cancelled_request_ends_with_cancelled_queued_or_running() {
+    let m = model();
+    let engine = Engine::start(EngineConfig {
+        max_active: 1,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let (tx, rx) = mpsc::channel();
+    for (user, id) in [("alice", "running"), ("bob", "waiting")] {
+        let tx = tx.clone();
+        let job = Job::new(
+            user,
+            m.clone(),
+            prompt(&m, "Write a long story about a dragon."),
+            params(5000),
+            Box::new(move |event| {
+                if let Event::Done(usage) = event {
+                    let _ = tx.send((id, usage));
+                }
+                true
+            }),
+        )
+        .with_id(id);
+        engine.submit(job).expect("submit");
+    }
+    let board = engine.board();
+    // One slot: alice runs, bob waits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while board
+        .list()
+        .iter()
+        .find(|j| j.id == "running")
+        .is_none_or(|j| j.generated_tokens == 0)
+    {
+        assert!(std::time::Instant::now() < deadline, "alice never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waiting = board.list().into_iter().find(|j| j.id == "waiting");
+    assert_eq!(
+        waiting.map(|j| j.state),
+        Some(offgrid_inference::JobState::Queued)
+    );
+    assert!(board.cancel("waiting"));
+    let (id, usage) = rx.recv_timeout(Duration::from_secs(60)).expect("done");
+    assert_eq!(id, "waiting");
+    assert_eq!(usage.finish_reason.as_str(), "cancelled");
+    assert_eq!(usage.completion_tokens, 0);
+    assert!(board.cancel("running"));
+    let (id, usage) = rx.recv_timeout(Duration::from_secs(60)).expect("done");
+    assert_eq!(id, "running");
+    assert_eq!(usage.finish_reason.as_str(), "cancelled");
+    assert!(usage.completion_tokens > 0);
+    assert!(idle_soon(&engine));
+    assert!(board.list().is_empty() && !board.cancel("running"));
 }

@@ -9,6 +9,7 @@ mod models;
 mod openai;
 mod openapi;
 mod presets;
+mod queue;
 mod quota;
 mod sessions;
 mod system;
@@ -83,6 +84,8 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
+    route!("GET", "/v1/queue", Requires(P::Chat), multi_user_only: false, queue::list),
+    route!("DELETE", "/v1/queue/{id}", Requires(P::Chat), multi_user_only: false, queue::cancel),
     route!("GET", "/v1/usage", Requires(P::ManageOwnAccount), multi_user_only: false, usage::usage),
     // chat sessions: creating needs own_sessions; everything else is open
     // to account holders, and the workspace service checks each session

@@ -15,7 +15,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
-use super::{audit, auth, keys, models, openai, presets, quota, sessions, system, usage, users};
+use super::{
+    audit, auth, keys, models, openai, presets, queue, quota, sessions, system, usage, users,
+};
 use crate::access::{Access, route_table};
 use crate::state::AppState;
 
@@ -70,7 +72,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         sessions::add_message, sessions::export, sessions::share, sessions::shares,
         sessions::unshare,
         presets::create, presets::list, presets::get, presets::update, presets::delete,
-        quota::me, quota::get, quota::set, quota::reset,
+        quota::me, quota::get, quota::set, quota::reset, queue::list, queue::cancel,
     ),
     components(schemas(crate::wire::ErrorBody)),
     tags(

@@ -64,6 +64,8 @@ pub struct GenerateRequest {
     /// does not fit the context (a stored conversation's history): never
     /// an error for their sake, the number left out is reported.
     pub trimmable: std::ops::Range<usize>,
+    /// Its id on the queue board (unique; `None`: the engine names it).
+    pub id: Option<String>,
 }
 
 /// A queued generation: what the caller may need beside the events.
@@ -142,6 +144,7 @@ impl Models {
             explicit_max,
             keep_alive,
             trimmable,
+            id,
         } = request;
         // A client gone while this request waited for a blocking thread
         // costs no model load.
@@ -172,8 +175,22 @@ impl Models {
         if let Some(alive) = alive {
             job = job.with_liveness(alive);
         }
+        if let Some(id) = id {
+            job = job.with_id(id);
+        }
         self.engine.submit_admitted(job, ticket.admission)?;
         Ok(generation)
+    }
+
+    /// Every generation queued or running, oldest first.
+    pub fn queue(&self) -> Vec<crate::JobInfo> {
+        self.engine.board().list()
+    }
+
+    /// Cancels a queued or running generation: it ends before its next
+    /// step with the `cancelled` finish reason. `false` if it is not there.
+    pub fn cancel(&self, id: &str) -> bool {
+        self.engine.board().cancel(id)
     }
 
     /// Takes the caller's place for one embedding request:

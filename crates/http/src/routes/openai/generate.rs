@@ -72,7 +72,7 @@ async fn collect(
             Event::PromptLogprobs(lps) => prompt_logprobs.extend(lps),
             Event::Done(usage) => {
                 if let Some(t) = transcript {
-                    t.finish(usage.prompt_tokens, usage.completion_tokens).await;
+                    t.finish(&usage).await;
                 }
                 return Ok(Collected {
                     text,
@@ -126,6 +126,12 @@ pub(super) async fn run(
         _ => None,
     };
     let wants_logprobs = params.logprobs.is_some();
+    let (endpoint, prefix) = match kind {
+        Kind::Chat => ("chat.completions", "chatcmpl"),
+        Kind::Text => ("completions", "cmpl"),
+    };
+    // The completion's id is also its id on the queue board.
+    let id = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let request = GenerateRequest {
         model: options.model.to_owned(),
         prompt,
@@ -133,6 +139,7 @@ pub(super) async fn run(
         explicit_max,
         keep_alive,
         trimmable,
+        id: Some(id.clone()),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     // The engine stops at its next step once the receiver is dropped (the
@@ -160,12 +167,7 @@ pub(super) async fn run(
     let truncated = transcript
         .as_ref()
         .map(|_| omitted.saturating_add(generation.truncated_messages()));
-    let (endpoint, prefix) = match kind {
-        Kind::Chat => ("chat.completions", "chatcmpl"),
-        Kind::Text => ("completions", "cmpl"),
-    };
     let accounting = Accounting::new(state, caller, client, options.model, endpoint);
-    let id = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     if options.stream {
         let echo = echo_text.map(|text| (text, generation.prompt_tokens().to_vec()));

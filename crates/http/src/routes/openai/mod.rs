@@ -44,7 +44,7 @@ pub(crate) fn now() -> i64 {
 
 /// Who asks, as the inference crate schedules fairly: a user by id, a
 /// guest by network.
-fn requester(caller: &Caller, client: &Client) -> Requester {
+pub(crate) fn requester(caller: &Caller, client: &Client) -> Requester {
     match &caller.principal.user_id {
         Some(id) => Requester {
             key: format!("user:{id}"),

@@ -295,9 +295,7 @@ pub(super) fn stream_response(state: StreamState) -> HttpResponse {
             }
             if let (Event::Done(usage), Some(transcript)) = (&event, s.transcript.as_mut()) {
                 // Stored before the client hears the end.
-                transcript
-                    .finish(usage.prompt_tokens, usage.completion_tokens)
-                    .await;
+                transcript.finish(usage).await;
             }
             s.on_event(event);
         }

@@ -54,12 +54,14 @@ impl Transcript {
     /// The answer is complete: saves it with its token counts, and
     /// returns once it is stored (so a client that reads the session after
     /// the answer finds it there).
-    pub(super) async fn finish(&mut self, prompt_tokens: usize, completion_tokens: usize) {
+    /// A cancelled answer is saved as interrupted.
+    pub(super) async fn finish(&mut self, usage: &offgrid_inference::Usage) {
+        let cut = usage.finish_reason == offgrid_inference::FinishReason::Cancelled;
         let usage = MessageUsage {
-            prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
-            completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+            prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
         };
-        let Some(save) = self.take(Some(usage), false) else {
+        let Some(save) = self.take(Some(usage), cut) else {
             return;
         };
         match crate::trace::block(save).await {
@@ -111,7 +113,12 @@ impl Drop for Transcript {
     fn drop(&mut self) {
         // Cut off before the end: keep what was generated.
         if let Some(save) = self.take(None, true) {
-            crate::trace::spawn_blocking(save);
+            // Dropped with the server's runtime (shutdown): save here.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                crate::trace::spawn_blocking(save);
+            } else {
+                save();
+            }
         }
     }
 }
