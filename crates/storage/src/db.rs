@@ -142,7 +142,8 @@ impl Database {
             usage: me.clone(),
             chats: me.clone(),
             grants: me.clone(),
-            presets: me,
+            presets: me.clone(),
+            invitations: me,
         }
     }
 

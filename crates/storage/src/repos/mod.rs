@@ -6,10 +6,11 @@ mod api_keys;
 mod audit;
 mod chats;
 mod grants;
+mod invitations;
 mod presets;
 mod sessions;
 mod throttle;
 mod usage;
 mod users;
 
-pub(crate) use users::UserRow;
+pub(crate) use users::{UserRow, insert_user};
