@@ -3,13 +3,13 @@
 //! code's digest is stored; the record stays after use, revocation or
 //! expiry.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::workspace::OwnerRef;
 use crate::{InvitationId, Role, Timestamp, UserId};
 
 /// Where an invitation stands, at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InvitationStatus {
     /// Can still be accepted.
