@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod completions;
 pub mod embeddings;
+pub mod invitations;
 pub mod models;
 pub mod presets;
 pub mod sessions;
@@ -18,6 +19,7 @@ pub mod system;
 pub use accounts::*;
 pub use completions::*;
 pub use embeddings::*;
+pub use invitations::*;
 pub use models::*;
 pub use presets::*;
 pub use sessions::*;
