@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 
-use commands::{Ctx, audit, db, keys, setup, users};
+use commands::{Ctx, audit, db, invite, keys, setup, users};
 
 /// OffGrid administration on the server's database.
 #[derive(Parser, Debug)]
@@ -40,6 +40,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Invite people to make their own accounts.
+    #[command(subcommand)]
+    Invite(invite::Command),
     /// Create the first administrator.
     Setup(setup::Args),
     /// Database maintenance.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let result = Ctx::load(cli.home, cli.config, cli.json).and_then(|ctx| match cli.command {
         Command::Users(cmd) => users::run(&ctx, cmd),
         Command::Keys(cmd) => keys::run(&ctx, cmd),
+        Command::Invite(cmd) => invite::run(&ctx, cmd),
         Command::Setup(args) => setup::run(&ctx, args),
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Audit(args) => audit::run(&ctx, args),
