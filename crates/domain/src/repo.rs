@@ -358,8 +358,9 @@ pub trait InvitationRepository: Send + Sync {
     ) -> Result<(Invitation, User), RepoError>;
 
     /// Revokes an unused invitation; revoking a revoked one changes
-    /// nothing. `NotFound`, or `Conflict("used")` once it was accepted.
-    fn revoke(&self, id: &InvitationId, now: Timestamp) -> Result<Invitation, RepoError>;
+    /// nothing. `true` when this call revoked it. `NotFound`, or
+    /// `Conflict("used")` once it was accepted.
+    fn revoke(&self, id: &InvitationId, now: Timestamp) -> Result<(Invitation, bool), RepoError>;
 }
 
 /// Every repository, as trait objects: what the binaries hand to the auth

@@ -24,7 +24,7 @@ use crate::requests::INVITATION_EXPIRY_HOURS;
 use crate::{AuthError, invite_code};
 
 /// Largest page of invitations.
-pub const MAX_INVITATION_PAGE: i64 = 100;
+const MAX_INVITATION_PAGE: i64 = 100;
 /// Page size when none is asked for.
 const DEFAULT_PAGE: i64 = 50;
 /// Longest note on an invitation.
@@ -141,14 +141,13 @@ impl AuthService {
         id: &InvitationId,
         actor: &Actor,
     ) -> Result<Invitation, AuthError> {
-        let before = self.repos.invitations.get(id)?;
-        let invitation = match self.repos.invitations.revoke(id, now()) {
+        let (invitation, revoked_now) = match self.repos.invitations.revoke(id, now()) {
             Err(RepoError::Conflict(field)) if field == "used" => {
                 return Err(AuthError::InvitationUsed);
             }
             other => other?,
         };
-        if before.revoked_at.is_none() {
+        if revoked_now {
             self.audit(actor, "invitation.revoked", Some(id.to_string()), None);
         }
         Ok(invitation)

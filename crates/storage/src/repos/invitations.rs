@@ -207,22 +207,19 @@ impl InvitationRepository for Database {
         })
     }
 
-    fn revoke(&self, id: &InvitationId, now: Timestamp) -> Result<Invitation, RepoError> {
+    fn revoke(&self, id: &InvitationId, now: Timestamp) -> Result<(Invitation, bool), RepoError> {
         self.write(|conn| {
             let current = load(conn, id.as_str())?;
             if current.used_at.is_some() {
                 return Err(RepoError::Conflict("used".to_owned()).into());
             }
-            if current.revoked_at.is_none() {
-                diesel::update(
-                    invitations::table
-                        .filter(invitations::id.eq(id.as_str()))
-                        .filter(invitations::used_at.is_null()),
-                )
+            if current.revoked_at.is_some() {
+                return Ok((current, false));
+            }
+            diesel::update(invitations::table.find(id.as_str()))
                 .set(invitations::revoked_at.eq(now.0))
                 .execute(conn)?;
-            }
-            load(conn, id.as_str())
+            Ok((load(conn, id.as_str())?, true))
         })
     }
 }

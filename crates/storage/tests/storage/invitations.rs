@@ -80,7 +80,7 @@ fn invitations_are_listed_newest_first_with_their_statuses_and_paged() {
     assert!(second.next_cursor.is_none());
     let all: Vec<_> = first.data.iter().chain(&second.data).collect();
     let ids: Vec<_> = all.iter().map(|i| i.id.clone()).collect();
-    assert_eq!(ids, [expired, revoked, used, pending]);
+    assert_eq!(ids, [expired, revoked, used.clone(), pending]);
     let statuses: Vec<_> = all.iter().map(|i| i.status(NOW)).collect();
     assert_eq!(
         statuses,
@@ -102,6 +102,12 @@ fn invitations_are_listed_newest_first_with_their_statuses_and_paged() {
     );
     assert_eq!(used_row.created_by.name, "offgrid-admin");
     assert_eq!(used_row.note.as_deref(), Some("for used"));
+
+    // The record outlives the account it made.
+    UserRepository::delete(&t.db, &user.id, None).expect("delete vera");
+    let after = InvitationRepository::get(&t.db, &used).expect("still there");
+    assert_eq!(after.status(NOW), InvitationStatus::Used);
+    assert!(after.used_by.is_none());
 }
 
 #[test]
@@ -158,8 +164,9 @@ fn revoking_refuses_used_and_unknown_invitations_and_is_idempotent() {
     assert!(matches!(unknown, Err(RepoError::NotFound)));
 
     let open = invite(&t.db, b"open", Role::User, n, n + 60);
-    let first = t.db.revoke(&open, NOW).expect("revoke");
-    let second = t.db.revoke(&open, Timestamp(n + 5)).expect("again");
+    let (first, revoked) = t.db.revoke(&open, NOW).expect("revoke");
+    let (second, again) = t.db.revoke(&open, Timestamp(n + 5)).expect("again");
+    assert!(revoked && !again);
     assert_eq!(first.revoked_at, Some(NOW));
     assert_eq!(second.revoked_at, Some(NOW), "the first revocation stands");
 }
