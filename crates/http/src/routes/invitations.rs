@@ -21,6 +21,7 @@ use crate::wire;
 pub(crate) struct ListQuery {
     /// Page size, 1 to 100 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     #[serde(default)]
