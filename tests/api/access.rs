@@ -15,6 +15,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("POST", "/v1/auth/setup"),
     ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/accept-invite"),
 ];
 
 fn concrete(path: &str) -> String {

@@ -8,6 +8,7 @@ mod fuzz;
 mod helpers;
 mod inference;
 mod inference_limits;
+mod invitations;
 mod keys;
 mod layering;
 mod model_files;

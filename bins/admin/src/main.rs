@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 
-use commands::{Ctx, audit, db, keys, quota, setup, users};
+use commands::{Ctx, audit, db, invite, keys, quota, setup, users};
 
 /// OffGrid administration on the server's database.
 #[derive(Parser, Debug)]
@@ -43,6 +43,9 @@ enum Command {
     /// Show or change a user's quota.
     #[command(subcommand)]
     Quota(quota::Command),
+    /// Invite people to make their own accounts.
+    #[command(subcommand)]
+    Invite(invite::Command),
     /// Create the first administrator.
     Setup(setup::Args),
     /// Database maintenance.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Users(cmd) => users::run(&ctx, cmd),
         Command::Keys(cmd) => keys::run(&ctx, cmd),
         Command::Quota(cmd) => quota::run(&ctx, cmd),
+        Command::Invite(cmd) => invite::run(&ctx, cmd),
         Command::Setup(args) => setup::run(&ctx, args),
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Audit(args) => audit::run(&ctx, args),

@@ -406,3 +406,96 @@ fn quota_show_set_and_reset_reach_the_running_server() {
     }
     one_line_error(&admin(&h, &["quota", "show", "nobody"], None), 1);
 }
+
+#[test]
+fn invite_create_list_and_revoke_through_the_account_service() {
+    let app = spawn_multi_user();
+    let h = app.home.path().to_owned();
+    app.setup_admin();
+    let created = ok_json(admin(
+        &h,
+        &[
+            "--json",
+            "invite",
+            "create",
+            "--role",
+            "viewer",
+            "--expires-in-hours",
+            "2",
+            "--note",
+            "for Vera",
+        ],
+        None,
+    ));
+    let code = created["code"].as_str().expect("code").to_owned();
+    offgrid_tests::log_capture::record_secret(&code);
+    assert_eq!(created["path"], format!("/invite/{code}"));
+    let id = created["id"].as_str().expect("id").to_owned();
+    let accepted = app.post(
+        "/v1/auth/accept-invite",
+        None,
+        serde_json::json!({"code": code, "username": "vera", "password": "vera-password-1"}),
+    );
+    assert_eq!(accepted.status(), 200);
+
+    let other = ok_json(admin(
+        &h,
+        &["--json", "invite", "create", "--role", "user"],
+        None,
+    ));
+    let other_id = other["id"].as_str().expect("id").to_owned();
+    offgrid_tests::log_capture::record_secret(other["code"].as_str().expect("code"));
+    let revoked = ok_json(admin(&h, &["--json", "invite", "revoke", &other_id], None));
+    assert_eq!(revoked["invitation"]["status"], "revoked");
+
+    let list = ok_json(admin(&h, &["--json", "invite", "list"], None));
+    let text = list.to_string();
+    assert!(!text.contains(&code), "never the code: {text}");
+    let rows = list["data"].as_array().expect("data");
+    let used = rows.iter().find(|r| r["id"] == id.as_str()).expect("used");
+    assert_eq!(used["status"], "used");
+    assert_eq!(used["used_by"]["username"], "vera");
+    assert_eq!(used["created_by"]["name"], "offgrid-admin");
+    assert_eq!(used["note"], "for Vera");
+    let text_list = admin(&h, &["invite", "list"], None);
+    assert!(String::from_utf8_lossy(&text_list.stdout).contains("used by vera"));
+
+    // Bad input: one line and a non-zero exit.
+    let used_again = admin(&h, &["invite", "revoke", &id], None);
+    assert!(one_line_error(&used_again, 1).contains("has been used"));
+    one_line_error(&admin(&h, &["invite", "revoke", "no-such-id"], None), 1);
+    let guest = admin(&h, &["invite", "create", "--role", "guest"], None);
+    assert!(one_line_error(&guest, 2).contains("role"));
+    one_line_error(&admin(&h, &["invite", "create", "--role", "root"], None), 2);
+    one_line_error(&admin(&h, &["invite", "create"], None), 2);
+    let hours = [
+        "invite",
+        "create",
+        "--role",
+        "user",
+        "--expires-in-hours",
+        "0",
+    ];
+    one_line_error(&admin(&h, &hours, None), 2);
+
+    // The same audit entries as over HTTP, with the operator as actor.
+    let audit = ok_json(admin(
+        &h,
+        &["--json", "audit", "--action", "invitation."],
+        None,
+    ));
+    let entries = audit["data"].as_array().expect("data");
+    for action in [
+        "invitation.created",
+        "invitation.revoked",
+        "invitation.accepted",
+    ] {
+        assert!(entries.iter().any(|e| e["action"] == action), "{action}");
+    }
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "invitation.created")
+            .all(|e| e["actor"] == "offgrid-admin")
+    );
+}

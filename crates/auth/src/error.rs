@@ -38,6 +38,17 @@ pub enum AuthError {
     /// A setup code was given and is not the server's.
     #[error("the setup code is not the one printed at server start-up")]
     InvalidSetupCode,
+    /// An invitation code is wrong, used, revoked or expired: one answer
+    /// for all four, so a code reveals nothing about itself.
+    #[error(
+        "this invitation code is not valid: it may be mistyped, used, revoked or expired; ask an administrator for a new one"
+    )]
+    InvalidInvitation,
+    /// A used invitation cannot be revoked.
+    #[error(
+        "this invitation has been used: it made an account, which can be disabled or deleted instead"
+    )]
+    InvitationUsed,
     /// Logout was asked with an API key, which is not a login session.
     #[error(
         "an API key is not a login session: nothing was revoked (revoke the key with DELETE /v1/users/me/api-keys/{{id}})"

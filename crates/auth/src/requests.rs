@@ -5,6 +5,7 @@
 
 use std::ops::RangeInclusive;
 
+use offgrid_domain::invitation::Invitation;
 use offgrid_domain::user::{ApiKey, User};
 use offgrid_domain::{OperatorCapability, Principal, Role, SECS_PER_DAY, Timestamp, UserId};
 
@@ -244,6 +245,76 @@ pub enum KeyIssuer<'a> {
     Operator(&'a OperatorCapability),
 }
 
+/// How many hours an invitation may be given to live
+/// (`expires_in_hours` over HTTP, `--expires-in-hours` in `offgrid-admin
+/// invite create`): up to 30 days.
+pub const INVITATION_EXPIRY_HOURS: RangeInclusive<u32> = 1..=720;
+/// How long an invitation lives unless told otherwise: three days.
+pub const DEFAULT_INVITATION_HOURS: u32 = 72;
+
+/// A new invitation: the role the account will get, how long the code
+/// works, and a note (whom it is for).
+#[derive(Debug, Clone)]
+pub struct InvitationRequest {
+    /// Admin, User or Viewer (Guest is refused: guests need no account).
+    pub role: Role,
+    /// Within [`INVITATION_EXPIRY_HOURS`].
+    pub expires_in_hours: u32,
+    /// Up to 200 characters.
+    pub note: Option<String>,
+}
+
+/// An invitation just made: its code is shown once and never stored.
+/// `Debug` hides it.
+#[derive(Clone)]
+pub struct IssuedInvitation {
+    /// The stored invitation.
+    pub invitation: Invitation,
+    /// The code, `ABCDE-FGHJK-…`.
+    pub code: String,
+}
+
+/// Someone accepting an invitation: the code and their new account's
+/// fields, with the client for throttling and the session record. `Debug`
+/// hides the code and the password.
+#[derive(Clone)]
+pub struct AcceptInvitation {
+    /// The invitation code.
+    pub code: String,
+    /// Login name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Optional e-mail.
+    pub email: Option<String>,
+    /// Client address, for throttling and the session record.
+    pub client_addr: Option<String>,
+    /// User agent, for the session record.
+    pub user_agent: Option<String>,
+}
+
+impl std::fmt::Debug for IssuedInvitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedInvitation")
+            .field("invitation", &self.invitation)
+            .field("code", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AcceptInvitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptInvitation")
+            .field("code", &REDACTED)
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .field("email", &self.email)
+            .field("client_addr", &self.client_addr)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
 /// A resolved credential: who is calling, and their account as loaded
 /// during the check (so handlers need not load it again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,6 +417,37 @@ mod tests {
             ),
             format!("{code:?}"),
             format!("{:?}", ServerSecret::generate()),
+            format!(
+                "{:?}",
+                AcceptInvitation {
+                    code: secret.into(),
+                    username: "alice".into(),
+                    password: secret.into(),
+                    email: None,
+                    client_addr: None,
+                    user_agent: None,
+                }
+            ),
+            format!(
+                "{:?}",
+                IssuedInvitation {
+                    invitation: Invitation {
+                        id: offgrid_domain::InvitationId::generate(),
+                        role: Role::User,
+                        note: None,
+                        created_by: offgrid_domain::invitation::Inviter {
+                            id: None,
+                            name: "offgrid-admin".into(),
+                        },
+                        created_at: Timestamp(0),
+                        expires_at: Timestamp(0),
+                        used_at: None,
+                        used_by: None,
+                        revoked_at: None,
+                    },
+                    code: secret.into(),
+                }
+            ),
         ];
         for text in shown {
             assert!(!text.contains(secret), "{text}");

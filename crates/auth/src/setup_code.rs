@@ -9,7 +9,8 @@ use rand::Rng;
 use subtle::ConstantTimeEq;
 
 /// Letters and digits that cannot be mistaken for one another (no 0/O, 1/I/L).
-const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+/// Invitation codes use them too.
+pub(crate) const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 /// Characters in a code (about 99 bits).
 const LEN: usize = 20;
 
@@ -24,7 +25,7 @@ impl fmt::Debug for SetupCode {
 }
 
 /// Upper case without separators, as codes are compared.
-fn normalized(text: &str) -> Vec<u8> {
+pub(crate) fn normalized(text: &str) -> Vec<u8> {
     text.bytes()
         .filter(|b| !matches!(b, b'-' | b' '))
         .map(|b| b.to_ascii_uppercase())

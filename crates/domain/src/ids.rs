@@ -64,6 +64,10 @@ id_type!(
     /// Identifies a preset (a saved system prompt and parameters).
     PresetId
 );
+id_type!(
+    /// Identifies an invitation (the row, not its code).
+    InvitationId
+);
 
 impl UserId {
     /// The built-in, non-loginable user that owns everything made in

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod error;
 pub mod ids;
+pub mod invitation;
 pub mod principal;
 pub mod quota;
 pub mod repo;
@@ -14,7 +15,7 @@ pub mod user;
 pub mod workspace;
 
 pub use error::RepoError;
-pub use ids::{ApiKeyId, ChatSessionId, PresetId, SessionId, UserId};
+pub use ids::{ApiKeyId, ChatSessionId, InvitationId, PresetId, SessionId, UserId};
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};
 pub use scope::{OperatorCapability, Scope};

@@ -5,6 +5,7 @@
 //! so the owner filter is part of the call, not something to remember.
 
 use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
+use crate::invitation::{Invitation, NewInvitation};
 use crate::user::{
     Admission, ApiKey, ApiKeyRecord, AttemptKeys, LoginSession, NewApiKey, NewUser, Page,
     ThrottleState, User, UserCredentials, UserPatch, UserQuery,
@@ -14,7 +15,9 @@ use crate::workspace::{
     NewChatMessage, NewChatSession, Preset, PresetFields, Reader, ResourceKind, SessionQuery,
     Visible,
 };
-use crate::{ApiKeyId, ChatSessionId, PresetId, RepoError, Scope, SessionId, Timestamp, UserId};
+use crate::{
+    ApiKeyId, ChatSessionId, InvitationId, PresetId, RepoError, Scope, SessionId, Timestamp, UserId,
+};
 
 /// User accounts.
 pub trait UserRepository: Send + Sync {
@@ -367,6 +370,51 @@ pub trait QuotaRepository: Send + Sync {
     fn reset(&self, subject: &str) -> Result<(), RepoError>;
 }
 
+/// Invitations. Not tenant-owned: whoever may manage users sees them all,
+/// and accepting one is how an account without a principal begins.
+pub trait InvitationRepository: Send + Sync {
+    /// Stores an invitation. `Conflict("code_hash")` if the digest exists.
+    fn create(&self, new: NewInvitation) -> Result<Invitation, RepoError>;
+
+    /// One invitation (`NotFound` otherwise).
+    fn get(&self, id: &InvitationId) -> Result<Invitation, RepoError>;
+
+    /// Invitations by creation, newest first. The cursor's `updated_at` is
+    /// the creation time of the previous page's last row.
+    fn list(
+        &self,
+        limit: i64,
+        cursor: Option<&Cursor>,
+    ) -> Result<CursorPage<Invitation>, RepoError>;
+
+    /// The invitation whose code has this digest, if it can still be
+    /// accepted at `now` (not used, not revoked, not expired). A read: the
+    /// answer is advisory, [`InvitationRepository::accept`] decides.
+    fn find_pending(
+        &self,
+        code_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<Invitation>, RepoError>;
+
+    /// In one write transaction: finds the invitation for `code_hash` that
+    /// is still pending at `now` (`NotFound` otherwise), creates `user` with
+    /// the invitation's role (whatever `user.role` says; `Conflict` on a
+    /// taken username or e-mail) and marks the invitation used by them,
+    /// checking that exactly one pending row changed. Concurrent calls with
+    /// one code make exactly one account.
+    fn accept(
+        &self,
+        code_hash: &[u8],
+        user: NewUser,
+        now: Timestamp,
+    ) -> Result<(Invitation, User), RepoError>;
+
+    /// Revokes an unused invitation; revoking a revoked one changes
+    /// nothing. `true` when this call revoked it. `NotFound`, or
+    /// `Conflict("used")` once it was accepted.
+    fn revoke(&self, id: &InvitationId, now: Timestamp) -> Result<(Invitation, bool), RepoError>;
+}
+
 /// Every repository, as trait objects: what the binaries hand to the auth
 /// service and the HTTP layer.
 #[derive(Clone)]
@@ -391,4 +439,6 @@ pub struct Repositories {
     pub presets: std::sync::Arc<dyn PresetRepository>,
     /// Quota overrides and counters.
     pub quotas: std::sync::Arc<dyn QuotaRepository>,
+    /// Invitations.
+    pub invitations: std::sync::Arc<dyn InvitationRepository>,
 }

@@ -51,6 +51,8 @@ codes! {
     InvalidBody => "invalid_body",
     /// Wrong username or password, or an unknown or expired credential.
     InvalidCredentials => "invalid_credentials",
+    /// An invitation code is wrong, used, revoked or expired (one answer for all).
+    InvalidInvitation => "invalid_invitation",
     /// The body is not JSON.
     InvalidJson => "invalid_json",
     /// The file or folder is not a usable model.
@@ -69,6 +71,8 @@ codes! {
     InvalidSetupCode => "invalid_setup_code",
     /// A field's value is out of range or not allowed; the message names the field.
     InvalidValue => "invalid_value",
+    /// A used invitation cannot be revoked.
+    InvitationUsed => "invitation_used",
     /// The change would leave no active administrator.
     LastAdmin => "last_admin",
     /// The route exists, but not with this method.

@@ -275,6 +275,13 @@ impl From<AuthError> for ApiError {
                 ErrorCode::InvalidSetupCode,
                 msg,
             ),
+            AuthError::InvalidInvitation => Self::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                ErrorCode::InvalidInvitation,
+                msg,
+            ),
+            AuthError::InvitationUsed => Self::conflict(ErrorCode::InvitationUsed, msg),
             AuthError::KeyCannotCreateKeys => {
                 Self::forbidden(ErrorCode::ApiKeyCannotCreateKeys, msg)
             }

@@ -143,7 +143,8 @@ impl Database {
             chats: me.clone(),
             grants: me.clone(),
             presets: me.clone(),
-            quotas: me,
+            quotas: me.clone(),
+            invitations: me,
         }
     }
 

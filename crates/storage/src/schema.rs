@@ -166,6 +166,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        code_hash -> Binary,
+        role -> Text,
+        note -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_by_name -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        used_by -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::joinable!(chat_sessions -> users (owner_id));
@@ -184,5 +200,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     grants,
     quota_overrides,
     quota_requests,
-    quota_tokens
+    quota_tokens,
+    invitations
 );

@@ -10,6 +10,9 @@ use offgrid_domain::user::{LoginSession, NewApiKey, NewUser, UserPatch, UserQuer
 use offgrid_domain::{OperatorCapability, RepoError, Role, Scope, SessionId, Timestamp, UserId};
 use offgrid_storage::Database;
 
+#[path = "storage/invitations.rs"]
+mod invitations;
+
 const NOW: Timestamp = Timestamp(1_800_000_000);
 
 struct TestDb {

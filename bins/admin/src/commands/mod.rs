@@ -14,6 +14,7 @@ use offgrid_storage::Database;
 
 pub(crate) mod audit;
 pub(crate) mod db;
+pub(crate) mod invite;
 pub(crate) mod keys;
 pub(crate) mod quota;
 pub(crate) mod setup;

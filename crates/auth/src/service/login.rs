@@ -243,13 +243,38 @@ impl AuthService {
         if let (Some(key), Some(1..)) = (&device_key, device_failures) {
             self.repos.throttle.reset(key)?;
         }
-        let ttl = if req.remember_me {
+        let outcome = self.open_session(
+            &user,
+            req.remember_me,
+            req.client_addr.clone(),
+            req.user_agent.clone(),
+            t,
+        )?;
+        let actor = Actor {
+            user_id: Some(user.id.clone()),
+            ..actor
+        };
+        self.audit(&actor, "login.ok", Some(user.id.to_string()), None);
+        Ok(outcome)
+    }
+
+    /// Opens a session for `user`, whose password (or invitation) was just
+    /// verified: the session row at the token epoch read with it (if a
+    /// password change, reset, role change or disabling landed since,
+    /// nothing is stored), its token, the login time and a device token.
+    pub(super) fn open_session(
+        &self,
+        user: &User,
+        remember_me: bool,
+        client_addr: Option<String>,
+        user_agent: Option<String>,
+        t: Timestamp,
+    ) -> Result<LoginOutcome, AuthError> {
+        let ttl = if remember_me {
             self.config.remember_me_secs
         } else {
             self.config.session_ttl_secs
         };
-        // The epoch read with the verified password: if a password change,
-        // reset, role change or disabling landed since, nothing is stored.
         let session = self
             .repos
             .sessions
@@ -259,8 +284,8 @@ impl AuthService {
                 created_at: t,
                 expires_at: t.plus_secs(ttl),
                 last_seen_at: t,
-                client_addr: req.client_addr.clone(),
-                user_agent: req.user_agent.clone(),
+                client_addr,
+                user_agent,
                 revoked_at: None,
                 epoch: user.token_epoch,
             })
@@ -272,11 +297,6 @@ impl AuthService {
             .tokens
             .issue(&session.id, &user.id, session.expires_at)?;
         self.repos.users.record_login(&user.id, t)?;
-        let actor = Actor {
-            user_id: Some(user.id.clone()),
-            ..actor
-        };
-        self.audit(&actor, "login.ok", Some(user.id.to_string()), None);
         let device = self.devices.issue(&user.id, t);
         let user = self.repos.users.get(&user.id)?;
         Ok(LoginOutcome {

@@ -11,13 +11,15 @@
 //! The methods are split by area, each file with its own `impl AuthService`:
 //! credential checks in `authenticate`, setup, login and logout in `login`,
 //! password changes and user management in `accounts`, API keys in `keys`,
-//! and the audit flush, throttle pruning and audit retention in
+//! invitations (made by administrators, accepted by newcomers) in
+//! `invitations`, and the audit flush, throttle pruning and audit retention in
 //! `housekeeping`. This file holds the service itself, its audit and
 //! throttle-admission helpers, and the shared validators.
 
 mod accounts;
 mod authenticate;
 mod housekeeping;
+mod invitations;
 mod keys;
 mod login;
 
@@ -34,8 +36,8 @@ use crate::device::DeviceKeys;
 use crate::in_flight::InFlight;
 use crate::password::PasswordHasher;
 pub use crate::requests::{
-    AccountInput, Actor, AuthConfig, Authenticated, IssuedKey, KeyIssuer, KeyRequest, LoginOutcome,
-    LoginRequest, SetupProof,
+    AcceptInvitation, AccountInput, Actor, AuthConfig, Authenticated, InvitationRequest,
+    IssuedInvitation, IssuedKey, KeyIssuer, KeyRequest, LoginOutcome, LoginRequest, SetupProof,
 };
 use crate::token::TokenKeys;
 use crate::{AuthError, ServerSecret};

@@ -156,17 +156,26 @@ pub(crate) async fn login(
         device,
     };
     let outcome = crate::trace::block(move || auth.login(&request)).await??;
+    Ok(signed_in(&state.settings, outcome))
+}
+
+/// The answer to a login (or an accepted invitation): the token, its
+/// expiry and the account, with the session and device cookies.
+pub(crate) fn signed_in(
+    settings: &offgrid_config::Settings,
+    outcome: offgrid_auth::LoginOutcome,
+) -> HttpResponse {
     let max_age = outcome.expires_at.0 - offgrid_auth::service::now().0;
-    let cookie = session_cookie(&state.settings, outcome.token.clone(), max_age);
-    Ok(HttpResponse::Ok()
+    let cookie = session_cookie(settings, outcome.token.clone(), max_age);
+    HttpResponse::Ok()
         .cookie(cookie)
-        .cookie(device_cookie(&state.settings, outcome.device))
+        .cookie(device_cookie(settings, outcome.device))
         .json(wire::LoginResponse {
             token: outcome.token,
             token_type: "bearer".to_owned(),
             expires_at: outcome.expires_at,
             user: outcome.user,
-        }))
+        })
 }
 
 /// `POST /v1/auth/logout`: revokes the session token at once. With an API

@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod invitations;
 mod keys;
 mod models;
 mod openai;
@@ -53,6 +54,7 @@ pub(crate) static ROUTES: &[Route] = &[
     // authentication
     route!("POST", "/v1/auth/setup", Public, multi_user_only: true, auth::setup),
     route!("POST", "/v1/auth/login", Public, multi_user_only: true, auth::login),
+    route!("POST", "/v1/auth/accept-invite", Public, multi_user_only: true, invitations::accept),
     route!("POST", "/v1/auth/logout", AnyPrincipal, multi_user_only: true, auth::logout),
     route!("GET", "/v1/auth/me", AnyPrincipal, multi_user_only: false, auth::me),
     route!("POST", "/v1/auth/change-password", Requires(P::ManageOwnAccount), multi_user_only: true, auth::change_password),
@@ -75,6 +77,9 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("GET", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::list_for_user),
     route!("POST", "/v1/users/{id}/api-keys", Requires(P::ManageUsers), multi_user_only: true, keys::create_for_user),
     route!("DELETE", "/v1/users/{id}/api-keys/{key_id}", Requires(P::ManageUsers), multi_user_only: true, keys::revoke_for_user),
+    route!("GET", "/v1/invitations", Requires(P::ManageUsers), multi_user_only: true, invitations::list),
+    route!("POST", "/v1/invitations", Requires(P::ManageUsers), multi_user_only: true, invitations::create),
+    route!("DELETE", "/v1/invitations/{id}", Requires(P::ManageUsers), multi_user_only: true, invitations::revoke),
     route!("GET", "/v1/audit", Requires(P::ViewAudit), multi_user_only: true, audit::list),
     // OpenAI-compatible inference
     route!("GET", "/v1/models", Requires(P::ViewModels), multi_user_only: false, models::list),

@@ -16,7 +16,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
 use super::{
-    audit, auth, keys, models, openai, presets, queue, quota, sessions, system, usage, users,
+    audit, auth, invitations, keys, models, openai, presets, queue, quota, sessions, system, usage,
+    users,
 };
 use crate::access::{Access, route_table};
 use crate::state::AppState;
@@ -60,11 +61,13 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
     ),
     paths(
         system::index, system::health, system::config, document,
-        auth::setup, auth::login, auth::logout, auth::me, auth::users_me, auth::change_password,
+        auth::setup, auth::login, invitations::accept, auth::logout, auth::me, auth::users_me,
+        auth::change_password,
         keys::list_mine, keys::create_mine, keys::revoke_mine,
         users::list, users::create, users::get, users::update, users::delete,
         users::reset_password,
         keys::list_for_user, keys::create_for_user, keys::revoke_for_user,
+        invitations::list, invitations::create, invitations::revoke,
         audit::list,
         models::list, models::import, models::get, models::remove,
         openai::chat_completions, openai::completions, openai::embeddings, usage::usage,
@@ -79,7 +82,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         (name = "system", description = "Health, mode and features"),
         (name = "auth", description = "Setup, login, logout, the caller's account"),
         (name = "keys", description = "API keys"),
-        (name = "users", description = "User administration"),
+        (name = "users", description = "User administration and invitations"),
         (name = "audit", description = "The audit log"),
         (name = "models", description = "Installed models"),
         (name = "inference", description = "OpenAI-compatible inference and usage"),
@@ -209,6 +212,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use offgrid_domain::audit::AuditEvent;
+    use offgrid_domain::invitation::InvitationStatus;
     use offgrid_domain::usage::UsageTotal;
     use offgrid_domain::user::User;
     use offgrid_domain::workspace::{GrantLevel, MessageRole};
@@ -297,6 +301,7 @@ mod tests {
         assert_eq!(variants("Role"), names(&Role::ALL));
         assert_eq!(variants("Permission"), names(&Permission::ALL));
         assert_eq!(variants("SharePermission"), names(&GrantLevel::ALL));
+        assert_eq!(variants("InvitationStatus"), names(&InvitationStatus::ALL));
         assert_eq!(
             variants("MessageRole"),
             names(&[

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod completions;
 pub mod embeddings;
+pub mod invitations;
 pub mod models;
 pub mod presets;
 pub mod queue;
@@ -20,6 +21,7 @@ pub mod system;
 pub use accounts::*;
 pub use completions::*;
 pub use embeddings::*;
+pub use invitations::*;
 pub use models::*;
 pub use presets::*;
 pub use queue::*;

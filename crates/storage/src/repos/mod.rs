@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod chats;
 mod grants;
+mod invitations;
 mod presets;
 mod quotas;
 mod sessions;
@@ -13,4 +14,4 @@ mod throttle;
 mod usage;
 mod users;
 
-pub(crate) use users::UserRow;
+pub(crate) use users::{UserRow, insert_user};

@@ -72,7 +72,7 @@ fn is_active_admin(row: &UserRow) -> bool {
     row.role == Role::Admin.as_str() && !row.disabled && !row.is_system
 }
 
-fn insert_user(
+pub(crate) fn insert_user(
     conn: &mut SqliteConnection,
     user: NewUser,
     now: Timestamp,
