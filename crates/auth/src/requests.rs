@@ -26,6 +26,9 @@ pub struct AuthConfig {
     pub throttle: ThrottlePolicy,
     /// A session unused for this long stops working (0: never).
     pub session_idle_timeout_secs: i64,
+    /// The first admin's setup takes over what single-user mode made (owned
+    /// by the built-in `system` user), in the same transaction.
+    pub adopt_existing_data: bool,
 }
 
 impl AuthConfig {
@@ -38,6 +41,15 @@ impl AuthConfig {
             remember_me_secs: i64::from(remember_me_days) * SECS_PER_DAY,
             throttle: ThrottlePolicy::default(),
             session_idle_timeout_secs: SECS_PER_DAY,
+            adopt_existing_data: true,
+        }
+    }
+
+    /// The same config with `adopt_existing_data` set.
+    pub fn with_adopt_existing_data(self, adopt: bool) -> Self {
+        AuthConfig {
+            adopt_existing_data: adopt,
+            ..self
         }
     }
 

@@ -39,6 +39,7 @@ pub fn auth_config(settings: &Settings) -> AuthConfig {
         settings.remember_me_days,
     )
     .with_session_idle_timeout_minutes(settings.session_idle_timeout_minutes)
+    .with_adopt_existing_data(settings.adopt_existing_data)
 }
 
 /// Opens the database in the data directory (created private to this

@@ -151,6 +151,16 @@ pub static KEYS: &[KeySpec] = &[
         show: |s| s.admin_can_read_chats.to_string(),
     },
     KeySpec {
+        name: "adopt_existing_data",
+        env: "OFFGRID_ADOPT_EXISTING_DATA",
+        expected: "true or false",
+        apply: |s, r| {
+            s.adopt_existing_data = parse_bool(r)?;
+            Some(())
+        },
+        show: |s| s.adopt_existing_data.to_string(),
+    },
+    KeySpec {
         name: "quota_admin",
         env: "OFFGRID_QUOTA_ADMIN",
         expected: QUOTA_FORM,

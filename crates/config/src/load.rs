@@ -33,6 +33,8 @@ pub struct Settings {
     /// Whether administrators may read the messages of chat sessions not
     /// shared with them (they always see titles and counts).
     pub admin_can_read_chats: bool,
+    /// The first admin's setup takes over what single-user mode made.
+    pub adopt_existing_data: bool,
     /// Default quotas of administrators.
     pub quota_admin: crate::RoleQuota,
     /// Default quotas of users.
@@ -82,6 +84,7 @@ impl Settings {
             session_idle_timeout_minutes: 24 * 60,
             audit_retention_days: 90,
             admin_can_read_chats: true,
+            adopt_existing_data: true,
             quota_admin: crate::RoleQuota::UNLIMITED,
             quota_user: crate::RoleQuota {
                 requests_per_minute: Some(60),

@@ -25,8 +25,16 @@ pub trait UserRepository: Send + Sync {
     fn create(&self, user: NewUser, now: Timestamp) -> Result<User, RepoError>;
 
     /// Creates the first administrator, atomically refusing with
-    /// `Conflict("admin")` when any admin account already exists.
-    fn create_first_admin(&self, user: NewUser, now: Timestamp) -> Result<User, RepoError>;
+    /// `Conflict("admin")` when any admin account already exists. With
+    /// `adopt`, what the built-in `system` user owns (the work of
+    /// single-user mode: chat sessions, presets) becomes the new admin's in
+    /// the same transaction.
+    fn create_first_admin(
+        &self,
+        user: NewUser,
+        now: Timestamp,
+        adopt: bool,
+    ) -> Result<User, RepoError>;
 
     /// A user by id (the system user included).
     fn get(&self, id: &UserId) -> Result<User, RepoError>;

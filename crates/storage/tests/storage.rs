@@ -130,11 +130,11 @@ fn first_admin_only_once_and_last_admin_is_protected() {
     let t = db();
     assert!(!t.db.admin_exists().expect("exists"));
     let admin =
-        t.db.create_first_admin(new_user("root", Role::User), NOW)
+        t.db.create_first_admin(new_user("root", Role::User), NOW, true)
             .expect("setup");
     assert_eq!(admin.role, Role::Admin);
     assert_eq!(
-        t.db.create_first_admin(new_user("root2", Role::Admin), NOW)
+        t.db.create_first_admin(new_user("root2", Role::Admin), NOW, true)
             .map(|_| ()),
         Err(RepoError::Conflict("admin".into()))
     );

@@ -35,7 +35,8 @@ impl AuthService {
             self.check_setup_code(expected, given, actor)?;
         }
         let new = self.new_user(input)?;
-        let user = match self.repos.users.create_first_admin(new, now()) {
+        let adopt = self.config.adopt_existing_data;
+        let user = match self.repos.users.create_first_admin(new, now(), adopt) {
             Err(RepoError::Conflict(field)) if field == "admin" => {
                 return Err(AuthError::SetupDone);
             }

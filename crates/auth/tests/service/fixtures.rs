@@ -33,6 +33,7 @@ pub fn fixture_with(adjust: impl FnOnce(&mut AuthConfig)) -> Fixture {
             ..ThrottlePolicy::default()
         },
         session_idle_timeout_secs: 3600,
+        adopt_existing_data: true,
     };
     adjust(&mut config);
     let auth =

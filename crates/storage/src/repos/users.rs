@@ -124,19 +124,36 @@ impl UserRepository for Database {
         self.write(|conn| insert_user(conn, user, now))
     }
 
-    fn create_first_admin(&self, user: NewUser, now: Timestamp) -> Result<User, RepoError> {
+    fn create_first_admin(
+        &self,
+        user: NewUser,
+        now: Timestamp,
+        adopt: bool,
+    ) -> Result<User, RepoError> {
         self.write(|conn| {
             if other_active_admins(conn, "")? > 0 {
                 return Err(RepoError::Conflict("admin".to_owned()).into());
             }
-            insert_user(
+            let admin = insert_user(
                 conn,
                 NewUser {
                     role: Role::Admin,
                     ..user
                 },
                 now,
-            )
+            )?;
+            if adopt {
+                let system = UserId::system();
+                diesel::update(
+                    chat_sessions::table.filter(chat_sessions::owner_id.eq(system.as_str())),
+                )
+                .set(chat_sessions::owner_id.eq(admin.id.as_str()))
+                .execute(conn)?;
+                diesel::update(presets::table.filter(presets::owner_id.eq(system.as_str())))
+                    .set(presets::owner_id.eq(admin.id.as_str()))
+                    .execute(conn)?;
+            }
+            Ok(admin)
         })
     }
 
