@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod commands;
 
-use commands::{Global, chat, config, models, run, serve, users};
+use commands::{Global, chat, config, models, run, serve, session, users};
 
 /// OffGrid: a self-hosted, offline LLM server.
 #[derive(Parser, Debug)]
@@ -47,6 +47,10 @@ enum Command {
     Chat(chat::Args),
     /// List user accounts (multi-user mode).
     Users(users::Args),
+    /// Chat sessions on a running server (`OFFGRID_API_KEY` in multi-user
+    /// mode).
+    #[command(subcommand)]
+    Session(session::Command),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&global, args),
         Command::Chat(args) => chat::run(&global, args),
         Command::Users(args) => users::run(&global, args),
+        Command::Session(cmd) => session::run(&global, cmd),
     };
     result.unwrap_or_else(|failure| failure.report(commands::BIN))
 }

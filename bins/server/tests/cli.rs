@@ -504,3 +504,81 @@ fn ctrl_c_stops_an_in_process_generation() {
     // already under way follow.
     assert!(rest.len() < 600, "{} more bytes after Ctrl-C", rest.len());
 }
+
+#[test]
+fn session_list_show_export_and_delete_through_a_running_server() {
+    let server = serve_with_models();
+    let client = reqwest::blocking::Client::new();
+    let made: serde_json::Value = client
+        .post(format!("{}/v1/sessions", server.url))
+        .json(&serde_json::json!({"title": "Trip plans"}))
+        .send()
+        .and_then(|r| r.json())
+        .expect("create");
+    let id = made["id"].as_str().expect("id").to_owned();
+    let said = client
+        .post(format!("{}/v1/sessions/{id}/messages", server.url))
+        .json(&serde_json::json!({"role": "user", "content": "Pack the tent."}))
+        .send()
+        .expect("message");
+    assert_eq!(said.status(), 201);
+    let home = tempfile::tempdir().expect("tempdir");
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", server.url.as_str()]);
+        offgrid(home.path(), &[], &all)
+    };
+    let out = cli(&["session", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list["data"][0]["id"], id.as_str());
+    assert_eq!(list["data"][0]["message_count"], 1);
+    let text = cli(&["session", "list", "-q", "trip"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("Trip plans"));
+
+    let out = cli(&["session", "show", &id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Pack the tent."));
+    let file = home.path().join("trip.md");
+    let out = cli(&["session", "export", &id, "-o", file.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(&file).expect("exported");
+    assert!(
+        md.contains("# Trip plans") && md.contains("Pack the tent."),
+        "{md}"
+    );
+    // An existing file is never overwritten.
+    let out = cli(&["session", "export", &id, "-o", file.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let json = cli(&["session", "export", &id, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json export");
+    assert_eq!(doc["title"], "Trip plans");
+
+    let out = cli(&["session", "delete", &id]);
+    assert!(out.status.success());
+    let out = cli(&["session", "show", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_line(&out).contains("not found"));
+    let out = cli(&["session", "show", "../../v1/users"]);
+    assert_eq!(out.status.code(), Some(1));
+    // No server: one line, exit 1.
+    let out = offgrid(
+        home.path(),
+        &[],
+        &[
+            "session",
+            "list",
+            "--url",
+            &format!("http://127.0.0.1:{}", unused_port()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_line(&out).contains("offgrid serve"));
+}

@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub(crate) mod models;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod session;
 pub(crate) mod users;
 
 /// The name failures are printed after.
@@ -65,7 +66,7 @@ pub(crate) fn connect(
 }
 
 /// The server's base URL: `--url`, else the configured host and port.
-fn server_url(loaded: &Loaded, url: Option<String>) -> String {
+pub(crate) fn server_url(loaded: &Loaded, url: Option<String>) -> String {
     url.unwrap_or_else(|| {
         let host = match loaded.settings.host.as_str() {
             "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
