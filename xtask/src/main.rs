@@ -15,6 +15,8 @@
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
 //!   token, with an API key and unauthenticated in single-user mode, and the
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
+//! - `cargo xtask bench workspace`: listing one user's sessions among
+//!   1,000 users × 100 sessions, through the service and as a plain query.
 //! - `cargo xtask bench inference`: OffGrid's engine against llama.cpp on
 //!   the default model (prompt and decode speed, time to first token,
 //!   memory, concurrent streams), with ratios, and the server's request
@@ -32,6 +34,7 @@
 
 mod bench;
 mod bench_inference;
+mod bench_workspace;
 mod crash;
 mod fuzz;
 mod models;
@@ -118,7 +121,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | bench auth|inference [--before DIR] \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | bench auth|inference [--before DIR] | bench workspace \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
         ["bench", "auth"] => bench::auth(None),
         ["bench", "auth", "--before", dir] => bench::auth(Some((*dir).into())),
         ["bench", "inference"] => bench_inference::inference(None),
+        ["bench", "workspace"] => bench_workspace::workspace(),
         ["bench", "inference", "--before", dir] => bench_inference::inference(Some((*dir).into())),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
         ["fuzz", rest @ ..] => only(rest, &["--include-ignored"], &["--cases"])
