@@ -97,7 +97,7 @@ pub fn normalize(vector: &mut [f32]) -> bool {
 const LANES: usize = 16;
 
 /// The dot product of two vectors of the same length (components past the
-/// shorter one's end are ignored). Summed in [`LANES`] independent partial
+/// shorter one's end are ignored). Summed in 16 independent partial
 /// sums, so it vectorizes; the result is deterministic for given inputs.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
