@@ -43,3 +43,27 @@ fn minilm_chunks_fit_its_256_token_window() {
     // between sentences.
     assert!(chunks.iter().all(|c| c.text.ends_with('.')), "{chunks:?}");
 }
+
+/// `cargo test -p offgrid-rag --test minilm -- --ignored --nocapture`:
+/// how long chunking a megabyte of prose takes with the real tokenizer.
+#[test]
+#[ignore = "a timing, not a check: run it by hand"]
+fn chunking_a_megabyte_timing() {
+    let counter = TokenizerCounter::new(minilm_tokenizer());
+    let sentence = "The quick brown fox jumps over the lazy dog near the riverbank, said Anna. ";
+    let text: String = (0..14_000)
+        .map(|i| match i % 9 {
+            8 => format!("{sentence}\n\n"),
+            _ => sentence.to_owned(),
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let chunks = chunk(&text, &counter, &ChunkConfig::default());
+    println!(
+        "chunk: {} bytes, {} chunks in {:.2} s",
+        text.len(),
+        chunks.len(),
+        start.elapsed().as_secs_f64()
+    );
+    assert!(chunks.iter().all(|c| c.tokens <= 256));
+}
