@@ -268,3 +268,43 @@ fn administrators_view_change_and_reset_a_users_quota() {
         json!({"requests_per_minute": null, "tokens_per_day": null, "max_concurrent": null})
     );
 }
+
+#[test]
+fn a_client_that_hangs_up_still_pays_for_what_was_generated() {
+    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let admin = app.setup_admin();
+    let (_, key) = app.create_user(&admin, "ann", "user");
+    let mut res = app.post(
+        "/v1/chat/completions",
+        Some(&key),
+        json!({"model": CHAT, "stream": true, "max_tokens": 2000,
+            "messages": [{"role": "user", "content": "Write a very long story."}]}),
+    );
+    assert_eq!(res.status(), 200);
+    // Read some of the answer, then hang up.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while seen.iter().filter(|&&b| b == b'\n').count() < 30 {
+        let n = std::io::Read::read(&mut res, &mut buf).expect("read");
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(res);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let used = loop {
+        let used = quota_of(&app, Some(&key))["used"]["tokens_per_day"]
+            .as_u64()
+            .unwrap_or(0);
+        if used > 0 || Instant::now() > deadline {
+            break used;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The prompt and the tokens generated before the hang-up.
+    assert!(used > 10, "counted {used}");
+    let usage = body(app.get("/v1/usage", Some(&key)));
+    assert!(
+        usage["data"][0]["completion_tokens"].as_u64() > Some(0),
+        "{usage}"
+    );
+}

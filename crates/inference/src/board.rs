@@ -132,6 +132,12 @@ impl Board {
         self.lock().remove(id);
     }
 
+    /// Forgets every request (the scheduler restarted after a panic and
+    /// failed all it held).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Every request on the board, oldest first.
     pub fn list(&self) -> Vec<JobInfo> {
         let mut all: Vec<JobInfo> = self.lock().values().map(|e| e.info.clone()).collect();

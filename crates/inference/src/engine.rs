@@ -457,7 +457,7 @@ impl Scheduler {
                     return true;
                 }
                 queued.fetch_sub(1, Ordering::AcqRel);
-                (q.job.sink)(cancelled(q.job.prompt.len(), 0, q.submitted));
+                (q.job.sink)(cancelled(0, 0, q.submitted));
                 if let Some(id) = &q.job.id {
                     board.remove(id);
                 }
@@ -525,7 +525,7 @@ impl Scheduler {
             };
             queued.fetch_sub(1, Ordering::AcqRel);
             if q.cancelled() {
-                (q.job.sink)(cancelled(q.job.prompt.len(), 0, q.submitted));
+                (q.job.sink)(cancelled(0, 0, q.submitted));
             } else if q.job.is_alive() {
                 return Some(q);
             }
@@ -582,6 +582,9 @@ fn supervise(
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     state.fail_all(queued);
                 }));
+                // A request between the queue and a slot is lost with the
+                // panic: nothing the board shows survives it.
+                board.clear();
                 state = fresh();
             }
         }
@@ -603,19 +606,24 @@ enum Outcome {
     Finished,
 }
 
+/// Ends a running request with its usage so far (`cancelled`): sent even
+/// when nobody listens any more, so the work done is still accounted for
+/// by whoever wraps the sink.
+fn end_early(r: &mut Running) -> Outcome {
+    (r.sink)(cancelled(
+        r.seq.prompt_tokens(),
+        r.seq.completion_tokens(),
+        r.submitted,
+    ));
+    Outcome::Finished
+}
+
 /// One step of `r` and the events it produced; `Finished` when the request
-/// is over (done, failed or its client gone).
+/// is over (done, failed, cancelled or its client gone). Every request
+/// that ran ends with exactly one `Done` or `Error`.
 fn advance(r: &mut Running) -> Outcome {
-    if !r.alive.as_ref().is_none_or(|f| f()) {
-        return Outcome::Finished;
-    }
-    if r.cancel.load(Ordering::Acquire) {
-        (r.sink)(cancelled(
-            r.seq.prompt_tokens(),
-            r.seq.completion_tokens(),
-            r.submitted,
-        ));
-        return Outcome::Finished;
+    if !r.alive.as_ref().is_none_or(|f| f()) || r.cancel.load(Ordering::Acquire) {
+        return end_early(r);
     }
     let outcome = r.seq.step(&r.model.tokenizer);
     let mut alive = true;
@@ -626,6 +634,7 @@ fn advance(r: &mut Running) -> Outcome {
     if let Some(lp) = r.seq.take_logprob().filter(|_| alive) {
         alive = (r.sink)(Event::Logprob(lp));
     }
+    let mut ended = false;
     let keep = alive
         && match outcome {
             Ok(Step::Prefill) => true,
@@ -647,17 +656,20 @@ fn advance(r: &mut Running) -> Outcome {
                     time_to_first_token: r.first_token,
                     duration: r.submitted.elapsed(),
                 }));
+                ended = true;
                 false
             }
             Err(e) => {
                 (r.sink)(Event::Error(e.to_string()));
+                ended = true;
                 false
             }
         };
-    if keep {
-        Outcome::Continue
-    } else {
-        Outcome::Finished
+    match (keep, ended) {
+        (true, _) => Outcome::Continue,
+        (false, true) => Outcome::Finished,
+        // The client left mid-step.
+        (false, false) => end_early(r),
     }
 }
 

@@ -10,14 +10,15 @@
 use offgrid_domain::workspace::{ChatMessage, GrantLevel, NewChatMessage, Preset, Reader};
 use offgrid_domain::{ChatSessionId, PresetId, RepoError};
 
-use crate::sessions::{MAX_ID_BYTES, MAX_MESSAGE_BYTES, SessionView};
+use crate::sessions::{MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_MESSAGES_AT_ONCE, SessionView};
 use crate::{Actor, Workspace, WorkspaceError, now};
 
 /// The most stored history read for one chat, in bytes of message text:
-/// far more than any model's context holds, so only the inference crate's
+/// more than the contexts of the models this server runs hold (128k tokens
+/// of text at about four bytes each), so only the inference crate's
 /// trimming decides what the model sees, but bounded whatever the
 /// session's length.
-pub const MAX_HISTORY_BYTES: usize = 2 * 1024 * 1024;
+pub const MAX_HISTORY_BYTES: usize = 512 * 1024;
 
 /// What comes before a request's messages.
 #[derive(Debug, Clone)]
@@ -71,6 +72,15 @@ impl Workspace {
                     "this server keeps other users' messages private from administrators",
                 ));
             }
+            if new.len() >= MAX_MESSAGES_AT_ONCE {
+                return Err(WorkspaceError::invalid(
+                    "messages",
+                    format!(
+                        "a chat in a session saves at most {} new messages with its answer",
+                        MAX_MESSAGES_AT_ONCE - 1
+                    ),
+                ));
+            }
             if new.iter().any(|m| m.content.len() > MAX_MESSAGE_BYTES) {
                 return Err(WorkspaceError::invalid(
                     "messages",
@@ -121,6 +131,12 @@ impl Workspace {
             GrantLevel::Write,
             "chatting in a session needs write access to it",
         )?;
+        if messages.len() > MAX_MESSAGES_AT_ONCE {
+            return Err(WorkspaceError::invalid(
+                "messages",
+                format!("at most {MAX_MESSAGES_AT_ONCE} messages at once"),
+            ));
+        }
         self.chats.append(&reader, id, messages, now())?;
         Ok(())
     }

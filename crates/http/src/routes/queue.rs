@@ -96,6 +96,13 @@ pub(crate) async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
+    // Guests share their network's key: one guest must not end another's.
+    if caller.principal.user_id.is_none() {
+        return Err(ApiError::forbidden(
+            crate::code::ErrorCode::InsufficientPermissions,
+            "sign in to cancel generations; closing the connection stops a guest's",
+        ));
+    }
     let (_, jobs) = visible(&state, &caller, &client);
     if !jobs.iter().any(|j| j.id == id) || !state.models.cancel(&id) {
         return Err(ApiError::not_found("no such generation in the queue"));

@@ -307,16 +307,18 @@ impl ChatSessionRepository for Database {
         // One read transaction: the sizes and the rows agree.
         let (rows, total) = self.read(|conn| {
             conn.transaction(|conn| {
-                load(conn, reader, id)?;
-                // Sizes newest first, then only the rows that fit.
+                let total =
+                    usize::try_from(load(conn, reader, id)?.item.message_count).unwrap_or(0);
+                // Sizes newest first (octet_length reads a row's header, not
+                // its text), at most MAX_HISTORY_ROWS of them, then only the
+                // rows that fit.
                 let sizes: Vec<(i64, i64)> = chat_messages::table
                     .filter(chat_messages::session_id.eq(id.as_str()))
                     .order(chat_messages::id.desc())
+                    .limit(MAX_HISTORY_ROWS)
                     .select((
                         chat_messages::id,
-                        diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                            "length(CAST(content AS BLOB))",
-                        ),
+                        diesel::dsl::sql::<diesel::sql_types::BigInt>("octet_length(content)"),
                     ))
                     .load(conn)?;
                 let mut used = 0usize;
@@ -329,7 +331,7 @@ impl ChatSessionRepository for Database {
                     first = Some(*message);
                 }
                 let Some(first) = first else {
-                    return Ok((Vec::new(), sizes.len()));
+                    return Ok((Vec::new(), total));
                 };
                 let rows = chat_messages::table
                     .filter(chat_messages::session_id.eq(id.as_str()))
@@ -337,7 +339,7 @@ impl ChatSessionRepository for Database {
                     .order(chat_messages::id.asc())
                     .select(MessageRow::as_select())
                     .load(conn)?;
-                Ok((rows, sizes.len()))
+                Ok((rows, total))
             })
         })?;
         let omitted = total.saturating_sub(rows.len());
@@ -347,6 +349,9 @@ impl ChatSessionRepository for Database {
         ))
     }
 }
+
+/// The most messages one history read considers, newest first.
+const MAX_HISTORY_ROWS: i64 = 10_000;
 
 /// `%text%` for LIKE, with `%`, `_` and `\` taken literally.
 pub(crate) fn like_pattern(text: &str) -> String {

@@ -88,9 +88,17 @@ impl QuotaRepository for Database {
     ) -> Result<RequestWindow, RepoError> {
         let since = now_ms.saturating_sub(window_ms);
         self.write(|conn| {
-            // Everyone's expired rows: the table holds at most a minute.
-            diesel::delete(quota_requests::table.filter(quota_requests::at_ms.le(since)))
-                .execute(conn)?;
+            // Everyone's expired rows: the table holds at most a minute. Rows
+            // from a clock since stepped back by more than a window are
+            // forgotten too, so nobody stays locked out by them.
+            diesel::delete(
+                quota_requests::table.filter(
+                    quota_requests::at_ms
+                        .le(since)
+                        .or(quota_requests::at_ms.gt(now_ms.saturating_add(window_ms))),
+                ),
+            )
+            .execute(conn)?;
             let (used, oldest) = quota_requests::table
                 .filter(quota_requests::subject.eq(subject))
                 .select((

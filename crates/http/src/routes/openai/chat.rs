@@ -46,6 +46,9 @@ async fn in_workspace(
     req: &mut ChatCompletionRequest,
     msgs: Vec<ChatMessage>,
 ) -> Result<Input, ApiError> {
+    // Admitted before the history is read: a caller over their quota costs
+    // no database work.
+    let quota = super::admit_quota(state, caller, client, true).await?;
     let new: Vec<NewChatMessage> = msgs
         .iter()
         .map(|m| NewChatMessage {
@@ -107,5 +110,6 @@ async fn in_workspace(
         trimmable,
         omitted: context.omitted,
         transcript,
+        quota: Some(quota),
     })
 }

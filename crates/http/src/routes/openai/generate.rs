@@ -40,6 +40,9 @@ pub(super) struct Input {
     pub omitted: usize,
     /// Where to save the exchange.
     pub transcript: Option<Transcript>,
+    /// The caller's quota, when it was already admitted (a chat in a
+    /// session is admitted before its history is read).
+    pub quota: Option<offgrid_workspace::quota::QuotaPass>,
 }
 
 impl From<Prompt> for Input {
@@ -49,6 +52,7 @@ impl From<Prompt> for Input {
             trimmable: 0..0,
             omitted: 0,
             transcript: None,
+            quota: None,
         }
     }
 }
@@ -89,9 +93,10 @@ async fn collect(
             }
         }
     }
-    Err(ApiError::internal(
-        "the engine ended the request without an answer",
-    ))
+    // Every request the engine ran ends with `Done` or `Error`: one that
+    // ends without either never ran, because its client left while it
+    // waited. Nobody reads this answer.
+    Err(offgrid_inference::ModelError::ClientLeft.into())
 }
 
 /// Runs one chat or text completion for `caller`.
@@ -108,6 +113,7 @@ pub(super) async fn run(
         trimmable,
         omitted,
         mut transcript,
+        quota,
     } = input;
     if options.model.is_empty() {
         return Err(super::params::invalid(
@@ -119,7 +125,10 @@ pub(super) async fn run(
     let keep_alive = crate::routes::models::keep_alive(options.keep_alive, caller)?;
     // The caller's quota and place first, before any costly work is done
     // for them.
-    let mut quota = super::admit_quota(state, caller, client, true).await?;
+    let mut quota = match quota {
+        Some(pass) => pass,
+        None => super::admit_quota(state, caller, client, true).await?,
+    };
     let ticket = state.models.admit_generation(&requester(caller, client))?;
     let echo_text = match (&prompt, options.echo) {
         (Prompt::Text(p), Some(true)) => Some(p.clone()),
@@ -141,6 +150,10 @@ pub(super) async fn run(
         trimmable,
         id: Some(id.clone()),
     };
+    // Usage is recorded where the engine reports it, whether or not the
+    // client is still there to read the answer (a client that hangs up
+    // has its tokens counted too).
+    let accounting = Accounting::new(state, caller, client, options.model, endpoint);
     let (tx, rx) = mpsc::unbounded_channel();
     // The engine stops at its next step once the receiver is dropped (the
     // response body or the handler's future is dropped) or the client's
@@ -152,7 +165,12 @@ pub(super) async fn run(
         models.generate(
             ticket,
             request,
-            Box::new(move |event| tx.send(event).is_ok()),
+            Box::new(move |event| {
+                if let Event::Done(u) = &event {
+                    accounting.record(u.prompt_tokens, u.completion_tokens, u.duration);
+                }
+                tx.send(event).is_ok()
+            }),
             Some(Box::new(move || {
                 !watch.is_closed() && connection.is_connected()
             })),
@@ -167,7 +185,6 @@ pub(super) async fn run(
     let truncated = transcript
         .as_ref()
         .map(|_| omitted.saturating_add(generation.truncated_messages()));
-    let accounting = Accounting::new(state, caller, client, options.model, endpoint);
     let created = now();
     if options.stream {
         let echo = echo_text.map(|text| (text, generation.prompt_tokens().to_vec()));
@@ -180,7 +197,6 @@ pub(super) async fn run(
             options.model.to_owned(),
             created,
             options.stream_options.is_some_and(|o| o.include_usage),
-            accounting,
             generation,
             echo,
             wants_logprobs,
@@ -196,7 +212,6 @@ pub(super) async fn run(
         logprobs: entries,
         prompt_logprobs,
     } = collect(rx, transcript.as_mut()).await?;
-    accounting.record(usage.prompt_tokens, usage.completion_tokens, usage.duration);
     let lps = Logprobs {
         generation: &generation,
         entries,

@@ -125,6 +125,9 @@ struct Accounting {
     api_key_id: Option<offgrid_domain::ApiKeyId>,
     model: String,
     endpoint: &'static str,
+    /// The server's runtime: `record` may be called from the engine's
+    /// thread, which has none.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Accounting {
@@ -147,10 +150,12 @@ impl Accounting {
             api_key_id,
             model: model.to_owned(),
             endpoint,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
-    /// Records on the blocking pool; a failure is logged, not shown.
+    /// Records on the blocking pool (from any thread); a failure is logged,
+    /// not shown.
     fn record(
         &self,
         prompt_tokens: usize,
@@ -171,7 +176,7 @@ impl Accounting {
         let (workspace, subject) = (self.workspace.clone(), self.quota_subject.clone());
         let tokens =
             u64::try_from(prompt_tokens.saturating_add(completion_tokens)).unwrap_or(u64::MAX);
-        crate::trace::spawn_blocking(move || {
+        self.runtime.spawn_blocking(move || {
             if let Err(e) = repo.record(record) {
                 tracing::error!(error = %e, "cannot record usage");
             }

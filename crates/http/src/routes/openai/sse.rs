@@ -11,7 +11,6 @@ use offgrid_inference::{Event, Generation};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::Accounting;
 use super::logprobs::Logprobs;
 use super::params::Kind;
 use super::transcript::Transcript;
@@ -51,7 +50,6 @@ pub(super) struct StreamState {
     started: bool,
     pending: VecDeque<Bytes>,
     finished: bool,
-    accounting: Accounting,
     generation: Generation,
     text_offset: usize,
     /// With `echo`: the prompt text and ids, sent as the first chunk (with
@@ -80,7 +78,6 @@ impl StreamState {
         model: String,
         created: i64,
         include_usage: bool,
-        accounting: Accounting,
         generation: Generation,
         echo: Option<(String, Vec<u32>)>,
         wants_logprobs: bool,
@@ -98,7 +95,6 @@ impl StreamState {
             started: false,
             pending: VecDeque::new(),
             finished: false,
-            accounting,
             generation,
             text_offset: 0,
             echo,
@@ -224,11 +220,6 @@ impl StreamState {
                 self.pending.push_back(chunk);
             }
             Event::Done(usage) => {
-                self.accounting.record(
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.duration,
-                );
                 let last = self.chunk(Delta::default(), None, Some(usage.finish_reason.as_str()));
                 self.pending.push_back(last);
                 if self.include_usage {
