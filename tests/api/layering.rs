@@ -121,6 +121,7 @@ fn the_blocking_crates_never_pull_in_tokio() {
         "offgrid-auth",
         "offgrid-inference",
         "offgrid-workspace",
+        "offgrid-rag",
     ] {
         assert!(
             !g.closure(krate).contains("tokio"),
@@ -141,6 +142,7 @@ fn only_http_knows_actix_and_only_storage_knows_diesel() {
         "offgrid-http",
         "offgrid-inference",
         "offgrid-workspace",
+        "offgrid-rag",
     ];
     for krate in ours {
         let all = g.closure(krate);
