@@ -12,7 +12,7 @@ use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 
 use crate::helpers::log_capture::record_secret;
-use crate::helpers::{TestApp, assert_error, body, spawn_app, spawn_multi_user};
+use crate::helpers::{TestApp, assert_error, body, password_of, spawn_app, spawn_multi_user};
 
 /// Makes an invitation as `admin`; returns (id, code).
 fn invite(app: &TestApp, admin: &str, role: &str) -> (String, String) {
@@ -443,4 +443,29 @@ fn single_user_mode_has_no_invitations() {
             .expect("send");
         assert_error(res, 404, "multi_user_disabled");
     }
+}
+
+#[test]
+fn an_administrator_who_loses_the_role_takes_their_pending_invitations_along() {
+    let app = spawn_multi_user();
+    let root = app.setup_admin();
+    let (second_id, _) = app.create_user(&root, "second", "admin");
+    let second = app.token("second", &password_of("second"));
+    let (_, comeback) = invite(&app, &second, "admin");
+    let (_, kept) = invite(&app, &root, "user");
+    // Demoted: their invitation can no longer bring anyone (them) back as
+    // an admin; another admin's stays valid.
+    let res = app.patch(
+        &format!("/v1/users/{second_id}"),
+        Some(&root),
+        json!({"role": "user"}),
+    );
+    assert_eq!(res.status(), 200);
+    assert_eq!(accept(&app, &comeback, "back-door").status(), 403);
+    let statuses: Vec<Value> = invitations(&app, &root)
+        .iter()
+        .map(|i| i["status"].clone())
+        .collect();
+    assert!(statuses.contains(&json!("revoked")), "{statuses:?}");
+    assert_eq!(accept(&app, &kept, "newcomer").status(), 200);
 }

@@ -7,7 +7,7 @@ use offgrid_domain::workspace::ResourceKind;
 use offgrid_domain::{RepoError, Role, SessionId, Timestamp, UserId};
 
 use crate::db::{Database, TxError};
-use crate::schema::{chat_sessions, grants, presets, user_sessions, users};
+use crate::schema::{chat_sessions, grants, invitations, presets, user_sessions, users};
 
 /// A `users` row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -117,6 +117,23 @@ fn like_pattern(text: &str) -> String {
     }
     out.push('%');
     out
+}
+
+/// An administrator who loses the role (demoted, disabled, deleted) takes
+/// their pending invitations with them: none can be used to come back.
+fn revoke_pending_invitations(
+    conn: &mut SqliteConnection,
+    creator: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        invitations::table
+            .filter(invitations::created_by.eq(creator))
+            .filter(invitations::used_at.is_null())
+            .filter(invitations::revoked_at.is_null()),
+    )
+    .set(invitations::revoked_at.eq(now))
+    .execute(conn)
 }
 
 impl UserRepository for Database {
@@ -250,6 +267,9 @@ impl UserRepository for Database {
             if loses_admin && other_active_admins(conn, &row.id)? == 0 {
                 return Err(RepoError::LastAdmin.into());
             }
+            if loses_admin {
+                revoke_pending_invitations(conn, &row.id, now.0)?;
+            }
             let epoch = if role_changes || disabling {
                 row.token_epoch + 1
             } else {
@@ -312,6 +332,10 @@ impl UserRepository for Database {
             if is_active_admin(&row) && other_active_admins(conn, &row.id)? == 0 {
                 return Err(RepoError::LastAdmin.into());
             }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            revoke_pending_invitations(conn, &row.id, now)?;
             if let Some(to) = transfer_to {
                 let heir = load_user(conn, to)?;
                 if heir.is_system {
