@@ -96,11 +96,12 @@ pub(crate) async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    // Guests share their network's key: one guest must not end another's.
+    // Guests share their network's key: one guest must not end another's,
+    // so none is theirs to cancel (the route's access is the role's; this
+    // is about ownership, hence 404).
     if caller.principal.user_id.is_none() {
-        return Err(ApiError::forbidden(
-            crate::code::ErrorCode::InsufficientPermissions,
-            "sign in to cancel generations; closing the connection stops a guest's",
+        return Err(ApiError::not_found(
+            "no such generation of yours: guests cannot cancel (closing the connection stops a guest's generation)",
         ));
     }
     let (_, jobs) = visible(&state, &caller, &client);
