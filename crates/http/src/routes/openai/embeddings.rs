@@ -77,11 +77,11 @@ pub(crate) async fn embeddings(
         })
     })
     .await??;
-    Accounting::new(&state, &caller, &client, &req.model, "embeddings").record(
-        out.tokens,
-        0,
-        started.elapsed(),
-    );
+    // Written before the answer is sent: an acknowledged request is counted.
+    Accounting::new(&state, &caller, &client, &req.model, "embeddings")
+        .record(out.tokens, 0, started.elapsed())
+        .done()
+        .await;
     let data = out
         .vectors
         .into_iter()

@@ -11,7 +11,7 @@ use super::logprobs::Logprobs;
 use super::params::{Kind, sampling};
 use super::sse::{StreamState, stream_response};
 use super::transcript::Transcript;
-use super::{Accounting, now, requester};
+use super::{Accounting, RecordSlot, now, requester, wait_recorded};
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::Client;
@@ -60,6 +60,7 @@ impl From<Prompt> for Input {
 async fn collect(
     mut rx: mpsc::UnboundedReceiver<Event>,
     mut transcript: Option<&mut Transcript>,
+    recorded: &RecordSlot,
 ) -> Result<Collected, ApiError> {
     let mut text = String::new();
     let mut logprobs = Vec::new();
@@ -75,6 +76,7 @@ async fn collect(
             Event::Logprob(lp) => logprobs.push(lp),
             Event::PromptLogprobs(lps) => prompt_logprobs.extend(lps),
             Event::Done(usage) => {
+                wait_recorded(recorded).await;
                 if let Some(t) = transcript {
                     t.finish(&usage).await;
                 }
@@ -154,6 +156,10 @@ pub(super) async fn run(
     // client is still there to read the answer (a client that hangs up
     // has its tokens counted too).
     let accounting = Accounting::new(state, caller, client, options.model, endpoint);
+    // The engine's thread starts the usage write before it reports `Done`;
+    // the answer waits for it.
+    let recorded = RecordSlot::default();
+    let slot = recorded.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     // The engine stops at its next step once the receiver is dropped (the
     // response body or the handler's future is dropped) or the client's
@@ -167,7 +173,11 @@ pub(super) async fn run(
             request,
             Box::new(move |event| {
                 if let Event::Done(u) = &event {
-                    accounting.record(u.prompt_tokens, u.completion_tokens, u.duration);
+                    let write = accounting.record(u.prompt_tokens, u.completion_tokens, u.duration);
+                    match slot.lock() {
+                        Ok(mut s) => *s = write,
+                        Err(poisoned) => *poisoned.into_inner() = write,
+                    }
                 }
                 tx.send(event).is_ok()
             }),
@@ -203,6 +213,7 @@ pub(super) async fn run(
             transcript,
             truncated,
             place,
+            recorded,
         ));
         return Ok(super::with_rate(res, &quota));
     }
@@ -211,7 +222,7 @@ pub(super) async fn run(
         usage,
         logprobs: entries,
         prompt_logprobs,
-    } = collect(rx, transcript.as_mut()).await?;
+    } = collect(rx, transcript.as_mut(), &recorded).await?;
     let lps = Logprobs {
         generation: &generation,
         entries,

@@ -115,6 +115,34 @@ fn guest_network(addr: Option<&str>) -> String {
     }
 }
 
+/// A usage record being written; awaited before an answer is acknowledged,
+/// so a client that got its answer finds it counted, even if the server is
+/// killed right after.
+#[derive(Default)]
+struct Recorded(Option<tokio::task::JoinHandle<()>>);
+
+impl Recorded {
+    /// Waits for the write (its failure was logged where it happened).
+    async fn done(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Where the engine's thread leaves the record of a request's usage for
+/// the answer to wait on.
+type RecordSlot = std::sync::Arc<std::sync::Mutex<Recorded>>;
+
+/// Takes the record out of the slot and waits for it.
+async fn wait_recorded(slot: &RecordSlot) {
+    let mut recorded = match slot.lock() {
+        Ok(mut r) => std::mem::take(&mut *r),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    recorded.done().await;
+}
+
 /// Who to charge a request's tokens to, recorded when it finishes.
 #[derive(Clone)]
 struct Accounting {
@@ -161,7 +189,7 @@ impl Accounting {
         prompt_tokens: usize,
         completion_tokens: usize,
         duration: std::time::Duration,
-    ) {
+    ) -> Recorded {
         let record = offgrid_domain::usage::NewUsage {
             at: offgrid_domain::Timestamp(now()),
             user_id: self.user_id.clone(),
@@ -176,14 +204,14 @@ impl Accounting {
         let (workspace, subject) = (self.workspace.clone(), self.quota_subject.clone());
         let tokens =
             u64::try_from(prompt_tokens.saturating_add(completion_tokens)).unwrap_or(u64::MAX);
-        self.runtime.spawn_blocking(move || {
+        Recorded(Some(self.runtime.spawn_blocking(move || {
             if let Err(e) = repo.record(record) {
                 tracing::error!(error = %e, "cannot record usage");
             }
             if let Err(e) = workspace.record_quota_tokens(&subject, tokens) {
                 tracing::error!(error = %e, "cannot count tokens against the quota");
             }
-        });
+        })))
     }
 }
 

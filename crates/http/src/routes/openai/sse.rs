@@ -66,6 +66,8 @@ pub(super) struct StreamState {
     /// The caller's generation place under their quota, freed when the
     /// stream ends.
     _place: Option<offgrid_workspace::quota::RunningGuard>,
+    /// The usage record, waited for before the end is sent.
+    recorded: super::RecordSlot,
 }
 
 impl StreamState {
@@ -84,6 +86,7 @@ impl StreamState {
         transcript: Option<Transcript>,
         truncated: Option<usize>,
         place: Option<offgrid_workspace::quota::RunningGuard>,
+        recorded: super::RecordSlot,
     ) -> Self {
         StreamState {
             rx,
@@ -103,6 +106,7 @@ impl StreamState {
             transcript,
             truncated,
             _place: place,
+            recorded,
         }
     }
 
@@ -283,6 +287,10 @@ pub(super) fn stream_response(state: StreamState) -> HttpResponse {
             if s.echo.is_some() && !matches!(event, Event::PromptLogprobs(_)) {
                 // The prompt's scores are all in: echo it first.
                 s.flush_echo();
+            }
+            if matches!(event, Event::Done(_)) {
+                // Counted before the client hears the end.
+                super::wait_recorded(&s.recorded).await;
             }
             if let (Event::Done(usage), Some(transcript)) = (&event, s.transcript.as_mut()) {
                 // Stored before the client hears the end.
