@@ -20,6 +20,7 @@ mod openapi;
 mod presets;
 mod queue;
 mod quota;
+mod rag;
 mod session_chat;
 mod sessions;
 mod users;

@@ -293,6 +293,31 @@ pub static KEYS: &[KeySpec] = &[
         },
         show: |s| s.context_length.to_string(),
     },
+    KeySpec {
+        name: "embedding_model",
+        env: "OFFGRID_EMBEDDING_MODEL",
+        expected: "an installed embedding model's id, e.g. all-minilm-l6-v2",
+        apply: |s, r| {
+            let text = r.as_text()?.trim().to_owned();
+            let ok = !text.is_empty()
+                && text.len() <= 128
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
+            ok.then(|| s.embedding_model = text)
+        },
+        show: |s| s.embedding_model.clone(),
+    },
+    KeySpec {
+        name: "rag_max_upload_mb",
+        env: "OFFGRID_RAG_MAX_UPLOAD_MB",
+        expected: "an integer from 1 to 1024",
+        apply: |s, r| {
+            s.rag_max_upload_mb = in_range(parse_int(r)?, 1, 1024)?;
+            Some(())
+        },
+        show: |s| s.rag_max_upload_mb.to_string(),
+    },
 ];
 
 /// The row for `name`, if it is a known key.

@@ -65,6 +65,10 @@ pub struct Settings {
     /// Context served per chat model in tokens, if less than the model's
     /// own (0: the model's own).
     pub context_length: u32,
+    /// The embedding model RAG indexes and searches with.
+    pub embedding_model: String,
+    /// Largest document upload to a RAG collection, in MiB.
+    pub rag_max_upload_mb: u32,
     /// Data directory (`OFFGRID_HOME`): database, secrets, models.
     pub home: PathBuf,
 }
@@ -107,6 +111,8 @@ impl Settings {
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
             context_length: 0,
+            embedding_model: "all-minilm-l6-v2".to_owned(),
+            rag_max_upload_mb: 20,
             home,
         }
     }

@@ -68,6 +68,14 @@ id_type!(
     /// Identifies an invitation (the row, not its code).
     InvitationId
 );
+id_type!(
+    /// Identifies a RAG collection.
+    CollectionId
+);
+id_type!(
+    /// Identifies a document in a RAG collection.
+    DocumentId
+);
 
 impl UserId {
     /// The built-in, non-loginable user that owns everything made in

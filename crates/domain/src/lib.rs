@@ -6,6 +6,7 @@ pub mod ids;
 pub mod invitation;
 pub mod principal;
 pub mod quota;
+pub mod rag;
 pub mod repo;
 pub mod role;
 pub mod scope;
@@ -15,7 +16,9 @@ pub mod user;
 pub mod workspace;
 
 pub use error::RepoError;
-pub use ids::{ApiKeyId, ChatSessionId, InvitationId, PresetId, SessionId, UserId};
+pub use ids::{
+    ApiKeyId, ChatSessionId, CollectionId, DocumentId, InvitationId, PresetId, SessionId, UserId,
+};
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};
 pub use scope::{OperatorCapability, Scope};

@@ -6,6 +6,10 @@
 
 use crate::audit::{AuditEvent, AuditQuery, NewAuditEvent};
 use crate::invitation::{Invitation, NewInvitation};
+use crate::rag::{
+    ChunkHit, Collection, CollectionPatch, CollectionQuery, Document, Indexed, NewCollection,
+    NewDocument, StatusCounts, StoredEmbedding,
+};
 use crate::user::{
     Admission, ApiKey, ApiKeyRecord, AttemptKeys, LoginSession, NewApiKey, NewUser, Page,
     ThrottleState, User, UserCredentials, UserPatch, UserQuery,
@@ -16,7 +20,8 @@ use crate::workspace::{
     Visible,
 };
 use crate::{
-    ApiKeyId, ChatSessionId, InvitationId, PresetId, RepoError, Scope, SessionId, Timestamp, UserId,
+    ApiKeyId, ChatSessionId, CollectionId, DocumentId, InvitationId, PresetId, RepoError, Scope,
+    SessionId, Timestamp, UserId,
 };
 
 /// User accounts.
@@ -279,6 +284,107 @@ pub trait ChatSessionRepository: Send + Sync {
     ) -> Result<(Vec<ChatMessage>, usize), RepoError>;
 }
 
+/// RAG collections, their documents and chunks. Like
+/// [`ChatSessionRepository`], every method but the indexer's takes the
+/// [`Reader`], and a collection the reader may not see is `NotFound`, its
+/// documents and chunks with it.
+pub trait CollectionRepository: Send + Sync {
+    /// Creates a collection for `new.owner`.
+    fn create(&self, new: NewCollection, now: Timestamp) -> Result<Collection, RepoError>;
+
+    /// One collection as the reader sees it.
+    fn get(&self, reader: &Reader, id: &CollectionId) -> Result<Visible<Collection>, RepoError>;
+
+    /// Collections by last change, newest first.
+    fn list(
+        &self,
+        reader: &Reader,
+        query: &CollectionQuery,
+    ) -> Result<CursorPage<Visible<Collection>>, RepoError>;
+
+    /// Applies a patch to a collection the reader can see.
+    fn update(
+        &self,
+        reader: &Reader,
+        id: &CollectionId,
+        patch: &CollectionPatch,
+        now: Timestamp,
+    ) -> Result<Collection, RepoError>;
+
+    /// Deletes a collection the reader can see, its documents, chunks and
+    /// shares.
+    fn delete(&self, reader: &Reader, id: &CollectionId) -> Result<(), RepoError>;
+
+    /// Adds a document as `indexing`.
+    fn add_document(
+        &self,
+        reader: &Reader,
+        id: &CollectionId,
+        new: &NewDocument,
+        now: Timestamp,
+    ) -> Result<Document, RepoError>;
+
+    /// Documents by upload, newest first (the cursor's `updated_at` is the
+    /// upload time of the previous page's last row).
+    fn documents(
+        &self,
+        reader: &Reader,
+        id: &CollectionId,
+        limit: i64,
+        cursor: Option<&Cursor>,
+    ) -> Result<CursorPage<Document>, RepoError>;
+
+    /// One document.
+    fn document(
+        &self,
+        reader: &Reader,
+        id: &CollectionId,
+        document: &DocumentId,
+    ) -> Result<Document, RepoError>;
+
+    /// Deletes a document and its chunks.
+    fn delete_document(
+        &self,
+        reader: &Reader,
+        id: &CollectionId,
+        document: &DocumentId,
+    ) -> Result<(), RepoError>;
+
+    /// The indexer's: in one transaction, stores a document's chunks and
+    /// marks it ready, or marks it failed. `None` when the document is no
+    /// longer `indexing` (deleted meanwhile, with its collection or its
+    /// owner): nothing is written.
+    fn finish_document(
+        &self,
+        document: &DocumentId,
+        outcome: &Indexed,
+        now: Timestamp,
+    ) -> Result<Option<Document>, RepoError>;
+
+    /// The indexer's, at startup: marks every document still `indexing`
+    /// failed with `message` (its indexing died with the last process).
+    fn fail_unfinished(&self, message: &str, now: Timestamp) -> Result<u64, RepoError>;
+
+    /// The embeddings of a collection's ready chunks, by chunk id.
+    fn embeddings(
+        &self,
+        reader: &Reader,
+        id: &CollectionId,
+    ) -> Result<Vec<StoredEmbedding>, RepoError>;
+
+    /// The chunks with these ids that still exist in collections the
+    /// reader can see, with their documents and collections.
+    fn chunks(&self, reader: &Reader, ids: &[i64]) -> Result<Vec<ChunkHit>, RepoError>;
+
+    /// Documents per status in the collections the reader can see among
+    /// `ids`.
+    fn status_counts(
+        &self,
+        reader: &Reader,
+        ids: &[CollectionId],
+    ) -> Result<StatusCounts, RepoError>;
+}
+
 /// Presets. A reader sees their own, every public one, and (reading
 /// everything) every preset; anything else is `NotFound`.
 pub trait PresetRepository: Send + Sync {
@@ -449,4 +555,6 @@ pub struct Repositories {
     pub quotas: std::sync::Arc<dyn QuotaRepository>,
     /// Invitations.
     pub invitations: std::sync::Arc<dyn InvitationRepository>,
+    /// RAG collections.
+    pub collections: std::sync::Arc<dyn CollectionRepository>,
 }

@@ -394,6 +394,10 @@ impl From<offgrid_workspace::WorkspaceError> for ApiError {
                 ErrorCode::InvalidValue,
                 msg,
             ),
+            W::Overloaded(why) => Self {
+                retry_after: Some(30),
+                ..Self::server_busy(why)
+            },
             W::Busy => Self::database_busy(msg),
             W::Storage(_) => Self::internal(DisplayChain(&e)),
         }

@@ -49,6 +49,20 @@ impl AppState {
         usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
         workspace: offgrid_workspace::Workspace,
     ) -> Self {
+        let backend = crate::routes::rag::ModelsBackend {
+            models: models.clone(),
+            model: settings.embedding_model.clone(),
+        };
+        let mut indexing = offgrid_workspace::IndexerConfig::default();
+        let max_upload = usize::try_from(settings.rag_max_upload_mb)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20);
+        indexing.limits.max_bytes = max_upload;
+        indexing.limits.max_chars = max_upload;
+        indexing.max_queued_bytes = indexing.max_queued_bytes.max(max_upload.saturating_mul(2));
+        if let Err(e) = workspace.start_indexer(Arc::new(backend), indexing) {
+            tracing::error!(error = %e, "RAG indexing is not available");
+        }
         AppState {
             settings: Arc::new(settings),
             auth,

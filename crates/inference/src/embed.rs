@@ -104,6 +104,12 @@ impl Embedder {
         })
     }
 
+    /// The model's tokenizer, as it encodes inputs (padded to the longest
+    /// of a batch, truncated at the model's window).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
     /// Length of every vector.
     pub fn dimensions(&self) -> usize {
         self.dimensions

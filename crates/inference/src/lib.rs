@@ -16,7 +16,7 @@ pub mod tokenizer;
 pub mod transformer;
 
 pub use board::{Board, JobInfo, JobState};
-pub use embed::Embedder;
+pub use embed::{Embedder, Embeddings};
 pub use engine::{Admission, ChatModel, Engine, EngineConfig, EngineError, Event, Job, Usage};
 pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};

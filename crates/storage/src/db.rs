@@ -144,7 +144,8 @@ impl Database {
             grants: me.clone(),
             presets: me.clone(),
             quotas: me.clone(),
-            invitations: me,
+            invitations: me.clone(),
+            collections: me,
         }
     }
 

@@ -182,7 +182,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rag_collections (id) {
+        id -> Text,
+        owner_id -> Text,
+        name -> Text,
+        description -> Text,
+        document_count -> BigInt,
+        chunk_count -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    rag_documents (id) {
+        id -> Text,
+        collection_id -> Text,
+        name -> Text,
+        content_type -> Text,
+        bytes -> BigInt,
+        status -> Text,
+        error -> Nullable<Text>,
+        chunks -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    rag_chunks (id) {
+        id -> BigInt,
+        document_id -> Text,
+        collection_id -> Text,
+        chunk_index -> BigInt,
+        text -> Text,
+        embedding -> Binary,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(rag_collections -> users (owner_id));
+diesel::joinable!(rag_documents -> rag_collections (collection_id));
+diesel::joinable!(rag_chunks -> rag_documents (document_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::joinable!(chat_sessions -> users (owner_id));
 diesel::joinable!(presets -> users (owner_id));
@@ -201,5 +243,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     quota_overrides,
     quota_requests,
     quota_tokens,
-    invitations
+    invitations,
+    rag_collections,
+    rag_documents,
+    rag_chunks
 );

@@ -23,6 +23,9 @@ pub enum WorkspaceError {
         /// Why.
         message: String,
     },
+    /// The server cannot take this now (a full indexing queue); try later.
+    #[error("{0}")]
+    Overloaded(&'static str),
     /// The database is busy.
     #[error("database is busy, try again")]
     Busy,

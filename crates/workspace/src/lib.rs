@@ -1,22 +1,29 @@
 #![doc = include_str!("../README.md")]
 
 pub mod chat;
+pub mod collections;
 pub mod error;
+pub mod indexer;
 pub mod presets;
 pub mod quota;
+pub mod retrieval;
 pub mod sessions;
+pub mod shares;
 
 use std::sync::Arc;
 
 use offgrid_domain::audit::NewAuditEvent;
 use offgrid_domain::repo::{
-    AuditRepository, ChatSessionRepository, GrantRepository, PresetRepository, QuotaRepository,
-    Repositories, UserRepository,
+    AuditRepository, ChatSessionRepository, CollectionRepository, GrantRepository,
+    PresetRepository, QuotaRepository, Repositories, UserRepository,
 };
 use offgrid_domain::{Principal, Timestamp};
 
 pub use chat::ChatContext;
+pub use collections::CollectionView;
 pub use error::WorkspaceError;
+pub use indexer::{EmbeddingBackend, IndexerConfig};
+pub use retrieval::{RagScope, SearchHit};
 pub use sessions::{SessionPermission, SessionView, ShareTarget};
 
 /// Settings the workspace follows.
@@ -62,12 +69,15 @@ impl Actor {
 pub struct Workspace {
     users: Arc<dyn UserRepository>,
     chats: Arc<dyn ChatSessionRepository>,
+    collections: Arc<dyn CollectionRepository>,
     grants: Arc<dyn GrantRepository>,
     presets: Arc<dyn PresetRepository>,
     quotas: Arc<dyn QuotaRepository>,
     audit: Arc<dyn AuditRepository>,
     config: WorkspaceConfig,
     running: Arc<quota::Running>,
+    retrieval: Arc<retrieval::Retrieval>,
+    indexer: Arc<indexer::Indexer>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -84,12 +94,15 @@ impl Workspace {
         Workspace {
             users: repos.users.clone(),
             chats: repos.chats.clone(),
+            collections: repos.collections.clone(),
             grants: repos.grants.clone(),
             presets: repos.presets.clone(),
             quotas: repos.quotas.clone(),
             audit: repos.audit.clone(),
             config,
             running: Arc::default(),
+            retrieval: Arc::default(),
+            indexer: Arc::default(),
         }
     }
 

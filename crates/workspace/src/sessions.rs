@@ -18,9 +18,11 @@ use offgrid_domain::workspace::{
     ChatMessage, ChatSession, ChatSessionPatch, Cursor, CursorPage, Grant, GrantLevel, Listing,
     NewChatMessage, NewChatSession, Reader, ResourceKind, SessionQuery, Visible,
 };
-use offgrid_domain::{ChatSessionId, Permission, PresetId, Principal, RepoError, Role, UserId};
-use offgrid_policy::{Access, authorize, resource_access};
+use offgrid_domain::{ChatSessionId, Permission, PresetId, Principal, RepoError, UserId};
+use offgrid_policy::authorize;
 
+pub(crate) use crate::shares::reader;
+pub use crate::shares::{SessionPermission, ShareTarget};
 use crate::{Actor, Workspace, WorkspaceError, now};
 
 /// Longest title, in characters.
@@ -38,39 +40,6 @@ pub const MAX_MESSAGES_AT_ONCE: usize = 64;
 /// The title of a session created without one.
 pub const DEFAULT_TITLE: &str = "New chat";
 
-/// The caller's standing on a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionPermission {
-    /// They own it.
-    Owner,
-    /// An administrator, or a share at admin level.
-    Admin,
-    /// A share at write level.
-    Write,
-    /// A share at read level (or a Viewer's share).
-    Read,
-}
-
-impl SessionPermission {
-    /// The name used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionPermission::Owner => "owner",
-            SessionPermission::Admin => "admin",
-            SessionPermission::Write => "write",
-            SessionPermission::Read => "read",
-        }
-    }
-
-    fn level(self) -> GrantLevel {
-        match self {
-            SessionPermission::Owner | SessionPermission::Admin => GrantLevel::Admin,
-            SessionPermission::Write => GrantLevel::Write,
-            SessionPermission::Read => GrantLevel::Read,
-        }
-    }
-}
-
 /// A session as its caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionView {
@@ -80,15 +49,6 @@ pub struct SessionView {
     pub permission: SessionPermission,
     /// Whether the caller may read its messages.
     pub messages_readable: bool,
-}
-
-/// Whom to share with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShareTarget {
-    /// By login name.
-    Username(String),
-    /// By id.
-    UserId(UserId),
 }
 
 /// What a listing asks for.
@@ -104,15 +64,6 @@ pub struct ListRequest {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// The caller as a reader of shareable resources; guests have none.
-pub(crate) fn reader(principal: &Principal, all: bool) -> Result<Reader, WorkspaceError> {
-    if principal.role == Role::Guest {
-        return Err(WorkspaceError::Forbidden("guests have no workspace"));
-    }
-    Reader::for_principal(principal, all)
-        .ok_or(WorkspaceError::Forbidden("sign in to use sessions"))
 }
 
 fn title(text: Option<&str>) -> Result<String, WorkspaceError> {
@@ -159,42 +110,9 @@ impl Workspace {
         }
     }
 
-    /// The caller's standing on a visible session; `None` if the policy
-    /// gives them nothing (the repository and the policy disagree only
-    /// for a session shared with a guest account, which cannot happen).
-    fn standing(
-        &self,
-        principal: &Principal,
-        v: &Visible<ChatSession>,
-    ) -> Option<(SessionPermission, bool)> {
-        let owner = &v.item.owner.id;
-        if principal.user_id.as_ref() == Some(owner) {
-            return Some((SessionPermission::Owner, true));
-        }
-        let access = resource_access(principal, owner, v.shared, Permission::AllSessions);
-        let Access::Granted(level) = access else {
-            return None;
-        };
-        let admin = authorize(principal, Permission::AllSessions).is_ok();
-        // With admin_can_read_chats off, an Admin's role alone shows the
-        // title and count (and allows deleting): reading, writing, renaming
-        // and sharing take a share, as for anyone, so an admin cannot share
-        // a session to someone and read it through them.
-        let role_counts = admin && self.config.admin_can_read_chats;
-        let permission = match (level, v.shared) {
-            _ if role_counts => SessionPermission::Admin,
-            (_, None) => SessionPermission::Read,
-            _ if principal.role == Role::Viewer => SessionPermission::Read,
-            (_, Some(GrantLevel::Admin)) => SessionPermission::Admin,
-            (_, Some(GrantLevel::Write)) => SessionPermission::Write,
-            (_, Some(GrantLevel::Read)) => SessionPermission::Read,
-        };
-        let readable = v.shared.is_some() || role_counts;
-        Some((permission, readable))
-    }
-
     fn view(&self, principal: &Principal, v: Visible<ChatSession>) -> Option<SessionView> {
-        let (permission, messages_readable) = self.standing(principal, &v)?;
+        let (permission, messages_readable) =
+            self.standing(principal, &v.item.owner.id, v.shared)?;
         Some(SessionView {
             session: v.item,
             permission,
@@ -430,63 +348,15 @@ impl Workspace {
             GrantLevel::Admin,
             "sharing needs admin access to the session",
         )?;
-        if level > view.permission.level() {
-            return Err(WorkspaceError::Forbidden(
-                "a share cannot be above your own access",
-            ));
-        }
-        let user = match target {
-            ShareTarget::UserId(uid) => self.users.get(uid),
-            ShareTarget::Username(name) => self.users.get_by_username(name),
-        }
-        .map_err(|e| match e {
-            RepoError::NotFound => WorkspaceError::UserNotFound,
-            e => e.into(),
-        })?;
-        if user.system {
-            return Err(WorkspaceError::UserNotFound);
-        }
-        if actor.principal.user_id.as_ref() == Some(&user.id) {
-            return Err(WorkspaceError::invalid(
-                "user",
-                "you cannot share with yourself",
-            ));
-        }
-        if user.id == view.session.owner.id {
-            return Err(WorkspaceError::invalid(
-                "user",
-                "that user owns the session",
-            ));
-        }
-        if user.disabled {
-            return Err(WorkspaceError::invalid("user", "that account is disabled"));
-        }
-        if user.role == Role::Guest {
-            return Err(WorkspaceError::invalid(
-                "user",
-                "guest accounts have no workspace",
-            ));
-        }
-        // A Viewer reads, whatever they are given.
-        let level = if user.role == Role::Viewer {
-            GrantLevel::Read
-        } else {
-            level
-        };
-        let (grant, created) =
-            self.grants
-                .grant(ResourceKind::Session, id.as_str(), &user.id, level, now())?;
-        self.record(
+        self.share(
             actor,
-            if created {
-                "share.granted"
-            } else {
-                "share.changed"
-            },
-            format!("session:{id}"),
-            serde_json::json!({"user": user.username, "permission": level.as_str()}),
-        );
-        Ok((grant, created))
+            ResourceKind::Session,
+            id.as_str(),
+            &view.session.owner.id,
+            view.permission,
+            target,
+            level,
+        )
     }
 
     /// The shares of a session (admin level).
@@ -523,18 +393,6 @@ impl Workspace {
             needed,
             "managing shares needs admin access to the session",
         )?;
-        if !self
-            .grants
-            .revoke(ResourceKind::Session, id.as_str(), user)?
-        {
-            return Err(WorkspaceError::NotFound);
-        }
-        self.record(
-            actor,
-            "share.revoked",
-            format!("session:{id}"),
-            serde_json::json!({"user_id": user.as_str()}),
-        );
-        Ok(())
+        self.unshare(actor, ResourceKind::Session, id.as_str(), user)
     }
 }

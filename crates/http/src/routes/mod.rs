@@ -12,7 +12,8 @@ mod openapi;
 mod presets;
 mod queue;
 mod quota;
-mod sessions;
+pub(crate) mod rag;
+pub(crate) mod sessions;
 mod system;
 mod usage;
 mod users;
@@ -104,6 +105,21 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/sessions/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, sessions::share),
     route!("GET", "/v1/sessions/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, sessions::shares),
     route!("DELETE", "/v1/sessions/{id}/shares/{user_id}", ACCOUNT_HOLDER, multi_user_only: true, sessions::unshare),
+    // RAG: creating a collection needs use_rag; the rest is checked per
+    // collection by the workspace service
+    route!("POST", "/v1/rag/collections", Requires(P::UseRag), multi_user_only: false, rag::create),
+    route!("GET", "/v1/rag/collections", ACCOUNT_HOLDER, multi_user_only: false, rag::list),
+    route!("GET", "/v1/rag/collections/{id}", ACCOUNT_HOLDER, multi_user_only: false, rag::get),
+    route!("PATCH", "/v1/rag/collections/{id}", ACCOUNT_HOLDER, multi_user_only: false, rag::update),
+    route!("DELETE", "/v1/rag/collections/{id}", ACCOUNT_HOLDER, multi_user_only: false, rag::delete),
+    route!("POST", "/v1/rag/collections/{id}/documents", ACCOUNT_HOLDER, multi_user_only: false, rag::upload),
+    route!("GET", "/v1/rag/collections/{id}/documents", ACCOUNT_HOLDER, multi_user_only: false, rag::documents),
+    route!("GET", "/v1/rag/collections/{id}/documents/{document_id}", ACCOUNT_HOLDER, multi_user_only: false, rag::document),
+    route!("DELETE", "/v1/rag/collections/{id}/documents/{document_id}", ACCOUNT_HOLDER, multi_user_only: false, rag::delete_document),
+    route!("POST", "/v1/rag/collections/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, rag::share),
+    route!("GET", "/v1/rag/collections/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, rag::shares),
+    route!("DELETE", "/v1/rag/collections/{id}/shares/{user_id}", ACCOUNT_HOLDER, multi_user_only: true, rag::unshare),
+    route!("POST", "/v1/rag/search", ACCOUNT_HOLDER, multi_user_only: false, rag::search),
     route!("POST", "/v1/presets", Requires(P::OwnSessions), multi_user_only: false, presets::create),
     route!("GET", "/v1/presets", ACCOUNT_HOLDER, multi_user_only: false, presets::list),
     route!("GET", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::get),

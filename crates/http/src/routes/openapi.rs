@@ -16,8 +16,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
 use super::{
-    audit, auth, invitations, keys, models, openai, presets, queue, quota, sessions, system, usage,
-    users,
+    audit, auth, invitations, keys, models, openai, presets, queue, quota, rag, sessions, system,
+    usage, users,
 };
 use crate::access::{Access, route_table};
 use crate::state::AppState;
@@ -74,6 +74,8 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
         sessions::add_message, sessions::export, sessions::share, sessions::shares,
         sessions::unshare,
+        rag::create, rag::list, rag::get, rag::update, rag::delete, rag::upload, rag::documents,
+        rag::document, rag::delete_document, rag::share, rag::shares, rag::unshare, rag::search,
         presets::create, presets::list, presets::get, presets::update, presets::delete,
         quota::me, quota::get, quota::set, quota::reset, queue::list, queue::cancel,
     ),
@@ -87,6 +89,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         (name = "models", description = "Installed models"),
         (name = "inference", description = "OpenAI-compatible inference and usage"),
         (name = "sessions", description = "Chat sessions, their messages and shares; presets"),
+        (name = "rag", description = "RAG collections, their documents and shares; search"),
     ),
 )]
 pub(crate) struct ApiDoc;

@@ -18,18 +18,18 @@ use crate::extract::{Client, JsonObject};
 use crate::state::AppState;
 use crate::wire;
 
-/// `GET /v1/sessions` query.
+/// `GET /v1/sessions` and `GET /v1/rag/collections` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    /// Text in the title (case-insensitive).
+    /// Text in the title or name (case-insensitive).
     #[serde(default)]
     q: Option<String>,
-    /// Sessions shared with the caller instead of their own.
+    /// Those shared with the caller instead of their own.
     #[serde(default)]
     shared: bool,
-    /// Every user's sessions (administrators).
+    /// Every user's (administrators).
     #[serde(default)]
     all: bool,
     /// Page size, 1 to 100 (default 50).
@@ -38,6 +38,19 @@ pub(crate) struct ListQuery {
     /// `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The workspace's form of the query.
+    pub(crate) fn into_request(self) -> ListRequest {
+        ListRequest {
+            shared: self.shared,
+            all: self.all,
+            q: self.q,
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+    }
 }
 
 /// `POST /v1/sessions`.
@@ -72,14 +85,7 @@ pub(crate) async fn list(
     client: Client,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
-    let request = ListRequest {
-        shared: q.shared,
-        all: q.all,
-        q: q.q,
-        limit: q.limit,
-        cursor: q.cursor,
-    };
+    let request = query.into_inner().into_request();
     let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let page = crate::trace::block(move || ws.list_sessions(&actor, &request)).await??;
     Ok(HttpResponse::Ok().json(wire::SessionList {
@@ -274,6 +280,17 @@ pub(crate) async fn share(
 ) -> Result<HttpResponse, ApiError> {
     let id = ChatSessionId::from_string(path.into_inner());
     let body = body.into_inner();
+    let (target, level) = share_target(body)?;
+    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
+    let shared =
+        crate::trace::block(move || ws.share_session(&actor, &id, &target, level)).await??;
+    Ok(shared_response(shared))
+}
+
+/// Whom a share request names, and at what level.
+pub(super) fn share_target(
+    body: wire::ShareRequest,
+) -> Result<(ShareTarget, offgrid_domain::workspace::GrantLevel), ApiError> {
     let target = match (body.username, body.user_id) {
         (Some(name), None) => ShareTarget::Username(name),
         (None, Some(uid)) => ShareTarget::UserId(UserId::from_string(uid)),
@@ -284,16 +301,28 @@ pub(crate) async fn share(
             ));
         }
     };
-    let level = body.permission;
-    let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
-    let (grant, created) =
-        crate::trace::block(move || ws.share_session(&actor, &id, &target, level)).await??;
+    Ok((target, body.permission))
+}
+
+/// 201 with a new share, 200 with a changed one.
+pub(super) fn shared_response(
+    (grant, created): (offgrid_domain::workspace::Grant, bool),
+) -> HttpResponse {
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(wire::Share::from(grant)))
+    HttpResponse::build(status).json(wire::Share::from(grant))
+}
+
+/// The shares of a resource as a list.
+pub(super) fn share_list(grants: Vec<offgrid_domain::workspace::Grant>) -> HttpResponse {
+    HttpResponse::Ok().json(wire::ShareList {
+        object: wire::LIST.to_owned(),
+        data: grants.into_iter().map(wire::Share::from).collect(),
+        next_cursor: None,
+    })
 }
 
 /// `GET /v1/sessions/{id}/shares` (admin access to the session).
@@ -308,11 +337,7 @@ pub(crate) async fn shares(
     let id = ChatSessionId::from_string(path.into_inner());
     let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let grants = crate::trace::block(move || ws.session_shares(&actor, &id)).await??;
-    Ok(HttpResponse::Ok().json(wire::ShareList {
-        object: wire::LIST.to_owned(),
-        data: grants.into_iter().map(wire::Share::from).collect(),
-        next_cursor: None,
-    }))
+    Ok(share_list(grants))
 }
 
 /// `DELETE /v1/sessions/{id}/shares/{user_id}`: admin access, or the user

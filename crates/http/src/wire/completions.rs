@@ -244,8 +244,32 @@ completion_request!(
         /// sampling values apply where the request gives none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         preset_id: Option<String>,
+        /// Retrieval: the most relevant chunks of these RAG collections go
+        /// into the prompt, and the answer cites them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rag: Option<RagOptions>,
+        /// Retrieval from every collection the caller owns or was shared
+        /// (the same as `"rag": {}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        use_knowledge_base: Option<bool>,
     }
 );
+
+/// Retrieval for a chat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RagOptions {
+    /// Collections to search (default: every one the caller owns or was
+    /// shared).
+    #[serde(default)]
+    pub collection_ids: Option<Vec<String>>,
+    /// Chunks to give the model, 1 to 50 (default 4).
+    #[serde(default)]
+    pub top_k: Option<i64>,
+    /// Lowest similarity kept, -1 to 1 (default 0.2).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+}
 
 completion_request!(
     /// The body of `POST /v1/completions`.
@@ -279,6 +303,8 @@ impl ChatCompletionRequest {
             keep_alive: None,
             session_id: None,
             preset_id: None,
+            rag: None,
+            use_knowledge_base: None,
         }
     }
 }
@@ -375,6 +401,9 @@ pub struct ChatCompletion {
     pub choices: Vec<ChatChoice>,
     /// Token counts.
     pub usage: Usage,
+    /// With retrieval: the chunks the model was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<super::Citation>>,
 }
 
 /// One text completion.
@@ -448,4 +477,8 @@ pub struct ChatCompletionChunk {
     /// Token counts, in the usage chunk only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// With retrieval: the chunks the model was given, in one chunk of
+    /// their own before `[DONE]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<super::Citation>>,
 }

@@ -15,6 +15,7 @@ pub mod models;
 pub mod presets;
 pub mod queue;
 pub mod quota;
+pub mod rag;
 pub mod sessions;
 pub mod system;
 
@@ -26,6 +27,7 @@ pub use models::*;
 pub use presets::*;
 pub use queue::*;
 pub use quota::*;
+pub use rag::*;
 pub use sessions::*;
 pub use system::*;
 

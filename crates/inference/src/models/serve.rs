@@ -193,6 +193,12 @@ impl Models {
         self.engine.board().cancel(id)
     }
 
+    /// The tokenizer of the embedding model `id` (loading it if needed),
+    /// to cut texts into pieces the model reads whole. Blocking.
+    pub fn embedding_tokenizer(&self, id: &str) -> Result<tokenizers::Tokenizer, ModelError> {
+        Ok(self.embedder(id, None)?.tokenizer().clone())
+    }
+
     /// Takes the caller's place for one embedding request:
     /// `EmbeddingCallerBusy`, `EmbeddingBusy` or `GuestsBusy` when full.
     pub fn admit_embedding(

@@ -8,7 +8,7 @@ use offgrid_domain::workspace::{Grant, GrantLevel, OwnerRef, ResourceKind};
 use offgrid_domain::{RepoError, Timestamp, UserId};
 
 use crate::db::Database;
-use crate::schema::{chat_sessions, grants, users};
+use crate::schema::{chat_sessions, grants, rag_collections, users};
 
 type Row = (String, String, String, i64);
 
@@ -66,8 +66,10 @@ impl GrantRepository for Database {
                     diesel::select(diesel::dsl::exists(chat_sessions::table.find(resource)))
                         .get_result::<bool>(conn)?
                 }
-                // Collections have no table yet, so nothing can be shared.
-                ResourceKind::Collection => false,
+                ResourceKind::Collection => {
+                    diesel::select(diesel::dsl::exists(rag_collections::table.find(resource)))
+                        .get_result::<bool>(conn)?
+                }
             };
             if !exists {
                 return Err(RepoError::NotFound.into());

@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit;
 mod chats;
+mod collections;
 mod grants;
 mod invitations;
 mod presets;

@@ -7,7 +7,9 @@ use offgrid_domain::workspace::ResourceKind;
 use offgrid_domain::{RepoError, Role, SessionId, Timestamp, UserId};
 
 use crate::db::{Database, TxError};
-use crate::schema::{chat_sessions, grants, invitations, presets, user_sessions, users};
+use crate::schema::{
+    chat_sessions, grants, invitations, presets, rag_collections, user_sessions, users,
+};
 
 /// A `users` row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -169,6 +171,11 @@ impl UserRepository for Database {
                 diesel::update(presets::table.filter(presets::owner_id.eq(system.as_str())))
                     .set(presets::owner_id.eq(admin.id.as_str()))
                     .execute(conn)?;
+                diesel::update(
+                    rag_collections::table.filter(rag_collections::owner_id.eq(system.as_str())),
+                )
+                .set(rag_collections::owner_id.eq(admin.id.as_str()))
+                .execute(conn)?;
             }
             Ok(admin)
         })
@@ -347,7 +354,8 @@ impl UserRepository for Database {
                 if heir.id == row.id || heir.disabled || !owns {
                     return Err(RepoError::Conflict("transfer_to".to_owned()).into());
                 }
-                // The shares they gave end; the sessions and presets move.
+                // The shares they gave end; the sessions, collections and
+                // presets move.
                 let theirs = chat_sessions::table
                     .filter(chat_sessions::owner_id.eq(&row.id))
                     .select(chat_sessions::id);
@@ -356,6 +364,20 @@ impl UserRepository for Database {
                         .filter(grants::resource_type.eq(ResourceKind::Session.as_str()))
                         .filter(grants::resource_id.eq_any(theirs)),
                 )
+                .execute(conn)?;
+                let collections = rag_collections::table
+                    .filter(rag_collections::owner_id.eq(&row.id))
+                    .select(rag_collections::id);
+                diesel::delete(
+                    grants::table
+                        .filter(grants::resource_type.eq(ResourceKind::Collection.as_str()))
+                        .filter(grants::resource_id.eq_any(collections)),
+                )
+                .execute(conn)?;
+                diesel::update(
+                    rag_collections::table.filter(rag_collections::owner_id.eq(&row.id)),
+                )
+                .set(rag_collections::owner_id.eq(&heir.id))
                 .execute(conn)?;
                 diesel::update(chat_sessions::table.filter(chat_sessions::owner_id.eq(&row.id)))
                     .set(chat_sessions::owner_id.eq(&heir.id))

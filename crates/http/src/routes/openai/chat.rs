@@ -1,7 +1,9 @@
 //! `POST /v1/chat/completions`, on its own or in a session and with a
 //! preset: the preset's system prompt, then the session's stored history
 //! (which may be trimmed, oldest turns first, to fit the context), then
-//! the request's messages; the exchange is saved in the session.
+//! the request's messages; the exchange is saved in the session. With
+//! retrieval, the best chunks of the caller's collections come right
+//! before the question (see [`super::knowledge`]).
 
 use actix_web::{HttpResponse, web};
 use offgrid_domain::workspace::{MessageRole, NewChatMessage};
@@ -9,6 +11,7 @@ use offgrid_inference::{ChatMessage, Prompt};
 use serde_json::Value;
 
 use super::generate::{Input, run};
+use super::knowledge::{self, Knowledge};
 use super::params::{Kind, messages, parse};
 use super::transcript::Transcript;
 use crate::access::Caller;
@@ -29,11 +32,45 @@ pub(crate) async fn chat_completions(
 ) -> Result<HttpResponse, ApiError> {
     let mut req: ChatCompletionRequest = parse(body.into_inner())?;
     let msgs = messages(std::mem::take(&mut req.messages))?;
-    let input = if req.session_id.is_some() || req.preset_id.is_some() {
+    let rag = knowledge::options(&req);
+    let mut input = if req.session_id.is_some() || req.preset_id.is_some() {
         in_workspace(&state, &caller, &client, &mut req, msgs).await?
     } else {
-        Prompt::Chat(msgs).into()
+        let mut input = Input::from(Prompt::Chat(msgs));
+        if rag.is_some() {
+            // Admitted before the search: a caller over their quota costs
+            // no embedding.
+            input.quota = Some(super::admit_quota(&state, &caller, &client, true).await?);
+        }
+        input
     };
+    if let (Some(options), Prompt::Chat(prompt)) = (rag, &mut input.prompt) {
+        match knowledge::gather(&state, &caller, &client, options, prompt).await? {
+            Knowledge::StillIndexing(text) => {
+                if let Some(t) = input.transcript.as_mut() {
+                    t.arm();
+                    t.push(&text);
+                    t.finish_plain().await;
+                }
+                let res = knowledge::answer(&req.model, req.stream, text);
+                return Ok(match &input.quota {
+                    Some(pass) => super::with_rate(res, pass),
+                    None => res,
+                });
+            }
+            Knowledge::Found {
+                excerpts,
+                citations,
+            } => {
+                // Never inside the history a long session may trim.
+                knowledge::insert(prompt, excerpts, input.trimmable.end);
+                if let Some(t) = input.transcript.as_mut() {
+                    t.cite(Some(&citations));
+                }
+                input.citations = Some(citations);
+            }
+        }
+    }
     run(&state, &caller, &client, Kind::Chat, req.options(), input).await
 }
 
@@ -111,5 +148,6 @@ async fn in_workspace(
         omitted: context.omitted,
         transcript,
         quota: Some(quota),
+        citations: None,
     })
 }

@@ -29,6 +29,45 @@ impl Drop for SetOnDrop {
     }
 }
 
+/// Embeds `request` for the caller: takes their place (refused when they
+/// or the server are at the limit), waits in line for a slot without
+/// holding a thread, then embeds on the blocking pool, stopping before the
+/// next batch once the client leaves.
+pub(crate) async fn embed(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    request: EmbedRequest,
+) -> Result<offgrid_inference::Embeddings, ApiError> {
+    // Admitted before the model is loaded, and held (with the slot) by the
+    // blocking work itself, so a client that leaves frees its place only
+    // when the batch in progress is done.
+    let admission = state.models.admit_embedding(&requester(caller, client))?;
+    // Set when this future is dropped (the client left) or done: the
+    // blocking work stops before its next batch.
+    let gone = Arc::new(AtomicBool::new(false));
+    let _on_drop = SetOnDrop(gone.clone());
+    let waiter = admission.join_line();
+    let slot = loop {
+        if let Some(slot) = waiter.try_take() {
+            break slot;
+        }
+        if !client.is_connected() {
+            return Err(ModelError::ClientLeft.into());
+        }
+        actix_web::rt::time::sleep(SLOT_POLL).await;
+    };
+    drop(waiter);
+    let connection = client.clone();
+    let models = state.models.clone();
+    Ok(crate::trace::block(move || {
+        models.embed(admission, slot, request, &|| {
+            !gone.load(Ordering::Acquire) && connection.is_connected()
+        })
+    })
+    .await??)
+}
+
 /// `POST /v1/embeddings`.
 #[utoipa::path(post, path = "/v1/embeddings", tag = "inference", request_body = EmbeddingRequest,
     responses((status = 200, description = "One vector per input", body = EmbeddingList)))]
@@ -43,40 +82,13 @@ pub(crate) async fn embeddings(
     let base64 = as_base64(req.encoding_format.as_deref())?;
     let keep_alive = crate::routes::models::keep_alive(req.keep_alive.as_ref(), &caller)?;
     let inputs = embedding_inputs(req.input)?;
-    // Admitted before the model is loaded, and held (with the slot) by the
-    // blocking work itself, so a client that leaves frees its place only
-    // when the batch in progress is done.
     let quota = super::admit_quota(&state, &caller, &client, false).await?;
-    let admission = state.models.admit_embedding(&requester(&caller, &client))?;
-    // Set when this handler is dropped (the client left) or done: the
-    // blocking work stops before its next batch.
-    let gone = Arc::new(AtomicBool::new(false));
-    let _on_drop = SetOnDrop(gone.clone());
-    // Wait in line for a slot without holding a thread.
-    let waiter = admission.join_line();
-    let slot = loop {
-        if let Some(slot) = waiter.try_take() {
-            break slot;
-        }
-        if !client.is_connected() {
-            return Err(ModelError::ClientLeft.into());
-        }
-        actix_web::rt::time::sleep(SLOT_POLL).await;
-    };
-    drop(waiter);
-    let connection = client.clone();
-    let models = state.models.clone();
     let request = EmbedRequest {
         model: req.model.clone(),
         inputs,
         keep_alive,
     };
-    let out = crate::trace::block(move || {
-        models.embed(admission, slot, request, &|| {
-            !gone.load(Ordering::Acquire) && connection.is_connected()
-        })
-    })
-    .await??;
+    let out = embed(&state, &caller, &client, request).await?;
     // Written before the answer is sent: an acknowledged request is counted.
     Accounting::new(&state, &caller, &client, &req.model, "embeddings")
         .record(out.tokens, 0, started.elapsed())

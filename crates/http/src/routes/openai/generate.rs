@@ -43,6 +43,8 @@ pub(super) struct Input {
     /// The caller's quota, when it was already admitted (a chat in a
     /// session is admitted before its history is read).
     pub quota: Option<offgrid_workspace::quota::QuotaPass>,
+    /// With retrieval: the chunks in the prompt, for the answer to cite.
+    pub citations: Option<Vec<crate::wire::Citation>>,
 }
 
 impl From<Prompt> for Input {
@@ -53,6 +55,7 @@ impl From<Prompt> for Input {
             omitted: 0,
             transcript: None,
             quota: None,
+            citations: None,
         }
     }
 }
@@ -116,6 +119,7 @@ pub(super) async fn run(
         omitted,
         mut transcript,
         quota,
+        citations,
     } = input;
     if options.model.is_empty() {
         return Err(super::params::invalid(
@@ -200,21 +204,24 @@ pub(super) async fn run(
         let echo = echo_text.map(|text| (text, generation.prompt_tokens().to_vec()));
         // The generation place is held until the stream ends.
         let place = quota.guard.take();
-        let res = stream_response(StreamState::new(
-            rx,
-            kind,
-            id,
-            options.model.to_owned(),
-            created,
-            options.stream_options.is_some_and(|o| o.include_usage),
-            generation,
-            echo,
-            wants_logprobs,
-            transcript,
-            truncated,
-            place,
-            recorded,
-        ));
+        let res = stream_response(
+            StreamState::new(
+                rx,
+                kind,
+                id,
+                options.model.to_owned(),
+                created,
+                options.stream_options.is_some_and(|o| o.include_usage),
+                generation,
+                echo,
+                wants_logprobs,
+                transcript,
+                truncated,
+                place,
+                recorded,
+            )
+            .with_citations(citations),
+        );
         return Ok(super::with_rate(res, &quota));
     }
     let Collected {
@@ -256,6 +263,7 @@ pub(super) async fn run(
                 finish_reason,
             }],
             usage: counts,
+            citations,
         }),
         Kind::Text => HttpResponse::Ok().json(TextCompletion {
             id,

@@ -17,6 +17,7 @@ mod chat;
 mod completions;
 mod embeddings;
 mod generate;
+mod knowledge;
 mod logprobs;
 mod params;
 mod sse;
@@ -29,7 +30,7 @@ use offgrid_workspace::quota::QuotaPass;
 
 pub(crate) use chat::{__path_chat_completions, chat_completions};
 pub(crate) use completions::{__path_completions, completions};
-pub(crate) use embeddings::{__path_embeddings, embeddings};
+pub(crate) use embeddings::{__path_embeddings, embed, embeddings};
 
 use crate::access::Caller;
 use crate::extract::Client;
@@ -66,7 +67,7 @@ pub(crate) fn quota_subject(caller: &Caller, client: &Client) -> String {
 /// blocking pool: one write transaction): 429 with `Retry-After` and
 /// `X-RateLimit-*` when over a limit. A generation also takes one of the
 /// caller's places at once, held by the pass.
-async fn admit_quota(
+pub(crate) async fn admit_quota(
     state: &AppState,
     caller: &Caller,
     client: &Client,
@@ -81,7 +82,10 @@ async fn admit_quota(
 
 /// The requests-per-minute standing as `X-RateLimit-*` headers on an
 /// inference answer.
-fn with_rate(mut res: actix_web::HttpResponse, pass: &QuotaPass) -> actix_web::HttpResponse {
+pub(crate) fn with_rate(
+    mut res: actix_web::HttpResponse,
+    pass: &QuotaPass,
+) -> actix_web::HttpResponse {
     if let Some(rate) = &pass.rate {
         let headers = res.headers_mut();
         for (name, value) in [
@@ -96,6 +100,22 @@ fn with_rate(mut res: actix_web::HttpResponse, pass: &QuotaPass) -> actix_web::H
         }
     }
     res
+}
+
+/// Records an embedding's tokens for the caller and waits for the write.
+pub(crate) async fn record_embedding(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    model: &str,
+    endpoint: &'static str,
+    tokens: usize,
+    duration: std::time::Duration,
+) {
+    Accounting::new(state, caller, client, model, endpoint)
+        .record(tokens, 0, duration)
+        .done()
+        .await;
 }
 
 /// A guest's address as one key: IPv6 by its /64 (one host may use any

@@ -20,7 +20,7 @@ use crate::wire::{
 };
 
 /// One event's bytes.
-fn sse(value: &impl Serialize) -> Bytes {
+pub(super) fn sse(value: &impl Serialize) -> Bytes {
     match serde_json::to_string(value) {
         Ok(json) => Bytes::from(format!("data: {json}\n\n")),
         // Our own plain structs always serialize; never send half a frame.
@@ -68,6 +68,8 @@ pub(super) struct StreamState {
     _place: Option<offgrid_workspace::quota::RunningGuard>,
     /// The usage record, waited for before the end is sent.
     recorded: super::RecordSlot,
+    /// With retrieval: sent in a chunk of their own before `[DONE]`.
+    citations: Option<Vec<crate::wire::Citation>>,
 }
 
 impl StreamState {
@@ -107,7 +109,14 @@ impl StreamState {
             truncated,
             _place: place,
             recorded,
+            citations: None,
         }
+    }
+
+    /// Sends `citations` before the end.
+    pub(super) fn with_citations(mut self, citations: Option<Vec<crate::wire::Citation>>) -> Self {
+        self.citations = citations;
+        self
     }
 
     /// A chunk adding `delta` (and its log-probabilities), or the last one
@@ -130,6 +139,7 @@ impl StreamState {
                     finish_reason,
                 }],
                 usage: None,
+                citations: None,
             }),
             Kind::Text => sse(&TextCompletion {
                 id: self.id.clone(),
@@ -160,6 +170,7 @@ impl StreamState {
                 model: self.model.clone(),
                 choices: Vec::new(),
                 usage: Some(usage),
+                citations: None,
             }),
             Kind::Text => sse(&TextCompletion {
                 id: self.id.clone(),
@@ -232,6 +243,17 @@ impl StreamState {
                         ..Usage::new(usage.prompt_tokens, usage.completion_tokens)
                     });
                     self.pending.push_back(chunk);
+                }
+                if let Some(citations) = self.citations.take() {
+                    self.pending.push_back(sse(&ChatCompletionChunk {
+                        id: self.id.clone(),
+                        object: "chat.completion.chunk".to_owned(),
+                        created: self.created,
+                        model: self.model.clone(),
+                        choices: Vec::new(),
+                        usage: None,
+                        citations: Some(citations),
+                    }));
                 }
                 self.pending.push_back(Bytes::from_static(DONE));
                 self.finished = true;

@@ -17,6 +17,8 @@ pub(super) struct Transcript {
     model: String,
     answer: String,
     settled: bool,
+    /// The answer's sources, as JSON.
+    citations: Option<String>,
 }
 
 impl Transcript {
@@ -37,7 +39,13 @@ impl Transcript {
             answer: String::new(),
             // Nothing to save until the generation is under way.
             settled: true,
+            citations: None,
         }
+    }
+
+    /// Saves the answer with the sources it was given.
+    pub(super) fn cite(&mut self, citations: Option<&[crate::wire::Citation]>) {
+        self.citations = citations.and_then(|c| serde_json::to_string(c).ok());
     }
 
     /// The generation is queued: from now on the exchange is saved,
@@ -70,6 +78,16 @@ impl Transcript {
         }
     }
 
+    /// The answer came without the model (retrieval's "still indexing"):
+    /// saves it without token counts.
+    pub(super) async fn finish_plain(&mut self) {
+        if let Some(save) = self.take(None, false)
+            && let Err(e) = crate::trace::block(save).await
+        {
+            tracing::error!(error = %e, "cannot save the exchange in its session");
+        }
+    }
+
     /// Generation failed: nothing is saved.
     pub(super) fn discard(&mut self) {
         self.settled = true;
@@ -91,7 +109,7 @@ impl Transcript {
             content: std::mem::take(&mut self.answer),
             model: Some(self.model.clone()),
             usage,
-            citations: None,
+            citations: self.citations.take(),
             interrupted,
         });
         let (workspace, actor, session) = (
