@@ -21,6 +21,7 @@ mod presets;
 mod queue;
 mod quota;
 mod rag;
+mod rag_access;
 mod session_chat;
 mod sessions;
 mod users;

@@ -175,6 +175,32 @@ fn bad_files_fail_with_a_clear_message_and_nothing_searchable() {
     }
     let listed = body(app.get(&format!("/v1/rag/collections/{c}"), None));
     assert_eq!(listed["chunk_count"], 0, "{listed}");
+    // A run without spaces counts as a few tokens: it is still cut into
+    // pieces of at most 4 KiB, so no prompt or result gets it whole.
+    let run = add_text(&app, None, &c, "run.txt", &"x".repeat(50_000));
+    assert_eq!(run["status"], "ready", "{run}");
+    assert!(run["chunks"].as_i64() >= Some(13), "{run}");
+    let hits = body(app.post(
+        "/v1/rag/search",
+        None,
+        json!({"query": "xxxx", "top_k": 50}),
+    ));
+    let data = hits["data"].as_array().expect("data");
+    assert!(!data.is_empty(), "{hits}");
+    assert!(
+        data.iter()
+            .all(|h| h["text"].as_str().map_or(0, str::len) <= 4096)
+    );
+    let gone = app.delete(
+        &format!(
+            "/v1/rag/collections/{c}/documents/{}",
+            run["id"].as_str().expect("id")
+        ),
+        None,
+    );
+    assert_eq!(gone.status(), 204);
+    let listed = body(app.get(&format!("/v1/rag/collections/{c}"), None));
+    assert_eq!(listed["chunk_count"], 0, "{listed}");
     let hits = body(app.post("/v1/rag/search", None, json!({"query": "text"})));
     assert_eq!(hits["data"], json!([]));
     // Over the limit: refused before anything is stored.

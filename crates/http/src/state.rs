@@ -21,6 +21,8 @@ pub struct AppState {
     pub usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
     /// Chat sessions and shares.
     pub workspace: offgrid_workspace::Workspace,
+    /// Document uploads whose bodies are being read.
+    pub(crate) uploads_reading: Arc<std::sync::atomic::AtomicUsize>,
     /// Set once an admin is known to exist. Only ever goes from false to
     /// true: the last active admin cannot be removed, so once true it stays
     /// true and `/v1/system/config` need not ask the database again.
@@ -69,6 +71,7 @@ impl AppState {
             models,
             usage,
             workspace,
+            uploads_reading: Arc::default(),
             admin_exists: Arc::new(AtomicBool::new(false)),
             setup_code: Arc::new(Mutex::new(None)),
         }

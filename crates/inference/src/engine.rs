@@ -603,19 +603,21 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// What one step of a running sequence came to.
 enum Outcome {
     Continue,
-    Finished,
+    /// Over, with its last event (`Done` or `Error`), sent once the
+    /// request's model and place are released: a client that has its answer
+    /// finds the model idle and its own place free.
+    Finished(Option<Event>),
 }
 
 /// Ends a running request with its usage so far (`cancelled`): sent even
 /// when nobody listens any more, so the work done is still accounted for
 /// by whoever wraps the sink.
 fn end_early(r: &mut Running) -> Outcome {
-    (r.sink)(cancelled(
+    Outcome::Finished(Some(cancelled(
         r.seq.prompt_tokens(),
         r.seq.completion_tokens(),
         r.submitted,
-    ));
-    Outcome::Finished
+    )))
 }
 
 /// One step of `r` and the events it produced; `Finished` when the request
@@ -634,7 +636,7 @@ fn advance(r: &mut Running) -> Outcome {
     if let Some(lp) = r.seq.take_logprob().filter(|_| alive) {
         alive = (r.sink)(Event::Logprob(lp));
     }
-    let mut ended = false;
+    let mut last = None;
     let keep = alive
         && match outcome {
             Ok(Step::Prefill) => true,
@@ -649,27 +651,25 @@ fn advance(r: &mut Running) -> Outcome {
                 if !text.is_empty() {
                     (r.sink)(Event::Text(text));
                 }
-                (r.sink)(Event::Done(Usage {
+                last = Some(Event::Done(Usage {
                     finish_reason: reason,
                     prompt_tokens: r.seq.prompt_tokens(),
                     completion_tokens: r.seq.completion_tokens(),
                     time_to_first_token: r.first_token,
                     duration: r.submitted.elapsed(),
                 }));
-                ended = true;
                 false
             }
             Err(e) => {
-                (r.sink)(Event::Error(e.to_string()));
-                ended = true;
+                last = Some(Event::Error(e.to_string()));
                 false
             }
         };
-    match (keep, ended) {
+    match (keep, last) {
         (true, _) => Outcome::Continue,
-        (false, true) => Outcome::Finished,
+        (false, Some(last)) => Outcome::Finished(Some(last)),
         // The client left mid-step.
-        (false, false) => end_early(r),
+        (false, None) => end_early(r),
     }
 }
 
@@ -737,8 +737,8 @@ fn schedule(
             let r = &mut state.running[i];
             let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| advance(r)));
             let finished = match step {
-                Ok(Outcome::Continue) => false,
-                Ok(Outcome::Finished) => true,
+                Ok(Outcome::Continue) => None,
+                Ok(Outcome::Finished(last)) => Some(last),
                 Err(panic) => {
                     tracing::error!(
                         user = %r.user,
@@ -746,16 +746,16 @@ fn schedule(
                         panic = panic_message(&*panic),
                         "a request panicked while generating; failing it"
                     );
-                    let sink = &mut r.sink;
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        sink(Event::Error(INTERNAL.to_owned()))
-                    }));
-                    true
+                    Some(Some(Event::Error(INTERNAL.to_owned())))
                 }
             };
-            if finished {
-                let r = state.running.swap_remove(i);
-                state.board.remove(&r.id);
+            if let Some(last) = finished {
+                let Running { id, mut sink, .. } = state.running.swap_remove(i);
+                // The model, the sequence and the place are gone by now.
+                state.board.remove(&id);
+                if let Some(event) = last {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(event)));
+                }
             } else {
                 i += 1;
             }

@@ -60,7 +60,12 @@ fn text(
             format!("at most {max} characters"),
         ));
     }
-    let control = |c: char| c.is_control() && !(field == "description" && c == '\n');
+    // Control characters, and the invisible ones that reorder or hide
+    // text (bidirectional overrides, zero-width marks, line separators).
+    let control = |c: char| {
+        (c.is_control() && !(field == "description" && c == '\n'))
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
     if value.chars().any(control) {
         return Err(WorkspaceError::invalid(
             field,
@@ -261,6 +266,7 @@ impl Workspace {
         }
         self.collections.delete(&reader, id)?;
         self.retrieval.forget(id);
+        self.indexer.cancel(id.as_str());
         if view.permission != SessionPermission::Owner {
             self.record(
                 actor,
@@ -354,6 +360,7 @@ impl Workspace {
         )?;
         self.collections.delete_document(&reader, id, document)?;
         self.retrieval.forget(id);
+        self.indexer.cancel(document.as_str());
         Ok(())
     }
 

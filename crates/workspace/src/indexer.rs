@@ -11,8 +11,9 @@
 //! server starts (their worker died with the last process) are marked
 //! failed.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -94,6 +95,10 @@ pub(crate) struct Indexer {
     queue: Mutex<Queue>,
     wake: Condvar,
     worker: OnceLock<Worker>,
+    started: AtomicBool,
+    /// Documents and collections deleted while queued or being indexed:
+    /// their work stops before the next batch.
+    gone: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Indexer {
@@ -105,6 +110,38 @@ impl std::fmt::Debug for Indexer {
 impl Indexer {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn gone(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.gone.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the work on a deleted document or collection: queued jobs
+    /// are dropped (their room given back), a running one stops before
+    /// its next batch.
+    pub(crate) fn cancel(&self, id: &str) {
+        let mut queue = self.lock();
+        let mut freed = 0;
+        queue.jobs.retain(|j| {
+            let keep = j.document.as_str() != id && j.collection.as_str() != id;
+            if !keep {
+                freed += j.content.len();
+            }
+            keep
+        });
+        queue.bytes = queue.bytes.saturating_sub(freed);
+        drop(queue);
+        let mut gone = self.gone();
+        // Only ids of work in progress matter: a bounded set.
+        if gone.len() >= 1024 {
+            gone.clear();
+        }
+        gone.insert(id.to_owned());
+    }
+
+    fn is_gone(&self, job: &Job) -> bool {
+        let gone = self.gone();
+        gone.contains(job.document.as_str()) || gone.contains(job.collection.as_str())
     }
 }
 
@@ -120,7 +157,7 @@ impl Workspace {
         backend: Arc<dyn EmbeddingBackend>,
         config: IndexerConfig,
     ) -> Result<(), WorkspaceError> {
-        if self.indexer.worker.set(Worker { backend, config }).is_err() {
+        if self.indexer.started.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let left = self.collections.fail_unfinished(INTERRUPTED, now())?;
@@ -140,6 +177,8 @@ impl Workspace {
                 tracing::error!(error = %e, "cannot start the indexing thread");
                 WorkspaceError::Overloaded("indexing is not available")
             })?;
+        // Uploads are taken only once the thread runs.
+        let _ = self.indexer.worker.set(Worker { backend, config });
         Ok(())
     }
 
@@ -229,9 +268,11 @@ fn run(indexer: &Weak<Indexer>, repo: &dyn CollectionRepository, retrieval: &Ret
         let Some(worker) = strong.worker.get() else {
             return;
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| index(worker, &job))).unwrap_or_else(|_| {
-            Indexed::Failed("the document could not be indexed (internal error)".into())
-        });
+        let stop = || strong.is_gone(&job);
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| index(worker, &job, &stop))).unwrap_or_else(|_| {
+                Indexed::Failed("the document could not be indexed (internal error)".into())
+            });
         {
             let mut queue = strong.lock();
             queue.bytes = queue.bytes.saturating_sub(job.content.len());
@@ -240,17 +281,35 @@ fn run(indexer: &Weak<Indexer>, repo: &dyn CollectionRepository, retrieval: &Ret
         if let Indexed::Failed(why) = &outcome {
             tracing::info!(document = %job.document, reason = %why, "document not indexed");
         }
+        store(repo, retrieval, &job, outcome);
+    }
+}
+
+/// Stores how indexing ended, retrying a busy database; chunks that cannot
+/// be stored leave the document failed, never `indexing`.
+fn store(repo: &dyn CollectionRepository, retrieval: &Retrieval, job: &Job, outcome: Indexed) {
+    let mut outcome = outcome;
+    for attempt in 0..4 {
         match repo.finish_document(&job.document, &outcome, now()) {
-            Ok(_) => retrieval.forget(&job.collection),
+            Ok(_) => {
+                retrieval.forget(&job.collection);
+                return;
+            }
             Err(e) => {
-                tracing::error!(document = %job.document, error = %e, "cannot store an indexed document")
+                tracing::error!(document = %job.document, attempt, error = %e, "cannot store an indexed document");
+                std::thread::sleep(Duration::from_millis(500));
+                if attempt >= 1 {
+                    outcome =
+                        Indexed::Failed("the document could not be stored: try again later".into());
+                }
             }
         }
     }
 }
 
-/// Extracts, chunks and embeds one document.
-fn index(worker: &Worker, job: &Job) -> Indexed {
+/// Extracts, chunks and embeds one document, asking `stop` before each
+/// batch (the document was deleted).
+fn index(worker: &Worker, job: &Job, stop: &dyn Fn() -> bool) -> Indexed {
     let extracted = match offgrid_rag::extract_document(
         &job.content,
         &job.name,
@@ -268,9 +327,22 @@ fn index(worker: &Worker, job: &Job) -> Indexed {
     if pieces.is_empty() {
         return Indexed::Failed("no text was found in the document".into());
     }
+    if pieces.len() > MAX_CHUNKS {
+        return Indexed::Failed(format!(
+            "the document is too long to index: {} pieces, the limit is {MAX_CHUNKS} (split it into smaller documents)",
+            pieces.len()
+        ));
+    }
+    let pieces: Vec<String> = pieces
+        .into_iter()
+        .flat_map(|c| split_bytes(&c.text, MAX_CHUNK_BYTES))
+        .collect();
     let mut chunks = Vec::with_capacity(pieces.len());
     for batch in pieces.chunks(worker.config.batch.max(1)) {
-        let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
+        if stop() {
+            return Indexed::Failed("the document was deleted".into());
+        }
+        let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
         let vectors = match worker.backend.embed(&texts) {
             Ok(v) if v.len() == texts.len() => v,
             Ok(_) => return Indexed::Failed("the embedding model gave a wrong answer".into()),
@@ -278,8 +350,8 @@ fn index(worker: &Worker, job: &Job) -> Indexed {
         };
         for (piece, vector) in batch.iter().zip(vectors) {
             chunks.push(NewChunk {
-                index: i64::try_from(piece.index).unwrap_or(i64::MAX),
-                text: piece.text.clone(),
+                index: i64::try_from(chunks.len()).unwrap_or(i64::MAX),
+                text: piece.clone(),
                 embedding: offgrid_rag::encode(&vector),
             });
         }
@@ -290,6 +362,32 @@ fn index(worker: &Worker, job: &Job) -> Indexed {
     }
 }
 
+/// Most chunks one document is cut into (about 5 MB of prose; at the
+/// embedding model's pace on two cores, some twenty minutes of indexing).
+pub const MAX_CHUNKS: usize = 5_000;
+/// Longest chunk in bytes. The token count bounds ordinary text, but a
+/// tokenizer reads a long run without spaces as one unknown token: such a
+/// run would make one huge chunk, in every prompt and search result.
+pub const MAX_CHUNK_BYTES: usize = 4 * 1024;
+
+/// `text` in pieces of at most `max` bytes, cut at character boundaries.
+fn split_bytes(text: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(rest[..cut].to_owned());
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
+    }
+    out
+}
+
 /// The content type a document was read as.
 pub fn mime(kind: DocumentKind) -> &'static str {
     match kind {
@@ -297,5 +395,21 @@ pub fn mime(kind: DocumentKind) -> &'static str {
         DocumentKind::Markdown => "text/markdown",
         DocumentKind::Html => "text/html",
         DocumentKind::Pdf => "application/pdf",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_runs_are_cut_at_character_boundaries() {
+        let text = "é".repeat(5000); // 10,000 bytes
+        let pieces = split_bytes(&text, MAX_CHUNK_BYTES);
+        assert_eq!(pieces.len(), 3);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_CHUNK_BYTES));
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(split_bytes("short", 10), vec!["short".to_owned()]);
+        assert!(split_bytes("", 10).is_empty());
     }
 }

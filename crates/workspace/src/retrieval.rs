@@ -196,12 +196,18 @@ impl Workspace {
         let top_k = top_k.clamp(1, MAX_TOP_K);
         let mut best: Vec<(i64, f32)> = Vec::new();
         for c in &scope.collections {
-            let m = self.retrieval.matrix(
+            // A collection deleted or unshared since the scope was made is
+            // left out, not an error.
+            let m = match self.retrieval.matrix(
                 self.collections.as_ref(),
                 &scope.reader,
                 &c.id,
                 query.len(),
-            )?;
+            ) {
+                Ok(m) => m,
+                Err(WorkspaceError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
             for (row, score) in offgrid_rag::search_slice(query, &m.rows, top_k, min_score) {
                 if let Some(id) = m.ids.get(row) {
                     best.push((*id, score));

@@ -266,7 +266,7 @@ pub struct RagOptions {
     /// Chunks to give the model, 1 to 50 (default 4).
     #[serde(default)]
     pub top_k: Option<i64>,
-    /// Lowest similarity kept, -1 to 1 (default 0.2).
+    /// Lowest similarity kept, -1 to 1 (default 0.15).
     #[serde(default)]
     pub min_score: Option<f32>,
 }

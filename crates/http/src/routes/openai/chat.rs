@@ -62,8 +62,7 @@ pub(crate) async fn chat_completions(
                 excerpts,
                 citations,
             } => {
-                // Never inside the history a long session may trim.
-                knowledge::insert(prompt, excerpts, input.trimmable.end);
+                knowledge::insert(prompt, excerpts, &mut input.trimmable);
                 if let Some(t) = input.transcript.as_mut() {
                     t.cite(Some(&citations));
                 }

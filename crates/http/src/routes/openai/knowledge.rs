@@ -1,8 +1,9 @@
 //! Retrieval for a chat (`"rag": {…}` or `"use_knowledge_base": true`):
 //! the question (the request's last user message) is searched in the
 //! collections the caller may read, checked on this request, and the best
-//! chunks go into the prompt as a system message right before the
-//! question, numbered so the answer can cite them. The answer carries
+//! chunks go into the prompt's leading system message (some models' chat
+//! templates refuse a system message anywhere else), numbered so the
+//! answer can cite them. The answer carries
 //! the citations. When nothing matched because documents are still being
 //! indexed, the chat answers so, without the model.
 
@@ -62,11 +63,19 @@ pub(super) async fn gather(
     options: RagOptions,
     messages: &[ChatMessage],
 ) -> Result<Knowledge, ApiError> {
+    // A long question is searched by its start: the query's limit is not
+    // the chat's.
     let question = messages
         .iter()
         .rev()
         .find(|m| m.role == "user")
-        .map(|m| m.content.clone())
+        .map(|m| {
+            let mut end = m.content.len().min(crate::routes::rag::MAX_QUERY_BYTES);
+            while !m.content.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.content[..end].to_owned()
+        })
         .ok_or_else(|| {
             super::params::invalid("messages", "retrieval needs a user message to search for")
         })?;
@@ -121,16 +130,23 @@ pub(super) async fn gather(
     })
 }
 
-/// Puts `excerpts` right before the last user message, at `from` or
-/// later.
-pub(super) fn insert(prompt: &mut Vec<ChatMessage>, excerpts: ChatMessage, from: usize) {
-    let at = prompt
-        .iter()
-        .rposition(|m| m.role == "user")
-        .unwrap_or(prompt.len())
-        .max(from)
-        .min(prompt.len());
-    prompt.insert(at, excerpts);
+/// Adds `excerpts` to the prompt's leading system message, or puts them
+/// first as one; `trimmable` (the stored history) moves with the messages.
+pub(super) fn insert(
+    prompt: &mut Vec<ChatMessage>,
+    excerpts: ChatMessage,
+    trimmable: &mut std::ops::Range<usize>,
+) {
+    match prompt.first_mut() {
+        Some(first) if first.role == "system" => {
+            first.content.push_str("\n\n");
+            first.content.push_str(&excerpts.content);
+        }
+        _ => {
+            prompt.insert(0, excerpts);
+            *trimmable = trimmable.start + 1..trimmable.end + 1;
+        }
+    }
 }
 
 /// The answer `text`, without the model: one completion, or a stream of

@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::wire;
 
 pub(crate) use backend::ModelsBackend;
-pub(crate) use search::{__path_search, Retrieve, retrieve, search, top_k};
+pub(crate) use search::{__path_search, MAX_QUERY_BYTES, Retrieve, retrieve, search, top_k};
 pub(crate) use upload::{__path_upload, upload};
 
 /// `GET …/documents` query.

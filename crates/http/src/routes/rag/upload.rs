@@ -22,6 +22,33 @@ use crate::wire;
 const MAX_PARTS: usize = 8;
 /// Bytes read of a part other than `file`.
 const MAX_OTHER_PART: usize = 64 * 1024;
+/// Uploads whose bodies are being read at once, all users together: each
+/// may hold up to the upload limit in memory.
+const MAX_READING: usize = 4;
+/// How long reading one upload's body may take.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// One of the server's [`MAX_READING`] places, given back when dropped.
+struct Reading(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Reading {
+    fn take(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Result<Self, ApiError> {
+        use std::sync::atomic::Ordering;
+        if count.fetch_add(1, Ordering::AcqRel) >= MAX_READING {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::server_busy(
+                "too many uploads at once: try again in a moment",
+            ));
+        }
+        Ok(Reading(count.clone()))
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
@@ -136,31 +163,48 @@ pub(crate) async fn upload(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let (name, declared, content) = match essence.as_str() {
-        "application/json" => {
-            // JSON escapes make a text longer; the text itself is held to
-            // the limit below.
-            let slack = max / 4 + 64 * 1024;
-            let body = read_body(payload, max.saturating_add(slack), max).await?;
-            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON: {e}"))
-            })?;
-            let doc: wire::AddDocumentRequest = crate::extract::object(value)?;
-            if doc.text.len() > max {
-                return Err(too_large(max));
+    // JSON escapes make a text longer; the text itself is held to the
+    // limit below.
+    let body_max = max.saturating_add(max / 4 + 64 * 1024);
+    let declared_length = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared_length.is_some_and(|n| n > body_max) {
+        return Err(too_large(max));
+    }
+    let reading = Reading::take(&state.uploads_reading)?;
+    let read = async {
+        match essence.as_str() {
+            "application/json" => {
+                let body = read_body(payload, body_max, max).await?;
+                // Parsed on the blocking pool: a large body takes a while.
+                let doc = crate::trace::block(move || {
+                    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                        ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON: {e}"))
+                    })?;
+                    crate::extract::object::<wire::AddDocumentRequest>(value)
+                })
+                .await??;
+                if doc.text.len() > max {
+                    return Err(too_large(max));
+                }
+                Ok((doc.name, None, doc.text.into_bytes()))
             }
-            (doc.name, None, doc.text.into_bytes())
-        }
-        "multipart/form-data" => read_multipart(&req, payload, max).await?,
-        _ => {
-            return Err(ApiError::new(
+            "multipart/form-data" => read_multipart(&req, payload, max).await,
+            _ => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "invalid_request_error",
                 ErrorCode::UnsupportedMediaType,
                 "send JSON {name, text} or a multipart/form-data upload with a `file` part",
-            ));
+            )),
         }
     };
+    let (name, declared, content) = actix_web::rt::time::timeout(READ_TIMEOUT, read)
+        .await
+        .map_err(|_| bad_body("the upload took too long to arrive"))??;
+    drop(reading);
     let (ws, actor) = (state.workspace.clone(), client.workspace_actor(&caller));
     let document = crate::trace::block(move || {
         ws.upload_document(&actor, &id, &name, declared.as_deref(), content)
