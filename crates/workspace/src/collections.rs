@@ -16,13 +16,11 @@
 use offgrid_domain::rag::{
     Collection, CollectionPatch, CollectionQuery, Document, NewCollection, NewDocument,
 };
-use offgrid_domain::workspace::{
-    Cursor, CursorPage, Grant, GrantLevel, Listing, Reader, ResourceKind,
-};
+use offgrid_domain::workspace::{Cursor, CursorPage, Grant, GrantLevel, Reader, ResourceKind};
 use offgrid_domain::{CollectionId, DocumentId, Permission, UserId};
 use offgrid_policy::authorize;
 
-use crate::sessions::{ListRequest, MAX_PAGE, MAX_QUERY_CHARS};
+use crate::sessions::{ListRequest, MAX_PAGE};
 use crate::shares::{SessionPermission, ShareTarget, reader};
 use crate::{Actor, Workspace, WorkspaceError, now};
 
@@ -177,30 +175,14 @@ impl Workspace {
         actor: &Actor,
         request: &ListRequest,
     ) -> Result<CursorPage<CollectionView>, WorkspaceError> {
-        if request.all && authorize(&actor.principal, Permission::AllSessions).is_err() {
-            return Err(WorkspaceError::Forbidden("all=true is for administrators"));
-        }
-        let reader = reader(&actor.principal, request.all)?;
-        let listing = match (request.shared, request.all) {
-            (true, _) => Listing::SharedWithMe,
-            (false, true) => Listing::All,
-            (false, false) => Listing::Own,
-        };
-        if let Some(q) = &request.q
-            && q.chars().count() > MAX_QUERY_CHARS
-        {
-            return Err(WorkspaceError::invalid(
-                "q",
-                format!("at most {MAX_QUERY_CHARS} characters"),
-            ));
-        }
+        let (reader, listing, limit, cursor) = request.resolve(&actor.principal)?;
         let page = self.collections.list(
             &reader,
             &CollectionQuery {
                 listing,
                 q: request.q.clone(),
-                limit: page_limit(request.limit)?,
-                cursor: cursor(request.cursor.as_deref())?,
+                limit,
+                cursor,
             },
         )?;
         Ok(CursorPage {

@@ -66,6 +66,38 @@ pub struct ListRequest {
     pub cursor: Option<String>,
 }
 
+impl ListRequest {
+    /// The request checked for `principal`: the reader (seeing everything
+    /// only for `all`, which is for administrators), which rows, the page
+    /// size and where the page starts.
+    pub(crate) fn resolve(
+        &self,
+        principal: &Principal,
+    ) -> Result<(Reader, Listing, i64, Option<Cursor>), WorkspaceError> {
+        let request = self;
+        if request.all && authorize(principal, Permission::AllSessions).is_err() {
+            return Err(WorkspaceError::Forbidden("all=true is for administrators"));
+        }
+        let reader = reader(principal, request.all)?;
+        let listing = match (request.shared, request.all) {
+            (true, _) => Listing::SharedWithMe,
+            (false, true) => Listing::All,
+            (false, false) => Listing::Own,
+        };
+        if let Some(q) = &request.q
+            && q.chars().count() > MAX_QUERY_CHARS
+        {
+            return Err(WorkspaceError::invalid(
+                "q",
+                format!("at most {MAX_QUERY_CHARS} characters"),
+            ));
+        }
+        let limit = crate::collections::page_limit(request.limit)?;
+        let cursor = crate::collections::cursor(request.cursor.as_deref())?;
+        Ok((reader, listing, limit, cursor))
+    }
+}
+
 fn title(text: Option<&str>) -> Result<String, WorkspaceError> {
     let text = text.map(str::trim).unwrap_or_default();
     if text.chars().count() > MAX_TITLE_CHARS {
@@ -173,36 +205,7 @@ impl Workspace {
         request: &ListRequest,
     ) -> Result<CursorPage<SessionView>, WorkspaceError> {
         let principal = &actor.principal;
-        if request.all && authorize(principal, Permission::AllSessions).is_err() {
-            return Err(WorkspaceError::Forbidden("all=true is for administrators"));
-        }
-        let reader = reader(principal, request.all)?;
-        let listing = match (request.shared, request.all) {
-            (true, _) => Listing::SharedWithMe,
-            (false, true) => Listing::All,
-            (false, false) => Listing::Own,
-        };
-        if let Some(q) = &request.q
-            && q.chars().count() > MAX_QUERY_CHARS
-        {
-            return Err(WorkspaceError::invalid(
-                "q",
-                format!("at most {MAX_QUERY_CHARS} characters"),
-            ));
-        }
-        let limit = request.limit.unwrap_or(50);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(WorkspaceError::invalid(
-                "limit",
-                format!("between 1 and {MAX_PAGE}"),
-            ));
-        }
-        let cursor = match request.cursor.as_deref() {
-            None => None,
-            Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-                WorkspaceError::invalid("cursor", "not a cursor this server gave out")
-            })?),
-        };
+        let (reader, listing, limit, cursor) = request.resolve(principal)?;
         let page = self.chats.list(
             &reader,
             &SessionQuery {
