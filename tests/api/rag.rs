@@ -375,3 +375,90 @@ fn a_question_while_documents_index_says_so() {
     assert_eq!(done["status"], "ready", "{done}");
     assert!(done["chunks"].as_i64() > Some(20), "{done}");
 }
+
+/// Opens an upload whose body never finishes: headers and a few bytes of a
+/// body that claims to be longer. The connection is returned, still open.
+fn stalled_upload(app: &TestApp, collection: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = app.base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    let head = format!(
+        "POST /v1/rag/collections/{collection}/documents HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"name\":\"slow\","
+    );
+    conn.write_all(head.as_bytes()).expect("send");
+    conn
+}
+
+/// Uploads whose bodies are being read hold memory, so at most four are
+/// read at once: a fifth is told the server is busy (503 with
+/// `Retry-After`) instead of waiting, and once the slow senders leave,
+/// uploads work again. Hostile JSON bodies, nested far past any real
+/// document, are a 400 on both the upload and the search route.
+#[test]
+fn slow_uploads_hold_a_bounded_number_of_places_and_hostile_json_is_refused() {
+    let app = spawn_with_models(|_| {});
+    let c = new_collection(&app, None, "Slow");
+    let stalled: Vec<_> = (0..4).map(|_| stalled_upload(&app, &c)).collect();
+    let path = format!("/v1/rag/collections/{c}/documents");
+    let doc = json!({"name": "quick.txt", "text": "A short note about lighthouses."});
+    // The four stalled uploads reach their handlers soon; until then a
+    // fifth may still get a place.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let busy = loop {
+        let res = app.post(&path, None, doc.clone());
+        if res.status() == 503 {
+            break res;
+        }
+        assert_eq!(res.status(), 202);
+        assert!(Instant::now() < deadline, "a fifth upload never waited");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(busy.headers().contains_key("retry-after"));
+    let err = assert_error(busy, 503, "server_busy");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("uploads")),
+        "{err}"
+    );
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = app.post(&path, None, doc.clone());
+        if res.status() == 202 {
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        assert!(Instant::now() < deadline, "places were not given back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for (route, raw) in [
+        (
+            path.as_str(),
+            format!("{{\"name\":\"n.txt\",\"text\":{}}}", deep(100_000)),
+        ),
+        ("/v1/rag/search", format!("{{\"query\":{}}}", deep(100_000))),
+        (
+            "/v1/rag/collections",
+            format!("{{\"name\":{}}}", deep(100_000)),
+        ),
+    ] {
+        let res = app
+            .request("POST", route, None)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .expect("send");
+        assert_eq!(res.status(), 400, "{route}");
+        let err = body(res);
+        assert_eq!(
+            err["error"]["type"], "invalid_request_error",
+            "{route}: {err}"
+        );
+    }
+    // The server is still serving.
+    assert_eq!(app.get("/v1/rag/collections", None).status(), 200);
+}
