@@ -9,7 +9,6 @@ use crate::helpers::{spawn_app, spawn_multi_user};
 
 /// The only routes anyone may call without credentials.
 const PUBLIC: &[(&str, &str)] = &[
-    ("GET", "/"),
     ("GET", "/health"),
     ("GET", "/v1/system/config"),
     ("GET", "/openapi.json"),

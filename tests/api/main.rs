@@ -24,4 +24,5 @@ mod rag;
 mod rag_access;
 mod session_chat;
 mod sessions;
+mod ui;
 mod users;

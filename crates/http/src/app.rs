@@ -19,8 +19,32 @@ use crate::state::AppState;
 /// Largest JSON body accepted on these endpoints.
 const JSON_LIMIT: usize = 1 << 20;
 
-async fn not_found() -> HttpResponse {
-    ApiError::not_found("no such endpoint").error_response()
+/// The fallback: the web UI's entry page for its page paths, else the
+/// JSON 404.
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    crate::ui::page(&req)
+        .unwrap_or_else(|| ApiError::not_found("no such endpoint").error_response())
+}
+
+/// Headers every answer carries (a handler's own win): no MIME sniffing, no
+/// referrer, no framing, no opener, and, unless the answer is the UI's
+/// page (which sets its own), a Content-Security-Policy that allows
+/// nothing, so a JSON or file answer opened in a tab runs nothing.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Cross-Origin-Resource-Policy", "same-origin"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+        ))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ))
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -69,6 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         }
         cfg.service(resource);
     }
+    crate::ui::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 
@@ -158,6 +183,8 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 
 /// Builds the HTTP server on an already-bound listener (port 0 in tests).
 pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+    // The UI's files are gzipped once, here, not on an executor thread.
+    offgrid_ui::precompress();
     let server = HttpServer::new(move || {
         let cors_origins = state.settings.cors_origins.clone();
         let cors_on = !cors_origins.is_empty();
@@ -168,6 +195,7 @@ pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io:
                 cors(&cors_origins),
             ))
             .wrap(from_fn(host_check))
+            .wrap(security_headers())
             // Outermost: every request gets its span, refusals included.
             .wrap(from_fn(crate::trace::request_span))
             .app_data(web::Data::new(state.clone()))

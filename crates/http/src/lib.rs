@@ -10,6 +10,7 @@ mod peer;
 mod routes;
 mod state;
 mod trace;
+mod ui;
 pub mod wire;
 
 pub use access::{Access, RouteInfo, route_table};

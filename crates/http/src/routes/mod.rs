@@ -48,7 +48,6 @@ use Access::{AnyPrincipal, Public, Requires};
 
 /// Every endpoint.
 pub(crate) static ROUTES: &[Route] = &[
-    route!("GET", "/", Public, multi_user_only: false, system::index),
     route!("GET", "/health", Public, multi_user_only: false, system::health),
     route!("GET", "/v1/system/config", Public, multi_user_only: false, system::config),
     route!("GET", "/openapi.json", Public, multi_user_only: false, openapi::document),

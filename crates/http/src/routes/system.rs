@@ -46,18 +46,3 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
         setup_required,
     }))
 }
-
-/// `GET /`: a minimal page until the web UI lands.
-#[utoipa::path(get, path = "/", tag = "system",
-    responses((status = 200, description = "The web UI's entry page", content_type = "text/html", body = String)))]
-pub(crate) async fn index() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(concat!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-            "<title>OffGrid</title></head><body><h1>OffGrid</h1>",
-            "<p>The OffGrid server is running. API: <code>/v1/</code>; ",
-            "status: <a href=\"/v1/system/config\">/v1/system/config</a>.</p>",
-            "</body></html>"
-        ))
-}

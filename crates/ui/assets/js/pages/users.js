@@ -1,0 +1,213 @@
+// Users (administrators): search and page through accounts, create one
+// (its API key shown once), change role, disable or enable, reset a
+// password, set quotas, and delete with "transfer data to".
+import { html, useState } from "../lib.js";
+import { get, post, patch, put, del, query } from "../api.js";
+import { useSession } from "../session.js";
+import { CopyButton, Confirm, Dialog, ErrorNote, Field, PageHead, useLoad, when } from "../ui.js";
+
+const ROLES = ["admin", "user", "viewer", "guest"];
+const PAGE = 25;
+
+function Create({ onDone, onClose }) {
+  const [form, setForm] = useState({ username: "", email: "", password: "", role: "user", key: true });
+  const [error, setError] = useState(null);
+  const [created, setCreated] = useState(null);
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const body = { username: form.username.trim(), password: form.password, role: form.role, create_api_key: form.key };
+      if (form.email.trim()) body.email = form.email.trim();
+      setCreated(await post("/v1/users", body));
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  if (created) {
+    const key = created.api_key && created.api_key.key;
+    return html`<${Dialog} title="User created" onClose=${onClose}>
+      <p><strong>${created.user.username}</strong> (${created.user.role}) can sign in now.</p>
+      ${key &&
+      html`<div class="secret">
+        <p>Their API key, shown only now:</p>
+        <code class="secret-value">${key}</code>
+        <${CopyButton} text=${key} label="Copy key" />
+      </div>`}
+      <div class="actions"><button type="button" class="primary" onClick=${onClose}>Done</button></div>
+    <//>`;
+  }
+  return html`<${Dialog} title="Create user" onClose=${onClose}>
+    <form class="stack" onSubmit=${submit}>
+      <${Field} label="Username"><input required maxlength="64" autocomplete="off" value=${form.username} onInput=${set("username")} /><//>
+      <${Field} label="E-mail (optional)"><input type="email" autocomplete="off" value=${form.email} onInput=${set("email")} /><//>
+      <${Field} label="Password" hint="At least 8 characters, not a common one."><input type="password" autocomplete="new-password" required minlength="8" value=${form.password} onInput=${set("password")} /><//>
+      <${Field} label="Role"><select value=${form.role} onChange=${set("role")}>${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select><//>
+      <label class="check"><input type="checkbox" checked=${form.key} onChange=${set("key")} /> Create an API key too</label>
+      <${ErrorNote} error=${error} />
+      <div class="actions"><button type="button" onClick=${onClose}>Cancel</button><button type="submit" class="primary">Create user</button></div>
+    </form>
+  <//>`;
+}
+
+function ResetPassword({ user, onClose }) {
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState(null);
+  const [done, setDone] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await post(`/v1/users/${user.id}/reset-password`, { password });
+      setDone(true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<${Dialog} title=${`Reset the password of ${user.username}`} onClose=${onClose}>
+    ${done
+      ? html`<p role="status">Done. Their sessions and API keys have ended; tell them the new password.</p><div class="actions"><button type="button" class="primary" onClick=${onClose}>Close</button></div>`
+      : html`<form class="stack" onSubmit=${submit}>
+          <${Field} label="New password"><input type="password" autocomplete="new-password" required minlength="8" value=${password} onInput=${(e) => setPassword(e.target.value)} /><//>
+          <${ErrorNote} error=${error} />
+          <div class="actions"><button type="button" onClick=${onClose}>Cancel</button><button type="submit" class="primary">Reset password</button></div>
+        </form>`}
+  <//>`;
+}
+
+function QuotaDialog({ user, onClose }) {
+  const quota = useLoad(() => get(`/v1/users/${user.id}/quota`), [user.id]);
+  const [form, setForm] = useState(null);
+  const [error, setError] = useState(null);
+  const [saved, setSaved] = useState(false);
+  const q = quota.data;
+  const values = form || (q ? { requests_per_minute: q.limits.requests_per_minute ?? "", tokens_per_day: q.limits.tokens_per_day ?? "", max_concurrent: q.limits.max_concurrent ?? "" } : null);
+  const set = (k) => (e) => setForm({ ...values, [k]: e.target.value });
+  const number = (v) => (v === "" ? null : Number(v));
+  const save = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await put(`/v1/users/${user.id}/quota`, {
+        requests_per_minute: number(values.requests_per_minute),
+        tokens_per_day: number(values.tokens_per_day),
+        max_concurrent: number(values.max_concurrent),
+      });
+      setSaved(true);
+      quota.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const reset = async () => {
+    setError(null);
+    try {
+      await post(`/v1/users/${user.id}/quota/reset`);
+      quota.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<${Dialog} title=${`Quota of ${user.username}`} onClose=${onClose}>
+    <${ErrorNote} error=${quota.error || error} />
+    ${q && html`<p class="muted small">Used: ${q.used.requests_per_minute} requests this minute, ${q.used.tokens_per_day.toLocaleString()} tokens today, ${q.used.max_concurrent} generating now.</p>`}
+    ${values &&
+    html`<form class="stack" onSubmit=${save}>
+      <${Field} label="Requests per minute" hint="Empty: no limit."><input type="number" min="0" value=${values.requests_per_minute} onInput=${set("requests_per_minute")} /><//>
+      <${Field} label="Tokens per day"><input type="number" min="0" value=${values.tokens_per_day} onInput=${set("tokens_per_day")} /><//>
+      <${Field} label="Generations at once"><input type="number" min="0" value=${values.max_concurrent} onInput=${set("max_concurrent")} /><//>
+      ${saved && html`<p class="ok-note" role="status">Saved.</p>`}
+      <div class="actions"><button type="button" onClick=${reset}>Reset usage</button><button type="submit" class="primary">Save quota</button></div>
+    </form>`}
+  <//>`;
+}
+
+function DeleteUser({ user, users, onDone, onClose }) {
+  const [heir, setHeir] = useState("");
+  const heirs = users.filter((u) => u.id !== user.id && !u.disabled && (u.role === "admin" || u.role === "user"));
+  return html`<${Confirm}
+    title=${`Delete ${user.username}`}
+    message="Their sessions, collections and presets go to the user you choose, or are deleted with the account. Shares they held end either way."
+    onConfirm=${async () => {
+      await del(`/v1/users/${user.id}${query({ transfer_to: heir })}`);
+      onDone();
+    }}
+    onClose=${onClose}
+  >
+    <${Field} label="Transfer data to">
+      <select value=${heir} onChange=${(e) => setHeir(e.target.value)}>
+        <option value="">Nobody: delete their data</option>
+        ${heirs.map((u) => html`<option value=${u.id}>${u.username}</option>`)}
+      </select>
+    <//>
+  <//>`;
+}
+
+/** The users page. */
+export function UsersPage() {
+  const { me } = useSession();
+  const [q, setQ] = useState("");
+  const [search, setSearch] = useState("");
+  const [offset, setOffset] = useState(0);
+  const list = useLoad(() => get(`/v1/users${query({ search, limit: PAGE, offset })}`), [search, offset]);
+  const [dialog, setDialog] = useState(null);
+  const [error, setError] = useState(null);
+  const rows = (list.data && list.data.data) || [];
+  const total = list.data ? list.data.total : 0;
+  const change = async (u, body) => {
+    setError(null);
+    try {
+      await patch(`/v1/users/${u.id}`, body);
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const close = () => setDialog(null);
+  return html`<div class="page">
+    <${PageHead} title="Users"><button type="button" class="primary" onClick=${() => setDialog({ kind: "create" })}>Create user</button><//>
+    <form role="search" class="toolbar" onSubmit=${(e) => (e.preventDefault(), setOffset(0), setSearch(q.trim()))}>
+      <input type="search" aria-label="Search users" placeholder="Username, name or e-mail" value=${q} onInput=${(e) => setQ(e.target.value)} />
+      <button type="submit">Search</button>
+    </form>
+    <${ErrorNote} error=${list.error || error} />
+    <div class="table-wrap">
+      <table>
+        <caption class="offscreen">Users</caption>
+        <thead><tr><th scope="col">User</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">Last sign-in</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
+        <tbody>
+          ${rows.map((u) => {
+            const self = me.user && me.user.id === u.id;
+            return html`<tr>
+              <th scope="row">${u.username}${u.email && html`<div class="muted small">${u.email}</div>`}</th>
+              <td>
+                <select aria-label=${`Role of ${u.username}`} value=${u.role} disabled=${self} onChange=${(e) => change(u, { role: e.target.value })}>
+                  ${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}
+                </select>
+              </td>
+              <td><span class=${u.disabled ? "badge failed" : "badge on"}>${u.disabled ? "disabled" : "active"}</span></td>
+              <td>${when(u.last_login_at)}</td>
+              <td class="row-actions">
+                ${!self && html`<button type="button" onClick=${() => change(u, { disabled: !u.disabled })} aria-label=${`${u.disabled ? "Enable" : "Disable"} ${u.username}`}>${u.disabled ? "Enable" : "Disable"}</button>`}
+                <button type="button" onClick=${() => setDialog({ kind: "reset", u })} aria-label=${`Reset the password of ${u.username}`}>Reset password</button>
+                <button type="button" onClick=${() => setDialog({ kind: "quota", u })} aria-label=${`Quota of ${u.username}`}>Quota</button>
+                ${!self && html`<button type="button" class="danger" onClick=${() => setDialog({ kind: "delete", u })} aria-label=${`Delete ${u.username}`}>Delete</button>`}
+              </td>
+            </tr>`;
+          })}
+        </tbody>
+      </table>
+    </div>
+    <nav class="pager" aria-label="Pages">
+      <button type="button" disabled=${offset === 0} onClick=${() => setOffset(Math.max(0, offset - PAGE))}>Previous page</button>
+      <span class="muted small">${total ? `${offset + 1}–${Math.min(offset + PAGE, total)} of ${total}` : ""}</span>
+      <button type="button" disabled=${offset + PAGE >= total} onClick=${() => setOffset(offset + PAGE)}>Next page</button>
+    </nav>
+    ${dialog && dialog.kind === "create" && html`<${Create} onDone=${list.reload} onClose=${close} />`}
+    ${dialog && dialog.kind === "reset" && html`<${ResetPassword} user=${dialog.u} onClose=${close} />`}
+    ${dialog && dialog.kind === "quota" && html`<${QuotaDialog} user=${dialog.u} onClose=${close} />`}
+    ${dialog && dialog.kind === "delete" && html`<${DeleteUser} user=${dialog.u} users=${rows} onDone=${list.reload} onClose=${close} />`}
+  </div>`;
+}

@@ -1,0 +1,164 @@
+// Small shared pieces: dialogs (native <dialog>: modal, focus kept inside,
+// Escape closes, focus returns to the opener), error notes, copy buttons,
+// paging, and formatting.
+import { html, useEffect, useRef, useState, useCallback } from "./lib.js";
+import { describe } from "./api.js";
+
+/** Copies text to the clipboard; true when it worked. */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Plain HTTP on a LAN address has no clipboard API: the old way.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
+
+/** A modal dialog. `onClose` runs on Escape, the close button or a cancel. */
+export function Dialog({ title, onClose, children, wide }) {
+  const ref = useRef(null);
+  const titleId = useRef(`dlg-${Math.random().toString(36).slice(2)}`).current;
+  useEffect(() => {
+    const d = ref.current;
+    const opener = document.activeElement;
+    if (d && !d.open) d.showModal();
+    return () => {
+      if (d && d.open) d.close();
+      if (opener && opener.isConnected && opener.focus) opener.focus();
+    };
+  }, []);
+  const cancel = (e) => {
+    e.preventDefault();
+    onClose();
+  };
+  return html`<dialog ref=${ref} class=${wide ? "dialog wide" : "dialog"} aria-labelledby=${titleId} onCancel=${cancel}>
+    <div class="dialog-head">
+      <h2 id=${titleId}>${title}</h2>
+      <button type="button" class="icon-button" aria-label="Close" onClick=${onClose}>×</button>
+    </div>
+    <div class="dialog-body">${children}</div>
+  </dialog>`;
+}
+
+/** Asks before something that cannot be undone. */
+export function Confirm({ title, message, action = "Delete", onConfirm, onClose, children }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await onConfirm();
+      onClose();
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+  return html`<${Dialog} title=${title} onClose=${onClose}>
+    <p>${message}</p>
+    ${children}
+    <${ErrorNote} error=${error} />
+    <div class="actions">
+      <button type="button" onClick=${onClose}>Cancel</button>
+      <button type="button" class="danger" disabled=${busy} onClick=${go}>${action}</button>
+    </div>
+  <//>`;
+}
+
+/** An error in place, announced to screen readers. */
+export function ErrorNote({ error }) {
+  if (!error) return null;
+  return html`<p class="error-note" role="alert">${typeof error === "string" ? error : describe(error)}</p>`;
+}
+
+/** A button copying `text`, saying so when done. */
+export function CopyButton({ text, label = "Copy" }) {
+  const [state, setState] = useState(label);
+  const copy = async () => {
+    setState((await copyText(text)) ? "Copied" : "Copy failed");
+    setTimeout(() => setState(label), 1500);
+  };
+  return html`<button type="button" onClick=${copy}>${state}</button>`;
+}
+
+/** Loads `load()` when `deps` change: {data, error, loading, reload}. */
+export function useLoad(load, deps) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true }));
+    load().then(
+      (data) => live && setState({ data, error: null, loading: false }),
+      (error) => live && setState({ data: null, error, loading: false }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
+}
+
+/** A page's heading and its actions. */
+export function PageHead({ title, children }) {
+  return html`<div class="page-head"><h1>${title}</h1><div class="page-actions">${children}</div></div>`;
+}
+
+/** "Newer / Older" paging over `next_cursor` lists. */
+export function Pager({ cursors, next, onPage }) {
+  if (!next && cursors.length === 0) return null;
+  return html`<nav class="pager" aria-label="Pages">
+    <button type="button" disabled=${cursors.length === 0} onClick=${() => onPage(-1)}>Previous page</button>
+    <button type="button" disabled=${!next} onClick=${() => onPage(1)}>Next page</button>
+  </nav>`;
+}
+
+/** Cursor paging state: the cursor of the page shown and how to move. */
+export function useCursor(reset) {
+  const [stack, setStack] = useState([]);
+  useEffect(() => setStack([]), reset);
+  const cursor = stack.length ? stack[stack.length - 1] : null;
+  const move = (dir, next) => setStack((s) => (dir > 0 ? [...s, next] : s.slice(0, -1)));
+  return { cursor, stack, move };
+}
+
+/** A size in bytes, for people. */
+export function bytes(n) {
+  if (!Number.isFinite(n)) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i += 1;
+  }
+  return `${n < 10 && i ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
+}
+
+/** A timestamp (RFC 3339 or seconds), in the reader's locale. */
+export function when(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  const d = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** A field: label and control, with a hint. */
+export function Field({ label, hint, children }) {
+  return html`<label class="field"><span class="label">${label}</span>${children}${hint ? html`<span class="hint">${hint}</span>` : null}</label>`;
+}
