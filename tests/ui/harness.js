@@ -102,9 +102,9 @@ export function launch() {
 }
 
 /**
- * A page on `base` at `viewport`; every page error and console error is
- * collected in `page.problems`, and any alert() fails the test that checks
- * `page.dialogs`.
+ * A page at `viewport`; page errors and console errors are collected in
+ * `page.problems`, error answers (status, method, path) in
+ * `page.failures`, and alert() messages in `page.dialogs`.
  */
 export async function openPage(browser, viewport = DESKTOP) {
   const context = await browser.newContext({ viewport });
@@ -112,8 +112,13 @@ export async function openPage(browser, viewport = DESKTOP) {
   page.problems = [];
   page.dialogs = [];
   page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.failures = [];
   page.on("console", (m) => {
-    if (m.type() === "error") page.problems.push(`console: ${m.text()}`);
+    // Error answers are recorded with their address below.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) page.problems.push(`console: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) page.failures.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
   });
   page.on("dialog", async (d) => {
     page.dialogs.push(d.message());

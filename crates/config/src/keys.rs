@@ -294,17 +294,22 @@ pub static KEYS: &[KeySpec] = &[
         show: |s| s.context_length.to_string(),
     },
     KeySpec {
+        name: "default_model",
+        env: "OFFGRID_DEFAULT_MODEL",
+        expected: "an installed chat model's id, e.g. smollm2-135m-instruct",
+        apply: |s, r| {
+            let text = r.as_text()?.trim().to_owned();
+            model_id(&text).then(|| s.default_model = text)
+        },
+        show: |s| s.default_model.clone(),
+    },
+    KeySpec {
         name: "embedding_model",
         env: "OFFGRID_EMBEDDING_MODEL",
         expected: "an installed embedding model's id, e.g. all-minilm-l6-v2",
         apply: |s, r| {
             let text = r.as_text()?.trim().to_owned();
-            let ok = !text.is_empty()
-                && text.len() <= 128
-                && text
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
-            ok.then(|| s.embedding_model = text)
+            model_id(&text).then(|| s.embedding_model = text)
         },
         show: |s| s.embedding_model.clone(),
     },
@@ -323,4 +328,14 @@ pub static KEYS: &[KeySpec] = &[
 /// The row for `name`, if it is a known key.
 pub(crate) fn spec(name: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|k| k.name == name)
+}
+
+/// Whether `text` can be a model id: 1 to 128 characters of letters,
+/// digits and `._-:`.
+fn model_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
 }

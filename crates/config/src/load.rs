@@ -65,6 +65,9 @@ pub struct Settings {
     /// Context served per chat model in tokens, if less than the model's
     /// own (0: the model's own).
     pub context_length: u32,
+    /// The chat model used when a chat names none (nor its session or
+    /// preset); guests, who cannot list models, chat with it.
+    pub default_model: String,
     /// The embedding model RAG indexes and searches with.
     pub embedding_model: String,
     /// Largest document upload to a RAG collection, in MiB.
@@ -111,6 +114,7 @@ impl Settings {
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
             context_length: 0,
+            default_model: "smollm2-135m-instruct".to_owned(),
             embedding_model: "all-minilm-l6-v2".to_owned(),
             rag_max_upload_mb: 20,
             home,

@@ -44,5 +44,6 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
         },
         version: env!("CARGO_PKG_VERSION").to_owned(),
         setup_required,
+        default_model: s.default_model.clone(),
     }))
 }

@@ -40,4 +40,6 @@ pub struct SystemConfig {
     pub version: String,
     /// Multi-user mode and no administrator yet.
     pub setup_required: bool,
+    /// The chat model a chat that names none uses (`default_model`).
+    pub default_model: String,
 }

@@ -83,6 +83,7 @@ export function Layout({ path, children }) {
     <header class="topbar">
       <button type="button" class="icon-button" aria-label="Menu" aria-expanded=${menuOpen} aria-controls="sidebar" onClick=${() => setMenuOpen(!menuOpen)}>☰</button>
       <span class="brand">OffGrid</span>
+      ${!signedIn && html`<a class="topbar-signin" href="/login">Sign in</a>`}
     </header>
     <aside class="sidebar" id="sidebar">
       <div class="brand"><img src="/assets/icon.svg" alt="" width="24" height="24" /> OffGrid</div>

@@ -98,7 +98,10 @@ function App({ initial }) {
 async function start() {
   const root = document.getElementById("app");
   try {
-    render(html`<${App} initial=${await loadSession()} />`, root);
+    const initial = await loadSession();
+    // The "Loading" line goes: render() adds to what the element holds.
+    root.textContent = "";
+    render(html`<${App} initial=${initial} />`, root);
   } catch (e) {
     root.textContent = "";
     const p = document.createElement("p");

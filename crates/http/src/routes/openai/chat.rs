@@ -44,6 +44,9 @@ pub(crate) async fn chat_completions(
         }
         input
     };
+    if req.model.is_empty() {
+        req.model = state.settings.default_model.clone();
+    }
     if let (Some(options), Prompt::Chat(prompt)) = (rag, &mut input.prompt) {
         match knowledge::gather(&state, &caller, &client, options, prompt).await? {
             Knowledge::StillIndexing(text) => {

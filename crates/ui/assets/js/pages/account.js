@@ -121,7 +121,7 @@ function Usage() {
     <h3>Last 30 days</h3>
     ${rows.length === 0 && !usage.loading && html`<p class="muted">Nothing used yet.</p>`}
     ${rows.length > 0 &&
-    html`<div class="table-wrap"><table>
+    html`<div class="table-wrap" tabindex="0" role="region" aria-label="Usage per model"><table>
       <caption class="offscreen">Usage per model</caption>
       <thead><tr><th scope="col">Model</th><th scope="col">Requests</th><th scope="col">Prompt tokens</th><th scope="col">Completion tokens</th></tr></thead>
       <tbody>${rows.map((r) => html`<tr><th scope="row">${r.model}</th><td>${r.requests}</td><td>${r.prompt_tokens.toLocaleString()}</td><td>${r.completion_tokens.toLocaleString()}</td></tr>`)}</tbody>

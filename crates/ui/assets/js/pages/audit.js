@@ -22,7 +22,7 @@ export function AuditPage() {
       <button type="submit">Filter</button>
     </form>
     <${ErrorNote} error=${list.error} />
-    <div class="table-wrap">
+    <div class="table-wrap" tabindex="0" role="region" aria-label="Audit entries">
       <table>
         <caption class="offscreen">Audit entries</caption>
         <thead><tr><th scope="col">When</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">Target</th><th scope="col">From</th><th scope="col">Details</th></tr></thead>

@@ -72,7 +72,7 @@ function KnowledgePicker({ collections, value, onChange }) {
 
 /** The chat page, for a new chat or the session `sessionId`. */
 export function ChatPage({ sessionId }) {
-  const { me } = useSession();
+  const { me, config } = useSession();
   const saves = can(me, "own_sessions");
   const [models, setModels] = useState([]);
   const [model, setModel] = useState("");
@@ -92,14 +92,18 @@ export function ChatPage({ sessionId }) {
   const box = useRef(null);
 
   useEffect(() => {
-    get("/v1/models")
-      .then((list) => {
-        const chat = (list.data || []).filter((m) => m.type === "chat");
+    const fallback = { id: config.default_model };
+    const listed = can(me, "view_models")
+      ? get("/v1/models").then((list) => (list.data || []).filter((m) => m.type === "chat"))
+      : // Guests cannot list models: they chat with the server's default.
+        Promise.resolve(config.default_model ? [fallback] : []);
+    listed
+      .then((chat) => {
         setModels(chat);
         setModel((current) => {
           if (current) return current;
           const saved = localStorage.getItem(MODEL_KEY);
-          return (chat.find((m) => m.id === saved) || chat[0] || { id: "" }).id;
+          return (chat.find((m) => m.id === saved) || chat.find((m) => m.id === config.default_model) || chat[0] || { id: "" }).id;
         });
       })
       .catch(setLoadError);

@@ -3,14 +3,12 @@
 // status, revoke a pending one.
 import { html, useState } from "../lib.js";
 import { get, post, del, query } from "../api.js";
-import { CopyButton, ErrorNote, Field, PageHead, useLoad, when } from "../ui.js";
-
-const PAGE = 25;
+import { CopyButton, ErrorNote, Field, PageHead, Pager, useCursor, useLoad, when } from "../ui.js";
 
 /** The invitations page. */
 export function InvitationsPage() {
-  const [offset, setOffset] = useState(0);
-  const list = useLoad(() => get(`/v1/invitations${query({ limit: PAGE, offset })}`), [offset]);
+  const paging = useCursor([]);
+  const list = useLoad(() => get(`/v1/invitations${query({ limit: 25, cursor: paging.cursor })}`), [paging.cursor]);
   const [form, setForm] = useState({ role: "user", hours: 72, note: "" });
   const [created, setCreated] = useState(null);
   const [error, setError] = useState(null);
@@ -36,7 +34,6 @@ export function InvitationsPage() {
     }
   };
   const rows = (list.data && list.data.data) || [];
-  const total = list.data ? list.data.total : 0;
   const link = created ? `${location.origin}${created.path}` : null;
   return html`<div class="page">
     <${PageHead} title="Invitations" />
@@ -53,7 +50,7 @@ export function InvitationsPage() {
       <${CopyButton} text=${link} label="Copy link" />
     </div>`}
     <${ErrorNote} error=${list.error || error} />
-    <div class="table-wrap">
+    <div class="table-wrap" tabindex="0" role="region" aria-label="Invitations table">
       <table>
         <caption class="offscreen">Invitations</caption>
         <thead><tr><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Note</th><th scope="col">Made by</th><th scope="col">Expires</th><th scope="col">Used by</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
@@ -73,9 +70,6 @@ export function InvitationsPage() {
       </table>
     </div>
     ${!list.loading && rows.length === 0 && html`<p class="empty">No invitations yet.</p>`}
-    <nav class="pager" aria-label="Pages">
-      <button type="button" disabled=${offset === 0} onClick=${() => setOffset(Math.max(0, offset - PAGE))}>Previous page</button>
-      <button type="button" disabled=${offset + PAGE >= total} onClick=${() => setOffset(offset + PAGE)}>Next page</button>
-    </nav>
+    <${Pager} cursors=${paging.stack} next=${list.data && list.data.next_cursor} onPage=${(d) => paging.move(d, list.data.next_cursor)} />
   </div>`;
 }

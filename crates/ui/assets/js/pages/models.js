@@ -58,7 +58,7 @@ export function ModelsPage() {
     <${PageHead} title="Models"><button type="button" onClick=${list.reload}>Refresh</button><//>
     ${admin && html`<${Import} onDone=${list.reload} />`}
     <${ErrorNote} error=${list.error} />
-    <div class="table-wrap">
+    <div class="table-wrap" tabindex="0" role="region" aria-label="Installed models">
       <table>
         <caption class="offscreen">Installed models</caption>
         <thead><tr><th scope="col">Model</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Quantization</th><th scope="col">Context</th><th scope="col">State</th>${admin && html`<th scope="col"><span class="offscreen">Actions</span></th>`}</tr></thead>

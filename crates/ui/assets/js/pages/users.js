@@ -173,7 +173,7 @@ export function UsersPage() {
       <button type="submit">Search</button>
     </form>
     <${ErrorNote} error=${list.error || error} />
-    <div class="table-wrap">
+    <div class="table-wrap" tabindex="0" role="region" aria-label="Users table">
       <table>
         <caption class="offscreen">Users</caption>
         <thead><tr><th scope="col">User</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">Last sign-in</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
@@ -191,7 +191,7 @@ export function UsersPage() {
               <td>${when(u.last_login_at)}</td>
               <td class="row-actions">
                 ${!self && html`<button type="button" onClick=${() => change(u, { disabled: !u.disabled })} aria-label=${`${u.disabled ? "Enable" : "Disable"} ${u.username}`}>${u.disabled ? "Enable" : "Disable"}</button>`}
-                <button type="button" onClick=${() => setDialog({ kind: "reset", u })} aria-label=${`Reset the password of ${u.username}`}>Reset password</button>
+                <button type="button" onClick=${() => setDialog({ kind: "reset", u })} aria-label=${`Reset password of ${u.username}`}>Reset password</button>
                 <button type="button" onClick=${() => setDialog({ kind: "quota", u })} aria-label=${`Quota of ${u.username}`}>Quota</button>
                 ${!self && html`<button type="button" class="danger" onClick=${() => setDialog({ kind: "delete", u })} aria-label=${`Delete ${u.username}`}>Delete</button>`}
               </td>
