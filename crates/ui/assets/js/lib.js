@@ -13,7 +13,7 @@ export {
   useLayoutEffect,
   useContext,
 } from "../vendor/preact/hooks.mjs";
-export { createContext } from "../vendor/preact/preact.mjs";
+export { createContext, cloneElement } from "../vendor/preact/preact.mjs";
 
 /** Tagged templates for Preact elements: html`<p>${text}</p>`. */
 export const html = htm.bind(h);

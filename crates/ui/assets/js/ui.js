@@ -1,7 +1,7 @@
 // Small shared pieces: dialogs (native <dialog>: modal, focus kept inside,
 // Escape closes, focus returns to the opener), error notes, copy buttons,
 // paging, and formatting.
-import { html, useEffect, useRef, useState, useCallback } from "./lib.js";
+import { html, cloneElement, useEffect, useRef, useState, useCallback } from "./lib.js";
 import { describe } from "./api.js";
 
 /** Copies text to the clipboard; true when it worked. */
@@ -158,7 +158,20 @@ export function when(value) {
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** A field: label and control, with a hint. */
+let fieldCount = 0;
+
+/**
+ * A field: a label naming its one control, and a hint that describes it
+ * (aria-describedby), so the control's name is the label alone.
+ */
 export function Field({ label, hint, children }) {
-  return html`<label class="field"><span class="label">${label}</span>${children}${hint ? html`<span class="hint">${hint}</span>` : null}</label>`;
+  const id = useRef(null);
+  if (!id.current) id.current = `field-${++fieldCount}`;
+  const control = Array.isArray(children) ? children.find((c) => c && c.type) : children;
+  const labelled = control ? cloneElement(control, { id: id.current, "aria-describedby": hint ? `${id.current}-hint` : undefined }) : children;
+  return html`<div class="field">
+    <label class="label" for=${id.current}>${label}</label>
+    ${labelled}
+    ${hint ? html`<span class="hint" id=${`${id.current}-hint`}>${hint}</span>` : null}
+  </div>`;
 }
