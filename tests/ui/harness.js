@@ -113,9 +113,21 @@ export async function openPage(browser, viewport = DESKTOP) {
   page.dialogs = [];
   page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
   page.failures = [];
+  // Content-Security-Policy violations, with the script that caused each
+  // (read with cspViolations()).
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__csp.push({ directive: e.violatedDirective, source: e.sourceFile, sample: e.sample }),
+    );
+  });
   page.on("console", (m) => {
-    // Error answers are recorded with their address below.
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) page.problems.push(`console: ${m.text()}`);
+    // Error answers are recorded with their address below, and CSP
+    // violations by the listener above.
+    const text = m.text();
+    if (m.type() === "error" && !text.startsWith("Failed to load resource") && !text.includes("violates the following Content Security Policy")) {
+      page.problems.push(`console: ${text}`);
+    }
   });
   page.on("response", (r) => {
     if (r.status() >= 400) page.failures.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
@@ -177,4 +189,9 @@ export async function eventually(check, ms = 30_000, what = "condition") {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${last}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** The CSP violations the page reported so far. */
+export function cspViolations(page) {
+  return page.evaluate(() => window.__csp || []);
 }

@@ -6,7 +6,7 @@
 // into it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openPage, api } from "./harness.js";
+import { startServer, launch, openPage, api, cspViolations } from "./harness.js";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -138,5 +138,8 @@ test("multi-user: setup, users, invitations, isolation and a read-only share", a
   }, daveSession);
   assert.equal(status, 403);
 
-  for (const page of [admin, dave, carol]) assert.deepEqual(page.problems, []);
+  for (const page of [admin, dave, carol]) {
+    assert.deepEqual(page.problems, []);
+    assert.deepEqual(await cspViolations(page), []);
+  }
 });

@@ -4,7 +4,7 @@
 // look at.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openPage, api, axeViolations, screenshot, eventually, DESKTOP, PHONE } from "./harness.js";
+import { startServer, launch, openPage, api, axeViolations, screenshot, eventually, DESKTOP, PHONE, cspViolations } from "./harness.js";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -31,6 +31,7 @@ test("every page passes axe at desktop and phone widths, with screenshots", asyn
     await page.getByRole("button", { name: "Create administrator" }).waitFor();
     await check(page, "setup", size);
     assert.deepEqual(page.problems, []);
+    assert.deepEqual(await cspViolations(page), []);
     await page.context().close();
   }
 
@@ -95,6 +96,7 @@ test("every page passes axe at desktop and phone widths, with screenshots", asyn
       await check(page, "menu", size);
     }
     assert.deepEqual(page.problems, []);
+    assert.deepEqual(await cspViolations(page), []);
     // The only error answer: the session that does not exist.
     assert.deepEqual(page.failures, ["404 GET /v1/sessions/00000000-0000-0000-0000-000000000000"], size);
     await page.context().close();
@@ -106,4 +108,5 @@ test("every page passes axe at desktop and phone widths, with screenshots", asyn
   await page.getByRole("button", { name: "Create account" }).waitFor();
   await check(page, "invite", "phone");
   assert.deepEqual(page.problems, []);
+    assert.deepEqual(await cspViolations(page), []);
 });

@@ -4,7 +4,7 @@
 // what was generated, marked interrupted), reload and find the session.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openPage, api, eventually } from "./harness.js";
+import { startServer, launch, openPage, api, eventually, cspViolations } from "./harness.js";
 
 const MODEL = "smollm2-135m-instruct";
 
@@ -90,4 +90,5 @@ test("single-user: a chat streams, stops on request, and is saved to a session",
   await log.getByRole("article", { name: "Answer" }).nth(1).waitFor();
 
   assert.deepEqual(page.problems, []);
+    assert.deepEqual(await cspViolations(page), []);
 });
