@@ -87,14 +87,62 @@ fn assets_have_etags_answer_304_and_come_gzipped_when_asked() {
         .expect("body");
     assert!(gz.len() * 2 < unzipped.len());
 
+    // The gzip form has its own ETag; a 304 says what it varies on.
+    let gz_etag = header(&zipped_again(&app, None), "etag").to_owned();
+    assert!(gz_etag.ends_with("-gz\""), "{gz_etag}");
+    let revalidated = zipped_again(&app, Some(&gz_etag));
+    assert_eq!(revalidated.status(), 304);
+    assert_eq!(header(&revalidated, "vary"), "Accept-Encoding");
+
     for bad in [
         "/assets/nope.js",
-        "/assets/../Cargo.toml",
-        "/assets/%2e%2e/src/lib.rs",
+        "/assets/..%2FCargo.toml",
         "/assets/js//main.js",
     ] {
         assert_eq!(app.get(bad, None).status(), 404, "{bad}");
     }
+    // Dot segments sent as they are (a client would normalise them away).
+    for raw in [
+        "/assets/../Cargo.toml",
+        "/assets/js/../../src/lib.rs",
+        "/assets/%2e%2e/src/lib.rs",
+    ] {
+        let answer = raw_get(&app, raw);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{raw}: {answer}");
+    }
+    // HEAD works like GET, without a body.
+    for path in ["/", "/sessions", "/assets/js/main.js"] {
+        let res = app.request("HEAD", path, None).send().expect("head");
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.bytes().expect("body").is_empty());
+    }
+}
+
+fn zipped_again(app: &TestApp, etag: Option<&str>) -> reqwest::blocking::Response {
+    let mut req = app
+        .request("GET", "/assets/vendor/dompurify/purify.es.mjs", None)
+        .header("accept-encoding", "gzip");
+    if let Some(etag) = etag {
+        req = req.header("if-none-match", etag);
+    }
+    req.send().expect("send")
+}
+
+/// A GET with its path sent byte for byte over a socket.
+fn raw_get(app: &TestApp, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = app.base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]

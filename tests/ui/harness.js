@@ -106,8 +106,8 @@ export function launch() {
  * `page.problems`, error answers (status, method, path) in
  * `page.failures`, and alert() messages in `page.dialogs`.
  */
-export async function openPage(browser, viewport = DESKTOP) {
-  const context = await browser.newContext({ viewport });
+export async function openPage(browser, viewport = DESKTOP, colorScheme = "light") {
+  const context = await browser.newContext({ viewport, colorScheme });
   const page = await context.newPage();
   page.problems = [];
   page.dialogs = [];

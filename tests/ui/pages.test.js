@@ -51,8 +51,8 @@ test("every page passes axe at desktop and phone widths, with screenshots", asyn
   const doc = (await api(server.base, "POST", `/v1/rag/collections/${collection.id}/documents`, { token, body: { name: "tomatoes.md", text: "# Tomatoes\n\nTomatoes need sun, water and support." } })).data;
   await eventually(async () => (await api(server.base, "GET", `/v1/rag/collections/${collection.id}/documents/${doc.id}`, { token })).data.status === "ready", 120_000, "the document to index");
 
-  for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
-    const page = await openPage(browser, viewport);
+  for (const [size, viewport, scheme] of [["desktop", DESKTOP, "light"], ["phone", PHONE, "light"], ["desktop-dark", DESKTOP, "dark"]]) {
+    const page = await openPage(browser, viewport, scheme);
     // Guests may chat: the start page is the chat, with a sign-in link.
     await page.goto(`${server.base}/`);
     await page.getByText("Your chat is not saved").waitFor();

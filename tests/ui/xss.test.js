@@ -81,11 +81,24 @@ test("XSS: hostile model output, titles and document names run nothing", async (
   assert.equal(await page.getByRole("heading", { level: 1 }).innerText(), IMG);
   await assertInert(page, "stored reply");
 
-  // A live reply asked to echo a payload, streamed through the same path.
-  await page.getByRole("textbox", { name: "Message" }).fill(`Repeat exactly, with no change: ${IMG} <script>alert(1)</script>`);
+  // A streamed reply carrying the payloads, cut mid-tag across events
+  // (served to the page in place of the model, which would not say them
+  // word for word), rendered while it streams and when it ends.
+  const pieces = [];
+  for (let i = 0; i < PAYLOADS.length; i += 7) pieces.push(PAYLOADS.slice(i, i + 7));
+  const events = pieces.map((p) => `data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: p }, finish_reason: null }] })}\n\n`);
+  events.push(`data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\n`, "data: [DONE]\n\n");
+  await page.route("**/v1/chat/completions", (route) =>
+    route.fulfill({ status: 200, headers: { "content-type": "text/event-stream" }, body: events.join("") }),
+  );
+  await page.getByRole("textbox", { name: "Message" }).fill("Say the payloads.");
   await page.getByRole("button", { name: "Send" }).click();
-  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: 120_000 });
+  const streamed = page.getByRole("article", { name: "Answer" }).last();
+  await streamed.getByText("click me").waitFor();
+  await page.getByRole("button", { name: "Send" }).waitFor();
+  assert.match(await streamed.locator("pre code").innerText(), /onerror/);
   await assertInert(page, "streamed reply");
+  await page.unroute("**/v1/chat/completions");
 
   // Sessions list, RAG pages, search results and citations.
   await page.goto(`${base}/sessions`);

@@ -11,16 +11,24 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 /// Registers `/` and `/assets/{path}`. Page paths (`/sessions`, …) are
 /// served from the app's fallback, see [`page`].
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").route(web::route().method(Method::GET).to(index)))
-        .service(
-            web::resource("/assets/{path:.*}").route(web::route().method(Method::GET).to(asset)),
-        );
+    // HEAD as GET (actix leaves the body out): `curl -I` and monitors.
+    cfg.service(
+        web::resource("/")
+            .route(web::route().method(Method::GET).to(index))
+            .route(web::route().method(Method::HEAD).to(index)),
+    )
+    .service(
+        web::resource("/assets/{path:.*}")
+            .route(web::route().method(Method::GET).to(asset))
+            .route(web::route().method(Method::HEAD).to(asset)),
+    );
 }
 
 /// The entry page for `req` when its path is one of the console's pages.
 pub(crate) fn page(req: &HttpRequest) -> Option<HttpResponse> {
     let path = req.path().strip_prefix('/')?;
-    (req.method() == Method::GET && offgrid_ui::is_page(path)).then(|| index_response(req))
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    (read && offgrid_ui::is_page(path)).then(|| index_response(req))
 }
 
 async fn index(req: HttpRequest) -> HttpResponse {
@@ -44,15 +52,17 @@ async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
             "no such file",
         ));
     };
-    let etag = HeaderValue::from_str(&file.etag).ok();
+    // The gzip form is another representation, with its own ETag.
+    let tag = if file.gzip.is_some() && accepts_gzip(&req) {
+        format!("{}-gz\"", file.etag.trim_end_matches('"'))
+    } else {
+        file.etag.clone()
+    };
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == file.etag || t.trim() == "*")
-        });
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let mut res = HttpResponse::build(if fresh {
         StatusCode::NOT_MODIFIED
     } else {
@@ -60,8 +70,9 @@ async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     });
     // Revalidated on every use: a new binary's files show at once, and an
     // unchanged file costs a 304.
-    res.insert_header((header::CACHE_CONTROL, "no-cache"));
-    if let Some(etag) = etag {
+    res.insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    if let Ok(etag) = HeaderValue::from_str(&tag) {
         res.insert_header((header::ETAG, etag));
     }
     if fresh {

@@ -15,6 +15,17 @@ export class ApiError extends Error {
   }
 }
 
+let unauthorized = null;
+
+/** Runs `handler` whenever the server answers 401 (a sign-in ended). */
+export function onUnauthorized(handler) {
+  unauthorized = handler;
+}
+
+function noticeStatus(status) {
+  if (status === 401 && unauthorized) unauthorized();
+}
+
 /** A sentence for an error, with when to try again if the server said. */
 export function describe(error) {
   if (!(error instanceof ApiError)) return String(error && error.message ? error.message : error);
@@ -45,6 +56,7 @@ export async function api(method, path, body, { signal } = {}) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, null, null);
   }
+  noticeStatus(res.status);
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
@@ -94,6 +106,7 @@ export async function streamChat(body, { signal, onDelta, onEvent }) {
     throw new ApiError(0, null, null);
   }
   if (!res.ok) {
+    noticeStatus(res.status);
     let data = null;
     try {
       data = await res.json();
@@ -149,6 +162,7 @@ export function upload(path, form, onProgress) {
     };
     xhr.onerror = () => reject(new ApiError(0, null, null));
     xhr.onload = () => {
+      noticeStatus(xhr.status);
       let data = null;
       try {
         data = xhr.responseText ? JSON.parse(xhr.responseText) : null;

@@ -1,7 +1,7 @@
 // The console's entry: loads the server's configuration and who is signed
 // in, then renders the page the address names.
-import { html, render, useEffect, useState, useCallback } from "./lib.js";
-import { get, ApiError } from "./api.js";
+import { html, render, useEffect, useRef, useState, useCallback } from "./lib.js";
+import { get, ApiError, onUnauthorized } from "./api.js";
 import { navigate, useLocation } from "./router.js";
 import { Session, accountHolder, can } from "./session.js";
 import { Layout } from "./layout.js";
@@ -35,12 +35,12 @@ function Forbidden() {
   return html`<div class="page"><h1>Not available</h1><p>Your role does not include this page.</p></div>`;
 }
 
-function page(path, config, me) {
+function page(path, config, me, generation) {
   const parts = path.split("/").filter(Boolean);
   const multi = config.multi_user_mode;
   switch (parts[0] || "") {
     case "":
-      return can(me, "chat") ? html`<${ChatPage} key="new" />` : html`<${Forbidden} />`;
+      return can(me, "chat") ? html`<${ChatPage} key=${`new-${generation}`} />` : html`<${Forbidden} />`;
     case "chat":
       return parts.length === 2 ? html`<${ChatPage} key=${parts[1]} sessionId=${parts[1]} />` : html`<${NotFound} />`;
     case "sessions":
@@ -64,12 +64,27 @@ function page(path, config, me) {
 
 function App({ initial }) {
   const [session, setSession] = useState(initial);
-  const { path } = useLocation();
+  const { path, generation } = useLocation();
   const refresh = useCallback(async () => {
     const next = await loadSession();
     setSession(next);
     return next;
   }, []);
+  // A sign-in that ends (expired, revoked, password reset) sends the user
+  // to the sign-in page, back here afterwards.
+  useEffect(() => {
+    onUnauthorized(() => {
+      const wasSignedIn = session.me.authenticated;
+      refresh().then(
+        (next) => {
+          if (wasSignedIn && !next.me.authenticated && next.config.multi_user_mode) {
+            navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
+          }
+        },
+        () => {},
+      );
+    });
+  }, [session]);
   const { config, me } = session;
   const needsSetup = config.multi_user_mode && config.setup_required;
   const signedOut = config.multi_user_mode && !me.authenticated;
@@ -82,17 +97,32 @@ function App({ initial }) {
   useEffect(() => {
     if (target) navigate(target, { replace: true });
   }, [target]);
+  // After a page change (not the first load, which starts at the skip
+  // link), focus goes to the new content for keyboard and reader users.
+  const shown = useRef(null);
   useEffect(() => {
     const main = document.getElementById("main");
-    if (main && document.activeElement === document.body) main.focus({ preventScroll: true });
+    if (shown.current !== null && shown.current !== path && main && (document.activeElement === document.body || !document.activeElement.isConnected)) {
+      main.focus({ preventScroll: true });
+    }
+    shown.current = path;
   }, [path]);
   let content;
   if (target) content = null;
   else if (path === "/setup") content = html`<${SetupPage} />`;
   else if (path === "/login") content = html`<${LoginPage} />`;
-  else if (path.startsWith("/invite/")) content = html`<${InvitePage} code=${decodeURIComponent(path.slice(8))} />`;
-  else content = html`<${Layout} path=${path}>${page(path, config, me)}<//>`;
+  else if (path.startsWith("/invite/")) content = html`<${InvitePage} code=${decoded(path.slice(8))} />`;
+  else content = html`<${Layout} path=${path}>${page(path, config, me, generation)}<//>`;
   return html`<${Session.Provider} value=${{ config, me, refresh }}>${content}<//>`;
+}
+
+/** A path segment decoded, or as it is when it is not valid %-encoding. */
+function decoded(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 async function start() {

@@ -10,6 +10,13 @@ import { copyText } from "./ui.js";
 marked.setOptions({ gfm: true, breaks: true });
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  // Model output may not borrow the console's classes to dress up as its
+  // controls: only a code block's language survives.
+  if (node.hasAttribute("class")) {
+    const lang = (node.getAttribute("class") || "").split(/\s+/).filter((c) => /^language-[\w+-]+$/.test(c));
+    if (lang.length) node.setAttribute("class", lang.join(" "));
+    else node.removeAttribute("class");
+  }
   if (node.tagName === "A") {
     node.setAttribute("rel", "noopener noreferrer nofollow");
     node.setAttribute("target", "_blank");
@@ -18,7 +25,7 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 
 const PURIFY = {
   FORBID_TAGS: ["style", "img", "form", "input", "button", "textarea", "select", "iframe", "svg", "math", "video", "audio", "picture", "source"],
-  FORBID_ATTR: ["style", "srcset", "action", "formaction"],
+  FORBID_ATTR: ["style", "srcset", "action", "formaction", "id", "name"],
   ALLOW_DATA_ATTR: false,
 };
 

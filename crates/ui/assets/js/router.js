@@ -4,25 +4,34 @@
 import { useEffect, useState } from "./lib.js";
 
 const listeners = new Set();
+// Bumped on every navigation, so a link to the page already shown (New
+// chat) starts it afresh.
+let generation = 0;
 
 /** Goes to `to` (a path with an optional query) inside the console. */
 export function navigate(to, { replace = false } = {}) {
-  if (to === location.pathname + location.search) return;
-  history[replace ? "replaceState" : "pushState"](null, "", to);
+  generation += 1;
+  if (to !== location.pathname + location.search + location.hash) {
+    history[replace ? "replaceState" : "pushState"](null, "", to);
+  }
   for (const f of listeners) f();
 }
 
 /** The current path and query, re-rendering when they change. */
 export function useLocation() {
-  const read = () => ({ path: location.pathname, search: new URLSearchParams(location.search) });
+  const read = () => ({ path: location.pathname, search: new URLSearchParams(location.search), generation });
   const [loc, setLoc] = useState(read);
   useEffect(() => {
     const update = () => setLoc(read());
+    const pop = () => {
+      generation += 1;
+      update();
+    };
     listeners.add(update);
-    addEventListener("popstate", update);
+    addEventListener("popstate", pop);
     return () => {
       listeners.delete(update);
-      removeEventListener("popstate", update);
+      removeEventListener("popstate", pop);
     };
   }, []);
   return loc;
@@ -36,6 +45,8 @@ document.addEventListener("click", (e) => {
   if (!a || a.target || a.hasAttribute("download")) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/v1/") || url.pathname.startsWith("/assets/")) return;
+  // In-page links (the skip link) keep the browser's way: it moves focus.
+  if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
   e.preventDefault();
   navigate(url.pathname + url.search);
 });

@@ -36,6 +36,10 @@ export function Dialog({ title, onClose, children, wide }) {
     const d = ref.current;
     const opener = document.activeElement;
     if (d && !d.open) d.showModal();
+    // Start at the first field, if the dialog has one (else the browser's
+    // choice, the close button).
+    const field = d && d.querySelector(".dialog-body input:not([type=hidden]), .dialog-body select, .dialog-body textarea");
+    if (field) field.focus();
     return () => {
       if (d && d.open) d.close();
       if (opener && opener.isConnected && opener.focus) opener.focus();
@@ -45,7 +49,25 @@ export function Dialog({ title, onClose, children, wide }) {
     e.preventDefault();
     onClose();
   };
-  return html`<dialog ref=${ref} class=${wide ? "dialog wide" : "dialog"} aria-labelledby=${titleId} onCancel=${cancel}>
+  // Tab and Shift+Tab wrap inside the dialog (the rest of the page is
+  // inert while it is open).
+  const wrap = (e) => {
+    if (e.key !== "Tab" || !ref.current) return;
+    const items = [...ref.current.querySelectorAll("a[href], button, input, select, textarea, [tabindex]:not([tabindex='-1'])")].filter(
+      (el) => !el.disabled && el.getClientRects().length > 0,
+    );
+    if (items.length === 0) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
+  return html`<dialog ref=${ref} class=${wide ? "dialog wide" : "dialog"} aria-labelledby=${titleId} onCancel=${cancel} onKeyDown=${wrap}>
     <div class="dialog-head">
       <h2 id=${titleId}>${title}</h2>
       <button type="button" class="icon-button" aria-label="Close" onClick=${onClose}>×</button>

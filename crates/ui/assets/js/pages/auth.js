@@ -18,9 +18,17 @@ function Card({ title, children, lead }) {
   </main>`;
 }
 
+/** Where to go after signing in: a page of this console, never elsewhere. */
 function safeNext(search) {
   const next = search.get("next");
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  if (!next) return "/";
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin !== location.origin || ["/login", "/setup"].includes(url.pathname) || url.pathname.startsWith("/v1/")) return "/";
+    return url.pathname + url.search;
+  } catch {
+    return "/";
+  }
 }
 
 /** First run in multi-user mode: make the administrator. */

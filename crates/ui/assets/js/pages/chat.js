@@ -3,7 +3,7 @@
 // connection closes and the engine stops at its next step). Chats of
 // account holders who own sessions are saved to a session; viewers and
 // guests are told theirs is not.
-import { html, useEffect, useLayoutEffect, useRef, useState } from "../lib.js";
+import { html, useEffect, useLayoutEffect, useMemo, useRef, useState } from "../lib.js";
 import { get, patch, post, streamChat, describe, ApiError } from "../api.js";
 import { can, useSession } from "../session.js";
 import { markdownToHtml, enhanceCode } from "../markdown.js";
@@ -13,10 +13,12 @@ const MODEL_KEY = "offgrid.model";
 /** One message's text: markdown for the assistant, plain for the rest. */
 function Body({ role, content, streaming }) {
   const ref = useRef(null);
-  const rendered = role === "assistant" ? markdownToHtml(content) : null;
+  // Parsed and sanitized once per text: a streaming answer re-renders the
+  // transcript every frame, and earlier messages must cost nothing.
+  const rendered = useMemo(() => (role === "assistant" ? markdownToHtml(content) : null), [role, content]);
   useLayoutEffect(() => {
     if (ref.current && rendered !== null) enhanceCode(ref.current, !streaming);
-  });
+  }, [rendered, streaming]);
   if (rendered === null) return html`<div class="text plain">${content}</div>`;
   return html`<div class="text markdown" ref=${ref} dangerouslySetInnerHTML=${{ __html: rendered }}></div>`;
 }
@@ -51,13 +53,21 @@ function Message({ m }) {
 
 function KnowledgePicker({ collections, value, onChange }) {
   const [open, setOpen] = useState(false);
+  const button = useRef(null);
+  const close = (e) => {
+    if (e.key === "Escape") {
+      e.stopPropagation();
+      setOpen(false);
+      button.current && button.current.focus();
+    }
+  };
   const label = value.all ? "All my knowledge" : value.ids.length ? `${value.ids.length} collection${value.ids.length > 1 ? "s" : ""}` : "Off";
   const toggle = (id) => {
     const ids = value.ids.includes(id) ? value.ids.filter((x) => x !== id) : [...value.ids, id];
     onChange({ all: false, ids });
   };
-  return html`<div class="knowledge">
-    <button type="button" aria-expanded=${open} aria-controls="knowledge-list" onClick=${() => setOpen(!open)}>Knowledge: ${label}</button>
+  return html`<div class="knowledge" onKeyDown=${close}>
+    <button type="button" ref=${button} aria-expanded=${open} aria-controls="knowledge-list" onClick=${() => setOpen(!open)}>Knowledge: ${label}</button>
     ${open &&
     html`<fieldset id="knowledge-list" class="popover">
       <legend>Search these documents</legend>
@@ -109,7 +119,11 @@ export function ChatPage({ sessionId }) {
       .catch(setLoadError);
     if (me.role && me.role !== "guest") {
       get("/v1/presets?limit=100").then((p) => setPresets(p.data || []), () => setPresets([]));
-      get("/v1/rag/collections?limit=100").then((c) => setCollections(c.data || []), () => setCollections([]));
+      // Own collections and those shared with the caller.
+      Promise.all([get("/v1/rag/collections?limit=100"), get("/v1/rag/collections?limit=100&shared=true").catch(() => ({ data: [] }))]).then(
+        ([own, shared]) => setCollections([...(own.data || []), ...(shared.data || [])]),
+        () => setCollections([]),
+      );
     }
   }, []);
 
@@ -178,10 +192,14 @@ export function ChatPage({ sessionId }) {
     abort.current = controller;
     let current = session;
     const body = { model, messages: [{ role: "user", content }] };
+    let pending = "";
+    let frame = 0;
+    let flushPending = () => {};
     try {
       if (saves && !current) {
         current = await post("/v1/sessions", {
-          title: content.replace(/\s+/g, " ").slice(0, 80),
+          // By code points: cutting a surrogate pair would send invalid JSON.
+          title: Array.from(content.replace(/\s+/g, " ")).slice(0, 80).join(""),
           model,
           preset_id: presetId || undefined,
         });
@@ -195,13 +213,15 @@ export function ChatPage({ sessionId }) {
       if (presetId) body.preset_id = presetId;
       if (knowledge.all) body.use_knowledge_base = true;
       else if (knowledge.ids.length) body.rag = { collection_ids: knowledge.ids };
-      let pending = "";
-      let frame = 0;
       const flush = () => {
         frame = 0;
         const piece = pending;
         pending = "";
-        update((m) => ({ ...m, content: m.content + piece }));
+        if (piece) update((m) => ({ ...m, content: m.content + piece }));
+      };
+      flushPending = () => {
+        if (frame) cancelAnimationFrame(frame);
+        flush();
       };
       const finish = await streamChat(body, {
         signal: controller.signal,
@@ -217,6 +237,8 @@ export function ChatPage({ sessionId }) {
       flush();
       update((m) => ({ ...m, streaming: false, pending: false, interrupted: finish === "cancelled" }));
     } catch (e) {
+      // What arrived before the stop or the error stays on screen.
+      flushPending();
       if (e.name === "AbortError") {
         update((m) => ({ ...m, streaming: false, pending: false, interrupted: true }));
       } else {
@@ -255,7 +277,7 @@ export function ChatPage({ sessionId }) {
     ${!saves && html`<p class="notice" role="note">Your chat is not saved: ${me.role === "viewer" ? "viewers" : "guests"} have no sessions.</p>`}
     ${readOnly && html`<p class="notice" role="note">This session is shared with you to read: you cannot post into it.</p>`}
     ${loadError && html`<p class="error-note" role="alert">${describe(loadError)}</p>`}
-    <div class="transcript" role="log" aria-label="Conversation" aria-live="polite" ref=${log} onScroll=${onScroll} tabindex="0">
+    <div class="transcript" role="log" aria-label="Conversation" aria-live="polite" aria-busy=${busy ? "true" : "false"} ref=${log} onScroll=${onScroll} tabindex="0">
       ${messages.length === 0 && html`<p class="empty">Ask anything. Answers are generated on this machine.</p>`}
       ${messages.map((m, i) => html`<${Message} key=${m.id || i} m=${m} />`)}
     </div>

@@ -60,7 +60,7 @@ export function InvitationsPage() {
               <td>${i.role}</td>
               <td><span class=${`badge ${i.status}`}>${i.status}</span></td>
               <td>${i.note || ""}</td>
-              <td>${i.created_by && i.created_by.username}</td>
+              <td>${i.created_by && i.created_by.name}</td>
               <td>${when(i.expires_at)}</td>
               <td>${i.used_by ? i.used_by.username : ""}</td>
               <td>${i.status === "pending" && html`<button type="button" class="danger" aria-label=${`Revoke the ${i.role} invitation made ${when(i.created_at)}`} onClick=${() => revoke(i.id)}>Revoke</button>`}</td>

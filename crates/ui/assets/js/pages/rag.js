@@ -157,7 +157,7 @@ function Uploads({ collectionId, onUploaded }) {
   return html`<section class=${over ? "dropzone over" : "dropzone"} onDragOver=${(e) => (e.preventDefault(), setOver(true))} onDragLeave=${() => setOver(false)} onDrop=${drop} aria-labelledby="upload-head">
     <h2 id="upload-head">Add documents</h2>
     <p class="muted">Drop .txt, .md, .html or .pdf files here, or choose them.</p>
-    <input ref=${input} type="file" multiple accept=${ACCEPT} class="offscreen" id="upload-input" aria-label="Upload documents" onChange=${(e) => (send([...e.target.files]), (e.target.value = ""))} />
+    <input ref=${input} type="file" multiple accept=${ACCEPT} class="offscreen" id="upload-input" tabindex="-1" aria-label="Upload documents" onChange=${(e) => (send([...e.target.files]), (e.target.value = ""))} />
     <button type="button" onClick=${() => input.current.click()}>Choose files</button>
     <ul class="uploads">
       ${items.map(

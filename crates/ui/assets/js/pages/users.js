@@ -1,13 +1,21 @@
 // Users (administrators): search and page through accounts, create one
 // (its API key shown once), change role, disable or enable, reset a
 // password, set quotas, and delete with "transfer data to".
-import { html, useState } from "../lib.js";
+import { html, useEffect, useRef, useState } from "../lib.js";
 import { get, post, patch, put, del, query } from "../api.js";
 import { useSession } from "../session.js";
 import { CopyButton, Confirm, Dialog, ErrorNote, Field, PageHead, useLoad, when } from "../ui.js";
 
 const ROLES = ["admin", "user", "viewer", "guest"];
 const PAGE = 25;
+
+/** A primary button that takes focus when it appears (the dialog's
+ * content changed under the focused control). */
+function FocusedButton({ onClick, children }) {
+  const ref = useRef(null);
+  useEffect(() => ref.current && ref.current.focus(), []);
+  return html`<button type="button" class="primary" ref=${ref} onClick=${onClick}>${children}</button>`;
+}
 
 function Create({ onDone, onClose }) {
   const [form, setForm] = useState({ username: "", email: "", password: "", role: "user", key: true });
@@ -36,7 +44,7 @@ function Create({ onDone, onClose }) {
         <code class="secret-value">${key}</code>
         <${CopyButton} text=${key} label="Copy key" />
       </div>`}
-      <div class="actions"><button type="button" class="primary" onClick=${onClose}>Done</button></div>
+      <div class="actions"><${FocusedButton} onClick=${onClose}>Done<//></div>
     <//>`;
   }
   return html`<${Dialog} title="Create user" onClose=${onClose}>
@@ -77,25 +85,44 @@ function ResetPassword({ user, onClose }) {
   <//>`;
 }
 
+const QUOTA_FIELDS = [
+  ["requests_per_minute", "Requests per minute"],
+  ["tokens_per_day", "Tokens per day"],
+  ["max_concurrent", "Generations at once"],
+];
+
+/** One override: {mode: "default" | "unlimited" | "limit", value}. */
+function overrideOf(overrides, key) {
+  if (!overrides || !(key in overrides)) return { mode: "default", value: "" };
+  const v = overrides[key];
+  return v === null ? { mode: "unlimited", value: "" } : { mode: "limit", value: String(v) };
+}
+
 function QuotaDialog({ user, onClose }) {
   const quota = useLoad(() => get(`/v1/users/${user.id}/quota`), [user.id]);
   const [form, setForm] = useState(null);
   const [error, setError] = useState(null);
   const [saved, setSaved] = useState(false);
   const q = quota.data;
-  const values = form || (q ? { requests_per_minute: q.limits.requests_per_minute ?? "", tokens_per_day: q.limits.tokens_per_day ?? "", max_concurrent: q.limits.max_concurrent ?? "" } : null);
-  const set = (k) => (e) => setForm({ ...values, [k]: e.target.value });
-  const number = (v) => (v === "" ? null : Number(v));
+  const values = form || (q ? Object.fromEntries(QUOTA_FIELDS.map(([k]) => [k, overrideOf(q.overrides, k)])) : null);
+  const set = (k, change) => {
+    setSaved(false);
+    setForm({ ...values, [k]: { ...values[k], ...change } });
+  };
   const save = async (e) => {
     e.preventDefault();
     setError(null);
+    // Left out: the role's default; null: unlimited; a number: the limit.
+    const body = {};
+    for (const [k] of QUOTA_FIELDS) {
+      const v = values[k];
+      if (v.mode === "unlimited") body[k] = null;
+      else if (v.mode === "limit") body[k] = Number(v.value);
+    }
     try {
-      await put(`/v1/users/${user.id}/quota`, {
-        requests_per_minute: number(values.requests_per_minute),
-        tokens_per_day: number(values.tokens_per_day),
-        max_concurrent: number(values.max_concurrent),
-      });
+      await put(`/v1/users/${user.id}/quota`, body);
       setSaved(true);
+      setForm(null);
       quota.reload();
     } catch (err) {
       setError(err);
@@ -110,22 +137,35 @@ function QuotaDialog({ user, onClose }) {
       setError(err);
     }
   };
+  const inForce = (k) => (q && q.limits[k] !== null && q.limits[k] !== undefined ? q.limits[k].toLocaleString() : "no limit");
   return html`<${Dialog} title=${`Quota of ${user.username}`} onClose=${onClose}>
     <${ErrorNote} error=${quota.error || error} />
     ${q && html`<p class="muted small">Used: ${q.used.requests_per_minute} requests this minute, ${q.used.tokens_per_day.toLocaleString()} tokens today, ${q.used.max_concurrent} generating now.</p>`}
     ${values &&
     html`<form class="stack" onSubmit=${save}>
-      <${Field} label="Requests per minute" hint="Empty: no limit."><input type="number" min="0" value=${values.requests_per_minute} onInput=${set("requests_per_minute")} /><//>
-      <${Field} label="Tokens per day"><input type="number" min="0" value=${values.tokens_per_day} onInput=${set("tokens_per_day")} /><//>
-      <${Field} label="Generations at once"><input type="number" min="0" value=${values.max_concurrent} onInput=${set("max_concurrent")} /><//>
+      ${QUOTA_FIELDS.map(
+        ([k, label]) => html`<fieldset class="quota-field">
+          <legend>${label} <span class="muted small">(now: ${inForce(k)})</span></legend>
+          <select aria-label=${`${label}: source`} value=${values[k].mode} onChange=${(e) => set(k, { mode: e.target.value })}>
+            <option value="default">Role default</option>
+            <option value="unlimited">Unlimited</option>
+            <option value="limit">Limit</option>
+          </select>
+          ${values[k].mode === "limit" &&
+          html`<input type="number" min="0" required aria-label=${label} value=${values[k].value} onInput=${(e) => set(k, { value: e.target.value })} />`}
+        </fieldset>`,
+      )}
       ${saved && html`<p class="ok-note" role="status">Saved.</p>`}
       <div class="actions"><button type="button" onClick=${reset}>Reset usage</button><button type="submit" class="primary">Save quota</button></div>
     </form>`}
   <//>`;
 }
 
-function DeleteUser({ user, users, onDone, onClose }) {
+function DeleteUser({ user, onDone, onClose }) {
   const [heir, setHeir] = useState("");
+  // Every account that may inherit, not only the page shown.
+  const all = useLoad(() => get("/v1/users?limit=200"), []);
+  const users = (all.data && all.data.data) || [];
   const heirs = users.filter((u) => u.id !== user.id && !u.disabled && (u.role === "admin" || u.role === "user"));
   return html`<${Confirm}
     title=${`Delete ${user.username}`}
@@ -208,6 +248,6 @@ export function UsersPage() {
     ${dialog && dialog.kind === "create" && html`<${Create} onDone=${list.reload} onClose=${close} />`}
     ${dialog && dialog.kind === "reset" && html`<${ResetPassword} user=${dialog.u} onClose=${close} />`}
     ${dialog && dialog.kind === "quota" && html`<${QuotaDialog} user=${dialog.u} onClose=${close} />`}
-    ${dialog && dialog.kind === "delete" && html`<${DeleteUser} user=${dialog.u} users=${rows} onDone=${list.reload} onClose=${close} />`}
+    ${dialog && dialog.kind === "delete" && html`<${DeleteUser} user=${dialog.u} onDone=${list.reload} onClose=${close} />`}
   </div>`;
 }
