@@ -14,6 +14,8 @@
 //!   drive (the `openai` client) into a venv under `~/.cache/offgrid`.
 //! - `cargo xtask vendor-ui`: fetch the web UI's browser libraries from
 //!   npm at their pinned versions into `crates/ui/assets/vendor`.
+//! - `cargo xtask bench ui`: the console's first load and a 1,000-message
+//!   transcript in Chromium, against peers in the same run.
 //! - `cargo xtask ui-test`: the web UI in Debian's Chromium against the
 //!   release server (part of `cargo xtask test`).
 //! - `cargo xtask bench auth`: request rates for `GET /v1/users/me` with a
@@ -128,7 +130,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | vendor-ui | ui-test | bench auth|inference [--before DIR] | bench workspace \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | vendor-ui | ui-test | bench auth|inference [--before DIR] | bench workspace | bench ui \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -156,6 +158,7 @@ fn main() -> ExitCode {
         ["bench", "auth", "--before", dir] => bench::auth(Some((*dir).into())),
         ["bench", "inference"] => bench_inference::inference(None),
         ["bench", "workspace"] => bench_workspace::workspace(),
+        ["bench", "ui"] => ui::bench(),
         ["bench", "inference", "--before", dir] => bench_inference::inference(Some((*dir).into())),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
         ["fuzz", rest @ ..] => only(rest, &["--include-ignored"], &["--cases"])

@@ -179,6 +179,29 @@ fn ensure_chromium() -> Result<(), String> {
     .map_err(|e| format!("{e}: install chromium with apt-get (as root) and run again"))
 }
 
+/// `cargo xtask bench ui`: first load and a 1,000-message transcript in
+/// Chromium against peers in the same run (`tests/ui/bench.mjs`); prints
+/// a JSON report.
+pub(crate) fn bench() -> Result<(), String> {
+    ensure_chromium()?;
+    let dir = root().join("tests/ui");
+    run(Command::new("npm")
+        .current_dir(&dir)
+        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"]))?;
+    run(crate::cargo().args(["build", "--release", "--bin", "offgrid"]))?;
+    crate::models::install(None)?;
+    let bin = crate::bench::target_dir().join("release").join("offgrid");
+    let bin = std::fs::canonicalize(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    run(Command::new("node")
+        .current_dir(&dir)
+        .arg("bench.mjs")
+        .env("OFFGRID_BIN", bin)
+        .env(
+            "OFFGRID_MODELS_DIR",
+            crate::models::home_dir()?.join("models"),
+        ))
+}
+
 /// `cargo xtask ui-test`: the web UI in a real browser. Installs Chromium
 /// (apt) and the test packages (`npm ci`), builds the release server, and
 /// runs `tests/ui/*.test.js` with Node's test runner, one file at a time
