@@ -113,7 +113,8 @@ test("multi-user: setup, users, invitations, isolation and a read-only share", a
   await daveNav.getByRole("link", { name: "Sessions" }).click();
   await dave.getByRole("button", { name: /^Share List three colours/ }).click();
   const share = dave.getByRole("dialog");
-  await share.getByRole("textbox", { name: "Username" }).fill("carol");
+  // A text box with suggestions (a combobox: administrators get the accounts).
+  await share.getByRole("combobox", { name: "Username" }).fill("carol");
   await share.getByRole("combobox", { name: "Permission" }).selectOption("read");
   await share.getByRole("button", { name: "Share" }).click();
   await share.getByRole("combobox", { name: "Permission of carol" }).waitFor();

@@ -41,7 +41,7 @@ function Citations({ citations }) {
 function Message({ m }) {
   const who = m.role === "user" ? "You" : m.role === "assistant" ? m.model || "Assistant" : m.role;
   return html`<article class=${`msg ${m.role}${m.error ? " failed" : ""}`} aria-label=${m.role === "user" ? "Your message" : "Answer"}>
-    <div class="who">${who}</div>
+    <div class="msg-who">${who}</div>
     ${m.error
       ? html`<p class="error-note" role="alert">${m.error}</p>`
       : html`<${Body} role=${m.role} content=${m.content} streaming=${m.streaming} />`}

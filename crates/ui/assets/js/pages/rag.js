@@ -97,7 +97,7 @@ function Collections() {
         (c) => html`<li class="card">
           <div class="card-main">
             <a class="title" href=${`/rag/${c.id}`}>${c.name}</a>
-            <span class="muted small">${c.document_count} documents · ${c.chunk_count} chunks · ${when(c.updated_at)}${c.permission !== "owner" && c.owner ? ` · by ${c.owner.username} (${c.permission})` : ""}</span>
+            <span class="muted small">${c.document_count} ${c.document_count === 1 ? "document" : "documents"} · ${c.chunk_count} ${c.chunk_count === 1 ? "chunk" : "chunks"} · ${when(c.updated_at)}${c.permission !== "owner" && c.owner ? ` · by ${c.owner.username} (${c.permission})` : ""}</span>
           </div>
           <div class="card-actions">
             ${["owner", "admin"].includes(c.permission) && html`<button type="button" aria-label=${`Rename ${c.name}`} onClick=${() => setDialog({ kind: "edit", c })}>Rename</button>`}
@@ -203,7 +203,7 @@ function CollectionPage({ id }) {
           (d) => html`<li>
             <span class="doc">${d.name}</span>
             <span class=${`badge ${d.status}`}>${d.status}</span>
-            <span class="muted small">${d.chunks} chunks${d.bytes ? ` · ${bytes(d.bytes)}` : ""} · ${when(d.created_at)}</span>
+            <span class="muted small">${d.chunks} ${d.chunks === 1 ? "chunk" : "chunks"}${d.bytes ? ` · ${bytes(d.bytes)}` : ""} · ${when(d.created_at)}</span>
             ${d.error && html`<span class="error-note">${d.error}</span>`}
             ${writes && html`<button type="button" class="danger" aria-label=${`Delete ${d.name}`} onClick=${() => setRemoving(d)}>Delete</button>`}
           </li>`,

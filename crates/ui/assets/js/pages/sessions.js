@@ -70,7 +70,7 @@ export function SessionsPage() {
           <div class="card-main">
             <a class="title" href=${`/chat/${s.id}`}>${s.title}</a>
             <span class="muted small">
-              ${s.message_count} messages · ${when(s.updated_at)}${s.model ? ` · ${s.model}` : ""}${!mine && s.owner ? ` · by ${s.owner.username} (${s.permission})` : ""}
+              ${s.message_count} ${s.message_count === 1 ? "message" : "messages"} · ${when(s.updated_at)}${s.model ? ` · ${s.model}` : ""}${!mine && s.owner ? ` · by ${s.owner.username} (${s.permission})` : ""}
             </span>
           </div>
           <div class="card-actions">
