@@ -50,7 +50,7 @@ test("multi-user: setup, users, invitations, isolation and a read-only share", a
 
   // Sign out, then a wrong password: the server's one generic message.
   await admin.getByRole("button", { name: /admin/ }).click();
-  await admin.getByRole("menuitem", { name: "Sign out" }).click();
+  await admin.getByRole("button", { name: "Sign out" }).click();
   await admin.waitForURL("**/login");
   const expected = (await api(server.base, "POST", "/v1/auth/login", { body: { username: "nobody", password: "wrong password!" } })).data.error.message;
   await signIn(admin, server.base, "admin", "not the password");
@@ -82,10 +82,19 @@ test("multi-user: setup, users, invitations, isolation and a read-only share", a
   // An invitation for a user, with its one-time link.
   await nav.getByRole("link", { name: "Invitations" }).click();
   await admin.getByRole("combobox", { name: "Role" }).selectOption("user");
+  // A hostile note shows as text, here and in the audit log.
+  const note = `<img src=x onerror="alert('note')">`;
+  await admin.getByRole("textbox", { name: "Note (optional)" }).fill(note);
   await admin.getByRole("button", { name: "Create invitation" }).click();
   const link = await admin.locator(".secret-value").innerText();
   assert.match(link, new RegExp(`^${server.base}/invite/.+`));
   await admin.getByRole("cell", { name: "pending" }).waitFor();
+  assert.equal(await admin.getByRole("cell", { name: note, exact: true }).count(), 1);
+  await nav.getByRole("link", { name: "Audit" }).click();
+  await admin.getByText("invitation.created").first().waitFor();
+  await nav.getByRole("link", { name: "Invitations" }).click();
+  await admin.getByRole("cell", { name: "pending" }).waitFor();
+  assert.deepEqual(admin.dialogs, []);
 
   // The invited user accepts in another browser.
   const dave = await openPage(browser);

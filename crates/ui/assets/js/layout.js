@@ -58,16 +58,16 @@ function UserMenu({ me, multi }) {
     navigate(to);
   };
   return html`<div class="user-menu" ref=${ref}>
-    <button type="button" class="user-button" aria-haspopup="menu" aria-expanded=${open} onClick=${() => setOpen(!open)}>
+    <button type="button" class="user-button" aria-expanded=${open} aria-controls="user-menu" onClick=${() => setOpen(!open)}>
       <span class="avatar" aria-hidden="true">${(me.user ? me.user.username : "?").slice(0, 1).toUpperCase()}</span>
       <span class="who"><span class="name">${me.user ? me.user.username : "You"}</span><span class="role">${me.role}</span></span>
     </button>
     ${open &&
-    html`<div class="menu" role="menu">
-      <button type="button" role="menuitem" onClick=${() => go("/account")}>Account</button>
-      ${multi && html`<button type="button" role="menuitem" onClick=${() => go("/account#api-keys")}>API keys</button>`}
-      ${multi && html`<button type="button" role="menuitem" onClick=${signOut}>Sign out</button>`}
-    </div>`}
+    html`<ul class="menu" id="user-menu">
+      <li><button type="button" onClick=${() => go("/account")}>Account</button></li>
+      ${multi && html`<li><button type="button" onClick=${() => go("/account#api-keys")}>API keys</button></li>`}
+      ${multi && html`<li><button type="button" onClick=${signOut}>Sign out</button></li>`}
+    </ul>`}
   </div>`;
 }
 
