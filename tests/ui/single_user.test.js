@@ -89,6 +89,32 @@ test("single-user: a chat streams, stops on request, and is saved to a session",
   await page.waitForURL(`**/chat/${id}`);
   await log.getByRole("article", { name: "Answer" }).nth(1).waitFor();
 
+  // Errors show in place, in the answer's bubble: a prompt longer than
+  // the model's context (the real server refuses it), and a quota refusal
+  // with its retry time (served to the page in place of the server).
+  await page.goto(`${server.base}/`);
+  await box.waitFor();
+  await box.fill("lighthouse ".repeat(12_000));
+  await page.getByRole("button", { name: "Send" }).click();
+  const tooLong = log.getByRole("article", { name: "Answer" }).last().getByRole("alert");
+  await tooLong.waitFor({ timeout: 60_000 });
+  assert.match(await tooLong.innerText(), /context/i);
+  await page.route("**/v1/chat/completions", (route) =>
+    route.fulfill({
+      status: 429,
+      headers: { "content-type": "application/json", "retry-after": "30" },
+      body: JSON.stringify({ error: { message: "Too many requests for your quota.", type: "rate_limit_error", code: "rate_limited" } }),
+    }),
+  );
+  await box.fill("One more?");
+  await page.getByRole("button", { name: "Send" }).click();
+  const limited = log.getByRole("article", { name: "Answer" }).last().getByRole("alert");
+  await limited.waitFor();
+  assert.equal(await limited.innerText(), "Too many requests for your quota. Try again in 30 seconds.");
+  await page.unroute("**/v1/chat/completions");
+  // The page is still usable.
+  assert.equal(await page.getByRole("button", { name: "Send" }).isVisible(), true);
+
   assert.deepEqual(page.problems, []);
     assert.deepEqual(await cspViolations(page), []);
 });
