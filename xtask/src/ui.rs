@@ -179,27 +179,38 @@ fn ensure_chromium() -> Result<(), String> {
     .map_err(|e| format!("{e}: install chromium with apt-get (as root) and run again"))
 }
 
-/// `cargo xtask bench ui`: first load and a 1,000-message transcript in
-/// Chromium against peers in the same run (`tests/ui/bench.mjs`); prints
-/// a JSON report.
-pub(crate) fn bench() -> Result<(), String> {
+/// What both the browser tests and the UI benchmark need: Chromium, the
+/// Node packages (`npm ci`), the default models and the release server.
+/// Returns the server binary's path.
+fn prepare() -> Result<PathBuf, String> {
     ensure_chromium()?;
-    let dir = root().join("tests/ui");
     run(Command::new("npm")
-        .current_dir(&dir)
+        .current_dir(root().join("tests/ui"))
         .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"]))?;
     run(crate::cargo().args(["build", "--release", "--bin", "offgrid"]))?;
     crate::models::install(None)?;
     let bin = crate::bench::target_dir().join("release").join("offgrid");
-    let bin = std::fs::canonicalize(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
-    run(Command::new("node")
-        .current_dir(&dir)
-        .arg("bench.mjs")
+    std::fs::canonicalize(&bin).map_err(|e| format!("{}: {e}", bin.display()))
+}
+
+/// `node` in `tests/ui` with the server binary and the models folder.
+fn node(bin: PathBuf) -> Result<Command, String> {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(root().join("tests/ui"))
         .env("OFFGRID_BIN", bin)
         .env(
             "OFFGRID_MODELS_DIR",
             crate::models::home_dir()?.join("models"),
-        ))
+        );
+    Ok(cmd)
+}
+
+/// `cargo xtask bench ui`: first load and a 1,000-message transcript in
+/// Chromium against peers in the same run (`tests/ui/bench.mjs`); prints
+/// a JSON report.
+pub(crate) fn bench() -> Result<(), String> {
+    let bin = prepare()?;
+    run(node(bin)?.arg("bench.mjs"))
 }
 
 /// `cargo xtask ui-test`: the web UI in a real browser. Installs Chromium
@@ -207,18 +218,8 @@ pub(crate) fn bench() -> Result<(), String> {
 /// runs `tests/ui/*.test.js` with Node's test runner, one file at a time
 /// (each starts its own server). Screenshots land in `tests/ui/screenshots`.
 pub(crate) fn browser_tests() -> Result<(), String> {
-    ensure_chromium()?;
+    let bin = prepare()?;
     let dir = root().join("tests/ui");
-    run(Command::new("npm").current_dir(&dir).args([
-        "ci",
-        "--no-audit",
-        "--no-fund",
-        "--ignore-scripts",
-    ]))?;
-    run(crate::cargo().args(["build", "--release", "--bin", "offgrid"]))?;
-    crate::models::install(None)?;
-    let bin = crate::bench::target_dir().join("release").join("offgrid");
-    let bin = std::fs::canonicalize(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -226,13 +227,7 @@ pub(crate) fn browser_tests() -> Result<(), String> {
         .filter(|n| n.ends_with(".test.js"))
         .collect();
     files.sort();
-    run(Command::new("node")
-        .current_dir(&dir)
+    run(node(bin)?
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
-        .args(&files)
-        .env("OFFGRID_BIN", bin)
-        .env(
-            "OFFGRID_MODELS_DIR",
-            crate::models::home_dir()?.join("models"),
-        ))
+        .args(&files))
 }
