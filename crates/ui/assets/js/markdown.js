@@ -62,6 +62,67 @@ async function highlighter(lang) {
   return hljs;
 }
 
+function languageOf(code) {
+  const m = /language-([\w+-]+)/.exec(code.className);
+  const name = m ? m[1].toLowerCase() : null;
+  return name ? ALIASES[name] || name : null;
+}
+
+// Blocks waiting to be highlighted, done in idle time a few at a time so
+// scrolling through a long session keeps its frames.
+const queue = [];
+let scheduled = false;
+
+function schedule() {
+  if (scheduled || queue.length === 0) return;
+  scheduled = true;
+  const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 16));
+  idle(drain, { timeout: 300 });
+}
+
+async function drain(deadline) {
+  scheduled = false;
+  while (queue.length && deadline.timeRemaining() > 2) {
+    const code = queue.shift();
+    if (!code.isConnected) continue;
+    const lang = languageOf(code);
+    let h;
+    try {
+      // Loading highlight.js or a grammar happens once each.
+      h = hljs && (!lang || !KNOWN.has(lang) || registered.has(lang)) ? hljs : await highlighter(lang);
+    } catch {
+      code.dataset.highlighted = "no";
+      continue;
+    }
+    if (lang && registered.has(lang)) {
+      // highlight.js escapes the text it wraps in its spans.
+      code.innerHTML = h.highlight(code.textContent, { language: lang, ignoreIllegals: true }).value;
+      code.classList.add("hljs");
+    }
+    code.dataset.highlighted = "yes";
+  }
+  schedule();
+}
+
+let observer = null;
+
+function visibility() {
+  if (!observer) {
+    observer = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) {
+          if (!entry.isIntersecting) continue;
+          observer.unobserve(entry.target);
+          queue.push(entry.target);
+        }
+        schedule();
+      },
+      { rootMargin: "600px 0px" },
+    );
+  }
+  return observer;
+}
+
 /**
  * Adds copy buttons to the code blocks under `root`, and highlighting when
  * `highlight` (left out while an answer streams).
@@ -85,25 +146,11 @@ export function enhanceCode(root, highlight) {
       pre.appendChild(button);
     }
     if (highlight && !code.dataset.highlighted) {
-      const m = /language-([\w+-]+)/.exec(code.className);
-      const name = m ? m[1].toLowerCase() : null;
-      const lang = name ? ALIASES[name] || name : null;
       code.dataset.highlighted = "pending";
-      highlighter(lang)
-        .then((h) => {
-          if (!code.isConnected) return;
-          const text = code.textContent;
-          const result = lang && registered.has(lang) ? h.highlight(text, { language: lang, ignoreIllegals: true }) : null;
-          if (result) {
-            // highlight.js escapes the text it wraps in its spans.
-            code.innerHTML = result.value;
-            code.classList.add("hljs");
-          }
-          code.dataset.highlighted = "yes";
-        })
-        .catch(() => {
-          code.dataset.highlighted = "no";
-        });
+      // Only blocks that come near the screen: a long session would
+      // otherwise highlight hundreds of blocks when it opens (the largest
+      // cost in the profile of opening 1,000 messages).
+      visibility().observe(code);
     }
   }
 }
