@@ -210,10 +210,6 @@ fn bad_requests_get_400s_that_name_the_field() {
             json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "top_p": 0}),
             "top_p",
         ),
-        (
-            json!({"messages": [{"role": "user", "content": "hi"}]}),
-            "model",
-        ),
     ];
     for (request, field) in cases {
         let res = app.post("/v1/chat/completions", None, request.clone());
@@ -547,4 +543,37 @@ fn echo_streams_the_prompt_first_with_its_scores() {
         .filter_map(|c| c["choices"][0]["text"].as_str())
         .collect();
     assert_eq!(text, plain["choices"][0]["text"].as_str().expect("text"));
+}
+
+/// A chat that names no model (nor a session or preset that does) is
+/// answered by `default_model`, which `/v1/system/config` shows; a default
+/// that is not installed is a clear 404 naming it.
+#[test]
+fn a_chat_without_a_model_uses_the_default_model() {
+    let app = spawn_with_models(|_| {});
+    let config = body(app.get("/v1/system/config", None));
+    assert_eq!(config["default_model"], CHAT);
+    let answer = body(app.post(
+        "/v1/chat/completions",
+        None,
+        json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}),
+    ));
+    assert_eq!(answer["model"], CHAT, "{answer}");
+
+    let app = spawn_with_models(|s| s.default_model = "not-installed".to_owned());
+    let err = assert_error(
+        app.post(
+            "/v1/chat/completions",
+            None,
+            json!({"messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        404,
+        "model_not_found",
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not-installed")),
+        "{err}"
+    );
 }

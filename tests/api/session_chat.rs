@@ -243,18 +243,14 @@ fn a_preset_comes_first_and_the_request_overrides_it() {
         json!({"preset_id": preset_id, "max_tokens": 9, "messages": question}),
     ));
     assert_eq!(longer["usage"]["completion_tokens"], 9, "{longer}");
-    // No model anywhere: a clear 400.
-    let err = assert_error(
-        chat(&app, None, json!({"messages": question})),
-        400,
-        "invalid_value",
-    );
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("model")),
-        "{err}"
-    );
+    // No model in the request, session or preset: the server's
+    // `default_model` answers.
+    let fallback = body(chat(
+        &app,
+        None,
+        json!({"messages": question, "max_tokens": 2}),
+    ));
+    assert_eq!(fallback["model"], CHAT, "{fallback}");
     assert_error(
         chat(
             &app,

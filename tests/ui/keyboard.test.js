@@ -3,7 +3,7 @@
 // while open, close on Escape and give focus back to what opened them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, openPage, api, cspViolations } from "./harness.js";
+import { startServer, launch, openPage, api, cspViolations, eventually } from "./harness.js";
 
 /** Presses Tab until `name` (a role and name) has focus; at most `max` times. */
 async function tabTo(page, matches, max = 40) {
@@ -43,6 +43,7 @@ test("keyboard: skip link, navigation, focus ring, dialogs trap and return focus
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Sessions", level: 1 }).waitFor();
 
+  await page.getByRole("button", { name: "Rename Keyboard notes" }).waitFor();
   // A dialog takes focus, keeps it while tabbing, closes on Escape and
   // returns focus to its opener.
   await tabTo(page, () => document.activeElement.getAttribute("aria-label") === "Rename Keyboard notes");
@@ -55,7 +56,7 @@ test("keyboard: skip link, navigation, focus ring, dialogs trap and return focus
   }
   await page.keyboard.press("Escape");
   await dialog.waitFor({ state: "detached" });
-  assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "Rename Keyboard notes");
+  await eventually(async () => (await page.evaluate(() => document.activeElement.getAttribute("aria-label"))) === "Rename Keyboard notes", 5_000, "focus back on the opener");
 
   // The rename works from the keyboard alone.
   await page.keyboard.press("Enter");

@@ -22,8 +22,10 @@ export function onUnauthorized(handler) {
   unauthorized = handler;
 }
 
-function noticeStatus(status) {
-  if (status === 401 && unauthorized) unauthorized();
+function noticeStatus(status, path) {
+  // Answers of the sign-in endpoints themselves (a wrong password, /me
+  // with an ended cookie) say nothing new: reacting to them would loop.
+  if (status === 401 && unauthorized && !String(path).startsWith("/v1/auth/")) unauthorized();
 }
 
 /** A sentence for an error, with when to try again if the server said. */
@@ -56,7 +58,7 @@ export async function api(method, path, body, { signal } = {}) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, null, null);
   }
-  noticeStatus(res.status);
+  noticeStatus(res.status, path);
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
@@ -106,7 +108,7 @@ export async function streamChat(body, { signal, onDelta, onEvent }) {
     throw new ApiError(0, null, null);
   }
   if (!res.ok) {
-    noticeStatus(res.status);
+    noticeStatus(res.status, "/v1/chat/completions");
     let data = null;
     try {
       data = await res.json();
@@ -162,7 +164,7 @@ export function upload(path, form, onProgress) {
     };
     xhr.onerror = () => reject(new ApiError(0, null, null));
     xhr.onload = () => {
-      noticeStatus(xhr.status);
+      noticeStatus(xhr.status, path);
       let data = null;
       try {
         data = xhr.responseText ? JSON.parse(xhr.responseText) : null;

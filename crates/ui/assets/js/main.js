@@ -65,26 +65,43 @@ function page(path, config, me, generation) {
 function App({ initial }) {
   const [session, setSession] = useState(initial);
   const { path, generation } = useLocation();
+  // The newest session, for handlers registered once; and a counter so an
+  // older refresh never overwrites a newer one.
+  const current = useRef(initial);
+  current.current = session;
+  const asked = useRef(0);
   const refresh = useCallback(async () => {
+    asked.current += 1;
+    const mine = asked.current;
     const next = await loadSession();
-    setSession(next);
+    if (mine === asked.current) {
+      current.current = next;
+      setSession(next);
+    }
     return next;
   }, []);
   // A sign-in that ends (expired, revoked, password reset) sends the user
   // to the sign-in page, back here afterwards.
+  // Registered once; one check at a time, and only for a signed-in user.
+  const checking = useRef(false);
   useEffect(() => {
     onUnauthorized(() => {
-      const wasSignedIn = session.me.authenticated;
-      refresh().then(
-        (next) => {
-          if (wasSignedIn && !next.me.authenticated && next.config.multi_user_mode) {
-            navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
-          }
-        },
-        () => {},
-      );
+      if (checking.current || !current.current.me.authenticated) return;
+      checking.current = true;
+      refresh()
+        .then(
+          (next) => {
+            if (!next.me.authenticated && next.config.multi_user_mode && location.pathname !== "/login") {
+              navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
+            }
+          },
+          () => {},
+        )
+        .finally(() => {
+          checking.current = false;
+        });
     });
-  }, [session]);
+  }, []);
   const { config, me } = session;
   const needsSetup = config.multi_user_mode && config.setup_required;
   const signedOut = config.multi_user_mode && !me.authenticated;
@@ -100,13 +117,14 @@ function App({ initial }) {
   // After a page change (not the first load, which starts at the skip
   // link), focus goes to the new content for keyboard and reader users.
   const shown = useRef(null);
+  const view = `${path}#${generation}`;
   useEffect(() => {
     const main = document.getElementById("main");
-    if (shown.current !== null && shown.current !== path && main && (document.activeElement === document.body || !document.activeElement.isConnected)) {
+    if (shown.current !== null && shown.current !== view && main && (document.activeElement === document.body || !document.activeElement.isConnected)) {
       main.focus({ preventScroll: true });
     }
-    shown.current = path;
-  }, [path]);
+    shown.current = view;
+  }, [view]);
   let content;
   if (target) content = null;
   else if (path === "/setup") content = html`<${SetupPage} />`;

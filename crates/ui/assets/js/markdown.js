@@ -71,42 +71,71 @@ function languageOf(code) {
 // Blocks waiting to be highlighted, done in idle time a few at a time so
 // scrolling through a long session keeps its frames.
 const queue = [];
+const failed = new Set();
 let scheduled = false;
 
 function schedule() {
   if (scheduled || queue.length === 0) return;
   scheduled = true;
-  const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 16));
-  idle(drain, { timeout: 300 });
+  if (window.requestIdleCallback) {
+    requestIdleCallback(drain, { timeout: 300 });
+  } else {
+    setTimeout(() => {
+      const end = performance.now() + 8;
+      drain({ didTimeout: false, timeRemaining: () => Math.max(0, end - performance.now()) });
+    }, 16);
+  }
 }
 
 async function drain(deadline) {
-  scheduled = false;
-  while (queue.length && deadline.timeRemaining() > 2) {
+  // Loaded once, before any block is done, outside the time slices; what
+  // fails to load is not asked for again (its blocks stay plain).
+  const wanted = new Set(queue.map(languageOf).filter((l) => l && KNOWN.has(l) && !registered.has(l) && !failed.has(l)));
+  if (!hljs || wanted.size) {
+    for (const lang of wanted.size ? [...wanted] : [null]) {
+      try {
+        await highlighter(lang);
+      } catch {
+        failed.add(lang);
+      }
+    }
+    if (!hljs) {
+      for (const code of queue.splice(0)) code.dataset.highlighted = "no";
+      scheduled = false;
+      return;
+    }
+    scheduled = false;
+    schedule();
+    return;
+  }
+  // At least one block per call, even when the browser ran out of idle time.
+  let first = true;
+  while (queue.length && (first || deadline.timeRemaining() > 2)) {
+    first = false;
     const code = queue.shift();
     if (!code.isConnected) continue;
     const lang = languageOf(code);
-    let h;
     try {
-      // Loading highlight.js or a grammar happens once each.
-      h = hljs && (!lang || !KNOWN.has(lang) || registered.has(lang)) ? hljs : await highlighter(lang);
+      if (lang && registered.has(lang)) {
+        // highlight.js escapes the text it wraps in its spans.
+        code.innerHTML = hljs.highlight(code.textContent, { language: lang, ignoreIllegals: true }).value;
+        code.classList.add("hljs");
+      }
+      code.dataset.highlighted = "yes";
     } catch {
       code.dataset.highlighted = "no";
-      continue;
     }
-    if (lang && registered.has(lang)) {
-      // highlight.js escapes the text it wraps in its spans.
-      code.innerHTML = h.highlight(code.textContent, { language: lang, ignoreIllegals: true }).value;
-      code.classList.add("hljs");
-    }
-    code.dataset.highlighted = "yes";
   }
+  scheduled = false;
   schedule();
 }
 
-let observer = null;
+// One observer per scrolling container (the transcript), so "near the
+// screen" is measured where the blocks scroll.
+const observers = new Map();
 
-function visibility() {
+function visibility(root) {
+  let observer = observers.get(root);
   if (!observer) {
     observer = new IntersectionObserver(
       (entries) => {
@@ -117,8 +146,9 @@ function visibility() {
         }
         schedule();
       },
-      { rootMargin: "600px 0px" },
+      { root, rootMargin: "600px 0px" },
     );
+    observers.set(root, observer);
   }
   return observer;
 }
@@ -146,11 +176,18 @@ export function enhanceCode(root, highlight) {
       pre.appendChild(button);
     }
     if (highlight && !code.dataset.highlighted) {
+      const lang = languageOf(code);
+      if (!lang || !KNOWN.has(lang)) {
+        // Nothing to colour: no need for highlight.js at all.
+        code.dataset.highlighted = "no";
+        continue;
+      }
       code.dataset.highlighted = "pending";
       // Only blocks that come near the screen: a long session would
       // otherwise highlight hundreds of blocks when it opens (the largest
       // cost in the profile of opening 1,000 messages).
-      visibility().observe(code);
+      const scroller = pre.closest(".transcript");
+      visibility(scroller && scroller.isConnected ? scroller : null).observe(code);
     }
   }
 }

@@ -23,14 +23,23 @@ export function useLocation() {
   const [loc, setLoc] = useState(read);
   useEffect(() => {
     const update = () => setLoc(read());
+    // Back and forward start a page afresh only when the page changes.
+    let last = location.pathname + location.search;
     const pop = () => {
-      generation += 1;
+      const now = location.pathname + location.search;
+      if (now !== last) generation += 1;
+      last = now;
       update();
     };
+    const track = () => {
+      last = location.pathname + location.search;
+    };
+    listeners.add(track);
     listeners.add(update);
     addEventListener("popstate", pop);
     return () => {
       listeners.delete(update);
+      listeners.delete(track);
       removeEventListener("popstate", pop);
     };
   }, []);
@@ -45,8 +54,17 @@ document.addEventListener("click", (e) => {
   if (!a || a.target || a.hasAttribute("download")) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/v1/") || url.pathname.startsWith("/assets/")) return;
-  // In-page links (the skip link) keep the browser's way: it moves focus.
-  if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
+  // In-page links (the skip link): focus the target, without touching the
+  // history (a history entry would come back as a page change).
+  if (url.hash && url.pathname === location.pathname && url.search === location.search) {
+    const target = document.getElementById(decodeURIComponent(url.hash.slice(1)));
+    if (target) {
+      e.preventDefault();
+      target.focus();
+      target.scrollIntoView({ block: "start" });
+    }
+    return;
+  }
   e.preventDefault();
   navigate(url.pathname + url.search);
 });

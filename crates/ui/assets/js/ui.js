@@ -32,9 +32,11 @@ export async function copyText(text) {
 export function Dialog({ title, onClose, children, wide }) {
   const ref = useRef(null);
   const titleId = useRef(`dlg-${Math.random().toString(36).slice(2)}`).current;
+  // What had focus when the dialog was asked for, read while rendering
+  // (effects run after paint, when a key press may have moved it).
+  const opener = useRef(document.activeElement).current;
   useEffect(() => {
     const d = ref.current;
-    const opener = document.activeElement;
     if (d && !d.open) d.showModal();
     // Start at the first field, if the dialog has one (else the browser's
     // choice, the close button).
@@ -42,7 +44,10 @@ export function Dialog({ title, onClose, children, wide }) {
     if (field) field.focus();
     return () => {
       if (d && d.open) d.close();
-      if (opener && opener.isConnected && opener.focus) opener.focus();
+      const back = () => opener && opener.isConnected && opener.focus && opener.focus();
+      back();
+      // Again after the browser's own focus handling of the closed dialog.
+      setTimeout(back, 0);
     };
   }, []);
   const cancel = (e) => {
@@ -77,7 +82,7 @@ export function Dialog({ title, onClose, children, wide }) {
 }
 
 /** Asks before something that cannot be undone. */
-export function Confirm({ title, message, action = "Delete", onConfirm, onClose, children }) {
+export function Confirm({ title, message, action = "Delete", onConfirm, onClose, children, disabled = false }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const go = async () => {
@@ -97,7 +102,7 @@ export function Confirm({ title, message, action = "Delete", onConfirm, onClose,
     <${ErrorNote} error=${error} />
     <div class="actions">
       <button type="button" onClick=${onClose}>Cancel</button>
-      <button type="button" class="danger" disabled=${busy} onClick=${go}>${action}</button>
+      <button type="button" class="danger" disabled=${busy || disabled} onClick=${go}>${action}</button>
     </div>
   <//>`;
 }

@@ -121,8 +121,8 @@ function QuotaDialog({ user, onClose }) {
     }
     try {
       await put(`/v1/users/${user.id}/quota`, body);
+      // The form keeps what was saved (the reload shows the same).
       setSaved(true);
-      setForm(null);
       quota.reload();
     } catch (err) {
       setError(err);
@@ -167,6 +167,9 @@ function DeleteUser({ user, onDone, onClose }) {
   const all = useLoad(() => get("/v1/users?limit=200"), []);
   const users = (all.data && all.data.data) || [];
   const heirs = users.filter((u) => u.id !== user.id && !u.disabled && (u.role === "admin" || u.role === "user"));
+  // Until the heirs are known (or if they cannot be), deleting is not
+  // offered: the only choice shown would be to delete their data.
+  const ready = !all.loading && !all.error;
   return html`<${Confirm}
     title=${`Delete ${user.username}`}
     message="Their sessions, collections and presets go to the user you choose, or are deleted with the account. Shares they held end either way."
@@ -175,7 +178,9 @@ function DeleteUser({ user, onDone, onClose }) {
       onDone();
     }}
     onClose=${onClose}
+    disabled=${!ready}
   >
+    <${ErrorNote} error=${all.error} />
     <${Field} label="Transfer data to">
       <select value=${heir} onChange=${(e) => setHeir(e.target.value)}>
         <option value="">Nobody: delete their data</option>
