@@ -390,6 +390,18 @@ fn stalled_upload(app: &TestApp, collection: &str) -> std::net::TcpStream {
     conn
 }
 
+/// Whether the server has answered (or closed) a stalled upload.
+fn answered(conn: &std::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    conn.set_nonblocking(true).expect("nonblocking");
+    let seen = match conn.peek(&mut byte) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    conn.set_nonblocking(false).expect("blocking");
+    seen
+}
+
 /// Uploads whose bodies are being read hold memory, so at most four are
 /// read at once: a fifth is told the server is busy (503 with
 /// `Retry-After`) instead of waiting, and once the slow senders leave,
@@ -399,13 +411,20 @@ fn stalled_upload(app: &TestApp, collection: &str) -> std::net::TcpStream {
 fn slow_uploads_hold_a_bounded_number_of_places_and_hostile_json_is_refused() {
     let app = spawn_with_models(|_| {});
     let c = new_collection(&app, None, "Slow");
-    let stalled: Vec<_> = (0..4).map(|_| stalled_upload(&app, &c)).collect();
+    let mut stalled: Vec<_> = (0..4).map(|_| stalled_upload(&app, &c)).collect();
     let path = format!("/v1/rag/collections/{c}/documents");
     let doc = json!({"name": "quick.txt", "text": "A short note about lighthouses."});
-    // The four stalled uploads reach their handlers soon; until then a
-    // fifth may still get a place.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The stalled uploads reach their handlers soon; until then a probe
+    // may still get a place, and a stalled upload that arrived while a
+    // probe held one was told to come back (503): it is replaced. Once the
+    // four places are held by stalled uploads, a probe must be refused.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let busy = loop {
+        for conn in &mut stalled {
+            if answered(conn) {
+                *conn = stalled_upload(&app, &c);
+            }
+        }
         let res = app.post(&path, None, doc.clone());
         if res.status() == 503 {
             break res;
