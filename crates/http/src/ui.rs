@@ -90,7 +90,11 @@ fn send(req: &HttpRequest, mut res: HttpResponseBuilder, file: offgrid_ui::Asset
         Some(gz) if accepts_gzip(req) => res
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .body(gz),
-        _ => res.body(file.bytes.into_owned()),
+        // Embedded files are sent from the binary, not copied.
+        _ => match file.bytes {
+            std::borrow::Cow::Borrowed(bytes) => res.body(bytes),
+            std::borrow::Cow::Owned(bytes) => res.body(bytes),
+        },
     }
 }
 
