@@ -39,8 +39,8 @@ test("RAG: upload .md and .pdf, see them ready, search, and get a cited answer",
   await search.getByRole("button", { name: "Search" }).click();
   const first = page.locator(".hit").first();
   await first.waitFor();
-  assert.equal(await first.locator(".doc").innerText(), "garden.md");
-  assert.match(await first.locator(".score").innerText(), /^0\.\d\d$/);
+  assert.equal(await first.locator(".doc").textContent(), "garden.md");
+  assert.match(await first.locator(".score").textContent(), /^0\.\d\d$/);
 
   // A chat with all my knowledge cites the document that answers.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Chat" }).click();
@@ -52,8 +52,8 @@ test("RAG: upload .md and .pdf, see them ready, search, and get a cited answer",
   const answer = page.getByRole("article", { name: "Answer" }).last();
   const sources = answer.locator(".citations");
   await sources.waitFor();
-  assert.match(await sources.innerText(), /garden\.md/);
-  assert.ok((await answer.locator(".text").innerText()).trim().length > 0);
+  assert.match(await sources.textContent(), /garden\.md/);
+  assert.ok((await answer.locator(".text").textContent()).trim().length > 0);
 
   // After a reload, the saved answer keeps its citations.
   await page.reload();

@@ -39,14 +39,14 @@ test("single-user: a chat streams, stops on request, and is saved to a session",
   const answer = log.getByRole("article", { name: "Answer" }).last();
   const lengths = new Set();
   await eventually(async () => {
-    const text = await answer.locator(".text").innerText().catch(() => "");
+    const text = await answer.locator(".text").textContent().catch(() => "");
     if (text.length) lengths.add(text.length);
     return lengths.size >= 3 && text.length > 40;
   }, 60_000, "the answer to stream");
   await stop.click();
   await page.getByText("Stopped before the end.").waitFor();
   await page.getByRole("button", { name: "Send" }).waitFor();
-  const stoppedText = await answer.locator(".text").innerText();
+  const stoppedText = await answer.locator(".text").textContent();
 
   // The server stopped too: nothing is queued or running, and the session
   // holds what was generated, marked interrupted.
@@ -71,7 +71,7 @@ test("single-user: a chat streams, stops on request, and is saved to a session",
   const answers = log.getByRole("article", { name: "Answer" });
   assert.equal(await answers.count(), 2);
   const second = answers.nth(1);
-  assert.ok((await second.locator(".text").innerText()).trim().length > 0);
+  assert.ok((await second.locator(".text").textContent()).trim().length > 0);
   assert.equal(await second.getByText("Stopped before the end.").count(), 0);
 
   // Reload: the address names the session, which comes back whole.
@@ -98,7 +98,7 @@ test("single-user: a chat streams, stops on request, and is saved to a session",
   await page.getByRole("button", { name: "Send" }).click();
   const tooLong = log.getByRole("article", { name: "Answer" }).last().getByRole("alert");
   await tooLong.waitFor({ timeout: 60_000 });
-  assert.match(await tooLong.innerText(), /context/i);
+  assert.match(await tooLong.textContent(), /context/i);
   await page.route("**/v1/chat/completions", (route) =>
     route.fulfill({
       status: 429,
@@ -110,7 +110,7 @@ test("single-user: a chat streams, stops on request, and is saved to a session",
   await page.getByRole("button", { name: "Send" }).click();
   const limited = log.getByRole("article", { name: "Answer" }).last().getByRole("alert");
   await limited.waitFor();
-  assert.equal(await limited.innerText(), "Too many requests for your quota. Try again in 30 seconds.");
+  assert.equal(await limited.textContent(), "Too many requests for your quota. Try again in 30 seconds.");
   await page.unroute("**/v1/chat/completions");
   // The page is still usable.
   assert.equal(await page.getByRole("button", { name: "Send" }).isVisible(), true);

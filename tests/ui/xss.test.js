@@ -75,10 +75,10 @@ test("XSS: hostile model output, titles and document names run nothing", async (
   await answer.getByText("click me").waitFor();
   assert.equal(await answer.getByRole("link", { name: "click me" }).count(), 0);
   // The code block shows the payload as text.
-  assert.match(await answer.locator("pre code").innerText(), /onerror/);
+  assert.match(await answer.locator("pre code").textContent(), /onerror/);
   // The user's message and the title are text.
-  assert.equal(await page.getByRole("article", { name: "Your message" }).locator(".text").innerText(), IMG);
-  assert.equal(await page.getByRole("heading", { level: 1 }).innerText(), IMG);
+  assert.equal(await page.getByRole("article", { name: "Your message" }).locator(".text").textContent(), IMG);
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), IMG);
   await assertInert(page, "stored reply");
 
   // A streamed reply carrying the payloads, cut mid-tag across events
@@ -96,7 +96,7 @@ test("XSS: hostile model output, titles and document names run nothing", async (
   const streamed = page.getByRole("article", { name: "Answer" }).last();
   await streamed.getByText("click me").waitFor();
   await page.getByRole("button", { name: "Send" }).waitFor();
-  assert.match(await streamed.locator("pre code").innerText(), /onerror/);
+  assert.match(await streamed.locator("pre code").textContent(), /onerror/);
   await assertInert(page, "streamed reply");
   await page.unroute("**/v1/chat/completions");
 
@@ -112,7 +112,7 @@ test("XSS: hostile model output, titles and document names run nothing", async (
   await page.getByRole("searchbox", { name: "Search documents" }).fill("boiler pressure grey key");
   await page.getByRole("search").getByRole("button", { name: "Search" }).click();
   await page.locator(".hit .doc").first().waitFor();
-  assert.equal(await page.locator(".hit .doc").first().innerText(), `${IMG}.md`);
+  assert.equal(await page.locator(".hit .doc").first().textContent(), `${IMG}.md`);
   await assertInert(page, "collection and search");
   await page.goto(`${base}/`);
   await page.getByRole("button", { name: /^Knowledge/ }).click();
@@ -121,6 +121,6 @@ test("XSS: hostile model output, titles and document names run nothing", async (
   await page.getByRole("button", { name: "Send" }).click();
   await page.getByRole("button", { name: "Send" }).waitFor({ timeout: 120_000 });
   await page.locator(".citations .doc").first().waitFor();
-  assert.equal(await page.locator(".citations .doc").first().innerText(), `${IMG}.md`);
+  assert.equal(await page.locator(".citations .doc").first().textContent(), `${IMG}.md`);
   await assertInert(page, "citations");
 });
