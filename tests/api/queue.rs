@@ -64,7 +64,10 @@ fn entry<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
 
 #[test]
 fn callers_see_and_cancel_their_own_generations_and_admins_everyones() {
-    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let app = spawn_with_models(|s| {
+        s.multi_user_mode = true;
+        s.num_parallel = 4;
+    });
     let admin = app.setup_admin();
     let (_, ann) = app.create_user(&admin, "ann", "user");
     let (_, bob) = app.create_user(&admin, "bob", "user");

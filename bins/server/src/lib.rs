@@ -62,7 +62,14 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
     let models = offgrid_inference::Models::open(
         &settings.home.join("models"),
         offgrid_inference::ModelsConfig {
-            engine: offgrid_inference::EngineConfig::default(),
+            engine: offgrid_inference::EngineConfig {
+                kv_cache_bytes: match settings.kv_cache_mb {
+                    0 => offgrid_inference::engine::default_kv_cache_bytes(),
+                    mb => (mb as usize).saturating_mul(1 << 20),
+                },
+                max_active: settings.num_parallel as usize,
+                ..offgrid_inference::EngineConfig::default()
+            },
             default_keep_alive: settings.keep_alive,
             max_loaded: settings.max_loaded_models as usize,
             clean_leftovers: true,

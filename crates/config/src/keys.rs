@@ -294,6 +294,27 @@ pub static KEYS: &[KeySpec] = &[
         show: |s| s.context_length.to_string(),
     },
     KeySpec {
+        name: "kv_cache_mb",
+        env: "OFFGRID_KV_CACHE_MB",
+        expected: "an integer from 16 to 1048576 (MiB), or 0 (automatic)",
+        apply: |s, r| {
+            let n = parse_int(r)?;
+            s.kv_cache_mb = if n == 0 { 0 } else { in_range(n, 16, 1 << 20)? };
+            Some(())
+        },
+        show: |s| s.kv_cache_mb.to_string(),
+    },
+    KeySpec {
+        name: "num_parallel",
+        env: "OFFGRID_NUM_PARALLEL",
+        expected: "an integer from 1 to 64",
+        apply: |s, r| {
+            s.num_parallel = in_range(parse_int(r)?, 1, 64)?;
+            Some(())
+        },
+        show: |s| s.num_parallel.to_string(),
+    },
+    KeySpec {
         name: "default_model",
         env: "OFFGRID_DEFAULT_MODEL",
         expected: "an installed chat model's id, e.g. smollm2-135m-instruct",

@@ -65,6 +65,14 @@ pub struct Settings {
     /// Context served per chat model in tokens, if less than the model's
     /// own (0: the model's own).
     pub context_length: u32,
+    /// Key/value cache budget of the inference engine in MiB, all running
+    /// generations together (0: a quarter of the machine's memory, between
+    /// 256 MiB and 4 GiB). A generation starts only when its prompt and
+    /// `max_tokens` fit; until then it waits in the queue.
+    pub kv_cache_mb: u32,
+    /// Generations decoding at once, batched into one forward pass per
+    /// step; more wait in the queue.
+    pub num_parallel: u32,
     /// The chat model used when a chat names none (nor its session or
     /// preset); guests, who cannot list models, chat with it.
     pub default_model: String,
@@ -114,6 +122,8 @@ impl Settings {
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
             context_length: 0,
+            kv_cache_mb: 0,
+            num_parallel: 8,
             default_model: "smollm2-135m-instruct".to_owned(),
             embedding_model: "all-minilm-l6-v2".to_owned(),
             rag_max_upload_mb: 20,

@@ -1,11 +1,14 @@
 //! The OffGrid half of `cargo xtask bench inference`: prompt and decode
-//! speed of the forward pass, time to first token through the engine, and
-//! aggregate decode speed with 1 and 4 concurrent streams. Prints one JSON
-//! object. Run through the xtask, which also runs llama.cpp on the same
-//! file and prints the ratios.
+//! speed of the forward pass, time to first token through the engine,
+//! aggregate decode speed with 1, 4 and 8 concurrent streams (continuous
+//! batching), and a running stream's inter-token latency alone and while
+//! another user's long prompt is read. Prints one JSON object. Run through
+//! the xtask, which also runs llama.cpp on the same file and prints the
+//! ratios.
 //!
 //! ```text
 //! bench MODEL.gguf [--prompt-tokens 200] [--gen 128] [--ttft-tokens 20] [--repeat 3]
+//!                  [--long-prompt 2000]
 //! ```
 
 use std::path::PathBuf;
@@ -35,6 +38,7 @@ struct Args {
     generate: usize,
     ttft_tokens: usize,
     repeat: usize,
+    long_prompt: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         generate: 128,
         ttft_tokens: 20,
         repeat: 3,
+        long_prompt: 2000,
     };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<usize, String> {
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
             "--gen" => args.generate = num("--gen")?,
             "--ttft-tokens" => args.ttft_tokens = num("--ttft-tokens")?,
             "--repeat" => args.repeat = num("--repeat")?.max(1),
+            "--long-prompt" => args.long_prompt = num("--long-prompt")?.max(1),
             _ if args.model.as_os_str().is_empty() => args.model = PathBuf::from(a),
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -171,6 +177,98 @@ fn engine_run(
     Ok((tokens as f64 / started.elapsed().as_secs_f64(), ttft))
 }
 
+/// The `q` quantile (0..=1) of `v` (nearest rank).
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// A greedy stream of `generate` tokens on `prompt` (prose, so it does not
+/// stop early); when `long` is given, another user's request with that
+/// prompt is submitted after the stream's fifth token. Returns the
+/// stream's inter-token gaps in ms (those while the other prompt was
+/// being read, when there is one) and how long that prompt took to its
+/// first token.
+fn stream_gaps(
+    engine: &Engine,
+    model: &Arc<ChatModel>,
+    prompt: &[u32],
+    generate: usize,
+    long: Option<&[u32]>,
+) -> Result<(Vec<f64>, Option<Duration>), String> {
+    let (tx, rx) = mpsc::channel();
+    let stream_tx = tx.clone();
+    engine
+        .submit(Job::new(
+            "stream",
+            model.clone(),
+            prompt.to_vec(),
+            SamplingParams {
+                max_tokens: generate,
+                ..SamplingParams::default()
+            },
+            Box::new(move |e| stream_tx.send((0, Instant::now(), e)).is_ok()),
+        ))
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    let mut long_window: Option<(Instant, Option<Instant>)> = None;
+    let mut long_ttft = None;
+    let mut open = 1;
+    while open > 0 {
+        let (who, at, event) = rx
+            .recv_timeout(Duration::from_secs(600))
+            .map_err(|e| e.to_string())?;
+        match (who, event) {
+            (0, Event::Text(_)) => {
+                times.push(at);
+                if times.len() == 5
+                    && let Some(long) = long
+                {
+                    let long_tx = tx.clone();
+                    engine
+                        .submit(Job::new(
+                            "long-prompt",
+                            model.clone(),
+                            long.to_vec(),
+                            SamplingParams {
+                                max_tokens: 1,
+                                ..SamplingParams::default()
+                            },
+                            Box::new(move |e| long_tx.send((1, Instant::now(), e)).is_ok()),
+                        ))
+                        .map_err(|e| e.to_string())?;
+                    long_window = Some((Instant::now(), None));
+                    open += 1;
+                }
+            }
+            (1, Event::Done(u)) => {
+                long_ttft = u.time_to_first_token;
+                if let Some((_, end)) = long_window.as_mut() {
+                    *end = Some(at);
+                }
+                open -= 1;
+            }
+            (0, Event::Done(_)) => open -= 1,
+            (_, Event::Error(e)) => return Err(e),
+            _ => {}
+        }
+    }
+    let gaps = times
+        .windows(2)
+        .filter(|w| match long_window {
+            Some((start, Some(end))) => w[0] >= start && w[1] <= end,
+            Some((_, None)) => false,
+            None => true,
+        })
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    Ok((gaps, long_ttft))
+}
+
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -200,7 +298,7 @@ fn run() -> Result<(), String> {
     }
 
     let engine = Engine::start(EngineConfig {
-        max_active: 4,
+        max_active: 8,
         max_queued: 16,
         ..EngineConfig::default()
     })
@@ -213,6 +311,14 @@ fn run() -> Result<(), String> {
     }
     let (one, _) = engine_run(&engine, &chat, short, 1, args.generate)?;
     let (four, _) = engine_run(&engine, &chat, short, 4, args.generate)?;
+    let (eight, _) = engine_run(&engine, &chat, short, 8, args.generate)?;
+
+    // Inter-token latency of a running stream, alone and while another
+    // user's long prompt is read.
+    let long = prompt_ids(&chat.tokenizer, args.long_prompt)?;
+    let (alone, _) = stream_gaps(&engine, &chat, &ids[..64], 200, None)?;
+    let (contended, long_ttft) = stream_gaps(&engine, &chat, &ids[..64], 2000, Some(&long))?;
+    let alone_p50 = quantile(alone.clone(), 0.5);
 
     let threads = candle_core::utils::get_num_threads();
     println!(
@@ -229,6 +335,15 @@ fn run() -> Result<(), String> {
             "ttft_tokens": short.len(),
             "stream1_tps": one,
             "stream4_tps": four,
+            "stream8_tps": eight,
+            "itl_alone_p50_ms": alone_p50,
+            "itl_alone_p99_ms": quantile(alone, 0.99),
+            "itl_contended_p50_ms": quantile(contended.clone(), 0.5),
+            "itl_contended_p99_ms": quantile(contended.clone(), 0.99),
+            "itl_contended_samples": contended.len(),
+            "long_prompt_tokens": long.len(),
+            "long_prompt_ttft_ms": long_ttft.map_or(f64::NAN, |t| t.as_secs_f64() * 1000.0),
+            "simd": offgrid_inference::simd::level().name(),
             "peak_rss_mb": peak_rss_mb(),
             "prompt_ids": ids,
         })

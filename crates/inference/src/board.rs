@@ -51,6 +51,9 @@ pub struct JobInfo {
     pub position: usize,
     /// Tokens generated so far.
     pub generated_tokens: usize,
+    /// Queued and next in line, but waiting for room in the key/value
+    /// cache (the engine's `kv_cache_mb`).
+    pub waiting_for_memory: bool,
 }
 
 struct Entry {
@@ -87,6 +90,7 @@ impl Board {
                     state: JobState::Queued,
                     position: 0,
                     generated_tokens: 0,
+                    waiting_for_memory: false,
                 },
                 cancel: cancel.clone(),
             },
@@ -104,6 +108,14 @@ impl Board {
         if let Some(e) = self.lock().get_mut(id) {
             e.info.state = JobState::Running;
             e.info.position = 0;
+            e.info.waiting_for_memory = false;
+        }
+    }
+
+    /// Whether the queued request `id` waits for key/value cache room.
+    pub(crate) fn waiting_for_memory(&self, id: &str, waiting: bool) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.info.waiting_for_memory = waiting;
         }
     }
 

@@ -1,11 +1,19 @@
-//! The inference engine: one scheduler thread that interleaves decoding
-//! steps of several sequences, fairly across users.
+//! The inference engine: one scheduler thread that runs continuous
+//! batching, fairly across users.
 //!
 //! - Requests wait in per-user queues; a free slot goes to the user with the
 //!   fewest running sequences, ties broken round-robin, so one user's twenty
 //!   requests cannot starve another user's one.
-//! - Running sequences advance one step each in turn (a prefill chunk or one
-//!   token), so a long generation never holds the others behind it.
+//! - Each engine step is one batched forward pass per model: one token for
+//!   every decoding sequence, plus prompt chunks of the sequences still
+//!   reading their prompt, under a per-step token budget
+//!   ([`EngineConfig::step_tokens`], and a smaller chunk while others
+//!   decode, so a long prompt never stalls the running streams).
+//!   Sequences join and leave the batch at any step.
+//! - Key/value cache memory is bounded by a budget
+//!   ([`EngineConfig::kv_cache_bytes`]): a request starts only when its
+//!   prompt and `max_tokens` fit; until then it waits, and the board says
+//!   so.
 //! - The queue is bounded: `submit` answers [`EngineError::Busy`] when full.
 //! - Each request streams [`Event`]s to its own sink; when the sink reports
 //!   the client is gone, the sequence is dropped before its next step.
@@ -20,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use crate::board::Board;
 use crate::generate::{FinishReason, SamplingParams, Sequence, Step, stop_token_ids};
+use crate::kv::{KvBudget, KvSeq};
 use crate::limits::{Admitted, PerKeyLimit};
 use crate::model::LlamaModel;
+use crate::transformer::BatchItem;
 use crate::{ChatTemplate, GgufFile, InferenceError, TextTokenizer};
 
 /// A chat model loaded in memory, shareable between requests.
@@ -96,13 +106,24 @@ impl ChatModel {
         self.base.context_length()
     }
 
+    /// Positions a request's cache may need: its prompt and every token
+    /// it may generate, within the context.
+    fn positions_needed(&self, prompt: usize, params: &SamplingParams) -> usize {
+        prompt
+            .saturating_add(params.max_tokens)
+            .min(self.context_length())
+    }
+
     fn sequence(
         &self,
+        kv: KvSeq,
         prompt: Vec<u32>,
         params: SamplingParams,
     ) -> Result<Sequence, InferenceError> {
-        Sequence::new(
-            Box::new(self.base.fork()),
+        use crate::CausalLm;
+        Sequence::with_cache(
+            kv,
+            self.base.context_length(),
             prompt,
             params,
             self.stop_ids.clone(),
@@ -241,17 +262,46 @@ pub struct EngineConfig {
     /// Sequences one user may have decoding at once, so a slot stays free
     /// for someone else.
     pub max_running_per_user: usize,
+    /// Tokens one step feeds at most, all sequences together (each
+    /// decoding sequence counts one; prompt chunks share the rest).
+    pub step_tokens: usize,
+    /// The longest prompt chunk a step feeds while other sequences are
+    /// decoding: bounds the time between two tokens of a running stream
+    /// while someone else's long prompt is read.
+    pub prefill_chunk_while_decoding: usize,
+    /// Bytes of key/value cache all running sequences may reserve.
+    pub kv_cache_bytes: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            max_active: 4,
+            max_active: 8,
             max_queued: 64,
             max_per_user: 8,
             max_running_per_user: 3,
+            step_tokens: 128,
+            prefill_chunk_while_decoding: 16,
+            kv_cache_bytes: default_kv_cache_bytes(),
         }
     }
+}
+
+/// The default key/value cache budget: a quarter of the machine's memory,
+/// between 256 MiB and 4 GiB (SmolLM2-135M takes 22.5 KiB per position in
+/// f16: 4 GiB hold eight sequences of its 8,192-token context with room
+/// to spare, 256 MiB about 11,600 positions).
+pub fn default_kv_cache_bytes() -> usize {
+    const MIB: usize = 1 << 20;
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map_or(4096 * MIB, |kb| kb.saturating_mul(1024));
+    (total / 4).clamp(256 * MIB, 4096 * MIB)
 }
 
 /// A request's place in its user's allowance, taken before the costly work
@@ -290,6 +340,7 @@ impl Queued {
 pub struct Engine {
     tx: mpsc::Sender<Queued>,
     queued: Arc<AtomicUsize>,
+    kv: KvBudget,
     per_user: PerKeyLimit,
     config: EngineConfig,
     board: Board,
@@ -330,13 +381,16 @@ impl Engine {
         let counter = queued.clone();
         let board = Board::default();
         let shown = board.clone();
+        let kv = KvBudget::new(config.kv_cache_bytes);
+        let budget = kv.clone();
         std::thread::Builder::new()
             .name("offgrid-engine".into())
-            .spawn(move || supervise(&rx, &counter, config, &shown))
+            .spawn(move || supervise(&rx, &counter, config, &shown, &budget))
             .map_err(|e| InferenceError::Candle(format!("cannot start engine thread: {e}")))?;
         Ok(Engine {
             tx,
             queued,
+            kv,
             per_user: PerKeyLimit::new(config.max_per_user),
             config,
             board,
@@ -392,6 +446,11 @@ impl Engine {
     /// The queue board: what is queued and running, and cancellation.
     pub fn board(&self) -> &Board {
         &self.board
+    }
+
+    /// The key/value cache budget, with what is reserved and allocated.
+    pub fn kv_budget(&self) -> &KvBudget {
+        &self.kv
     }
 
     /// Requests waiting for a slot.
@@ -535,6 +594,16 @@ impl Scheduler {
         }
     }
 
+    /// Puts back a request `next` took (it cannot start yet): first in its
+    /// user's queue, and its user first in the round.
+    fn requeue_front(&mut self, q: Queued, queued: &AtomicUsize) {
+        let user = q.job.user.clone();
+        queued.fetch_add(1, Ordering::AcqRel);
+        self.waiting.entry(user.clone()).or_default().push_front(q);
+        self.order.retain(|u| *u != user);
+        self.order.push_front(user);
+    }
+
     /// Sends `Error` to every request in flight and forgets them.
     fn fail_all(&mut self, queued: &AtomicUsize) {
         for mut r in self.running.drain(..) {
@@ -561,6 +630,7 @@ fn supervise(
     queued: &AtomicUsize,
     config: EngineConfig,
     board: &Board,
+    kv: &KvBudget,
 ) {
     let fresh = || Scheduler {
         board: board.clone(),
@@ -569,7 +639,7 @@ fn supervise(
     let mut state = fresh();
     loop {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            schedule(rx, queued, config, &mut state);
+            schedule(rx, queued, config, kv, &mut state);
         }));
         match run {
             Ok(()) => return,
@@ -620,14 +690,11 @@ fn end_early(r: &mut Running) -> Outcome {
     )))
 }
 
-/// One step of `r` and the events it produced; `Finished` when the request
-/// is over (done, failed, cancelled or its client gone). Every request
-/// that ran ends with exactly one `Done` or `Error`.
-fn advance(r: &mut Running) -> Outcome {
-    if !r.alive.as_ref().is_none_or(|f| f()) || r.cancel.load(Ordering::Acquire) {
-        return end_early(r);
-    }
-    let outcome = r.seq.step(&r.model.tokenizer);
+/// Hands a step's result to `r`'s client: scored prompt tokens, the new
+/// token's log-probability and text, or the end. `Finished` when the
+/// request is over (done, failed or its client gone). Every request that
+/// ran ends with exactly one `Done` or `Error`.
+fn deliver(r: &mut Running, outcome: Result<Step, InferenceError>) -> Outcome {
     let mut alive = true;
     let scored = r.seq.take_prompt_logprobs();
     if !scored.is_empty() {
@@ -673,10 +740,203 @@ fn advance(r: &mut Running) -> Outcome {
     }
 }
 
+/// How many tokens each running sequence feeds this step (same order as
+/// `running`; 0: none). Every decoding sequence feeds one; prompt chunks
+/// share what is left of `step_tokens`, oldest request first, and are at
+/// most `prefill_chunk_while_decoding` long while anyone decodes. The
+/// oldest prompt always gets at least one token, so prompts progress
+/// even when decodes fill the budget.
+fn plan(running: &[Running], config: &EngineConfig) -> Vec<usize> {
+    let decoding = running.iter().filter(|r| !r.seq.is_prefilling()).count();
+    let mut left = config.step_tokens.max(1).saturating_sub(decoding);
+    let cap = if decoding > 0 {
+        config.prefill_chunk_while_decoding.max(1)
+    } else {
+        config.step_tokens.max(1)
+    };
+    let mut first_prompt = true;
+    running
+        .iter()
+        .map(|r| {
+            if !r.seq.is_prefilling() {
+                return 1;
+            }
+            let mut n = r.seq.prompt_left().min(cap).min(left);
+            if first_prompt {
+                n = n.max(1);
+                first_prompt = false;
+            }
+            left = left.saturating_sub(n);
+            n
+        })
+        .collect()
+}
+
+/// Runs one batched step for the running sequences of one model (`which`
+/// are indices into `running`, `fed` their token counts) and hands each
+/// its result. Returns each one's outcome. A panic in the forward pass
+/// fails that batch's requests; one while delivering fails that request.
+fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(usize, Outcome)> {
+    let Some(&head) = which.first() else {
+        return Vec::new();
+    };
+    let model = running[head].model.clone();
+    let inputs: Vec<(Vec<u32>, bool)> = which
+        .iter()
+        .map(|&i| {
+            let seq = &running[i].seq;
+            (seq.next_tokens(fed[i]).to_vec(), seq.wants_all_logits())
+        })
+        .collect();
+    let forward = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(which.len());
+        let mut rest: &mut [Running] = running;
+        let mut offset = 0;
+        for (&i, (tokens, all_logits)) in which.iter().zip(&inputs) {
+            // `which` is increasing: split off each sequence in turn.
+            let (_, tail) = rest.split_at_mut(i - offset);
+            let (this, tail) = tail.split_at_mut(1);
+            rest = tail;
+            offset = i + 1;
+            if !tokens.is_empty() {
+                items.push(BatchItem {
+                    kv: this[0].seq.kv_mut(),
+                    tokens,
+                    all_logits: *all_logits,
+                });
+            }
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        model.model().forward_batch(&mut items)
+    }));
+    let mut logits = match forward {
+        Ok(Ok(l)) => l.into_iter(),
+        Ok(Err(e)) => {
+            let message = e.to_string();
+            return which
+                .iter()
+                .map(|&i| (i, Outcome::Finished(Some(Event::Error(message.clone())))))
+                .collect();
+        }
+        Err(panic) => {
+            tracing::error!(
+                model = %model.id,
+                panic = panic_message(&*panic),
+                "a forward pass panicked; failing its batch"
+            );
+            return which
+                .iter()
+                .map(|&i| {
+                    (
+                        i,
+                        Outcome::Finished(Some(Event::Error(INTERNAL.to_owned()))),
+                    )
+                })
+                .collect();
+        }
+    };
+    let mut outcomes = Vec::with_capacity(which.len());
+    for (&i, (tokens, _)) in which.iter().zip(&inputs) {
+        let r = &mut running[i];
+        let l = if tokens.is_empty() {
+            None
+        } else {
+            logits.next()
+        };
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let outcome = r.seq.accept(tokens.len(), l, &r.model.tokenizer);
+            deliver(r, outcome)
+        }));
+        let outcome = step.unwrap_or_else(|panic| {
+            tracing::error!(
+                user = %r.user,
+                model = %r.model.id,
+                panic = panic_message(&*panic),
+                "a request panicked while generating; failing it"
+            );
+            Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
+        });
+        outcomes.push((i, outcome));
+    }
+    outcomes
+}
+
+/// Starts queued requests while there are free slots and room in the
+/// key/value cache. A request that does not fit yet stays first in line
+/// (nobody passes it, so a long request is not starved by short ones);
+/// one that could never fit fails with a clear message.
+fn fill(state: &mut Scheduler, config: &EngineConfig, queued: &AtomicUsize, kv: &KvBudget) {
+    while state.running.len() < config.max_active.max(1) {
+        let Some(q) = state.next(config, queued) else {
+            break;
+        };
+        let model = q.job.model.clone();
+        let layout = model.model().kv_layout();
+        let positions = model.positions_needed(q.job.prompt.len(), &q.job.params);
+        let id = q.job.id.clone().unwrap_or_default();
+        if !kv.could_fit(&layout, positions) {
+            let Queued { mut job, .. } = q;
+            state.board.remove(&id);
+            let mib = |b: usize| b.div_ceil(1 << 20);
+            (job.sink)(Event::Error(format!(
+                "this request needs {} MiB of key/value cache (prompt and max_tokens: {positions} tokens) but the server's kv_cache_mb is {} MiB; lower max_tokens or shorten the prompt",
+                mib(crate::kv::KvLayout::blocks_for(positions).saturating_mul(layout.block_bytes())),
+                mib(kv.limit().unwrap_or(0)),
+            )));
+            continue;
+        }
+        let Some(cache) = kv.reserve(layout, positions) else {
+            state.board.waiting_for_memory(&id, true);
+            state.requeue_front(q, queued);
+            break;
+        };
+        let Queued {
+            mut job,
+            cancel,
+            submitted,
+            _ticket,
+        } = q;
+        match model.sequence(cache, std::mem::take(&mut job.prompt), job.params.clone()) {
+            Ok(seq) => {
+                state.board.start(&id);
+                state.running.push(Running {
+                    id,
+                    cancel,
+                    user: job.user,
+                    model: job.model,
+                    seq,
+                    sink: job.sink,
+                    alive: job.alive,
+                    submitted,
+                    first_token: None,
+                    _ticket,
+                });
+            }
+            Err(e) => {
+                state.board.remove(&id);
+                (job.sink)(Event::Error(e.to_string()));
+            }
+        }
+    }
+}
+
+/// Ends running request `i` with `last` (its model, sequence, cache and
+/// place released first).
+fn retire(state: &mut Scheduler, i: usize, last: Option<Event>) {
+    let Running { id, mut sink, .. } = state.running.remove(i);
+    state.board.remove(&id);
+    if let Some(event) = last {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(event)));
+    }
+}
+
 fn schedule(
     rx: &mpsc::Receiver<Queued>,
     queued: &AtomicUsize,
     config: EngineConfig,
+    kv: &KvBudget,
     state: &mut Scheduler,
 ) {
     loop {
@@ -691,74 +951,51 @@ fn schedule(
             state.enqueue(q);
         }
         state.sweep_cancelled(queued);
+        fill(state, &config, queued, kv);
 
-        // Fill free slots.
-        while state.running.len() < config.max_active.max(1) {
-            let Some(Queued {
-                mut job,
-                cancel,
-                submitted,
-                _ticket,
-            }) = state.next(&config, queued)
-            else {
-                break;
-            };
-            let id = job.id.take().unwrap_or_default();
-            match job
-                .model
-                .sequence(std::mem::take(&mut job.prompt), job.params.clone())
-            {
-                Ok(seq) => {
-                    state.board.start(&id);
-                    state.running.push(Running {
-                        id,
-                        cancel,
-                        user: job.user,
-                        model: job.model,
-                        seq,
-                        sink: job.sink,
-                        alive: job.alive,
-                        submitted,
-                        first_token: None,
-                        _ticket,
-                    });
-                }
-                Err(e) => {
-                    state.board.remove(&id);
-                    (job.sink)(Event::Error(e.to_string()));
-                }
-            }
-        }
-
-        // One step for each running sequence, in turn. A panic inside one
-        // (the forward pass included) fails that request only.
+        // Requests whose client left or that were cancelled end before
+        // the step.
         let mut i = 0;
         while i < state.running.len() {
             let r = &mut state.running[i];
-            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| advance(r)));
-            let finished = match step {
-                Ok(Outcome::Continue) => None,
-                Ok(Outcome::Finished(last)) => Some(last),
-                Err(panic) => {
-                    tracing::error!(
-                        user = %r.user,
-                        model = %r.model.id,
-                        panic = panic_message(&*panic),
-                        "a request panicked while generating; failing it"
-                    );
-                    Some(Some(Event::Error(INTERNAL.to_owned())))
-                }
-            };
-            if let Some(last) = finished {
-                let Running { id, mut sink, .. } = state.running.swap_remove(i);
-                // The model, the sequence and the place are gone by now.
-                state.board.remove(&id);
-                if let Some(event) = last {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(event)));
-                }
+            if !r.alive.as_ref().is_none_or(|f| f()) || r.cancel.load(Ordering::Acquire) {
+                let Outcome::Finished(last) = end_early(r) else {
+                    unreachable!("end_early always finishes")
+                };
+                retire(state, i, last);
             } else {
                 i += 1;
             }
+        }
+        if state.running.is_empty() {
+            state.publish();
+            continue;
+        }
+
+        // One batched step per model.
+        let fed = plan(&state.running, &config);
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, r) in state.running.iter().enumerate() {
+            match groups
+                .iter_mut()
+                .find(|g| Arc::ptr_eq(&state.running[g[0]].model, &r.model))
+            {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        let mut finished: Vec<(usize, Option<Event>)> = Vec::new();
+        for group in &groups {
+            for (i, outcome) in run_batch(&mut state.running, group, &fed) {
+                if let Outcome::Finished(last) = outcome {
+                    finished.push((i, last));
+                }
+            }
+        }
+        // Highest index first, so the others stay where they are.
+        finished.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        for (i, last) in finished {
+            retire(state, i, last);
         }
         state.publish();
     }

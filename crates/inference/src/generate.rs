@@ -6,11 +6,14 @@
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-use crate::model::CausalLm;
+use crate::kv::{KvBudget, KvSeq};
+use crate::model::LlamaModel;
+use crate::transformer::BatchItem;
 use crate::{InferenceError, TextTokenizer};
 
-/// Prompt tokens fed per forward call; longer prompts are split so one
-/// long prompt never holds other sequences for long.
+/// Prompt tokens fed per step when a sequence runs on its own
+/// ([`Sequence::step`]); the engine sizes chunks from its per-step token
+/// budget instead.
 pub const PREFILL_CHUNK: usize = 64;
 
 /// How to pick tokens and when to stop.
@@ -135,9 +138,14 @@ pub enum Step {
     },
 }
 
-/// A sequence being decoded.
+/// A sequence being decoded: its prompt, what it generated, its sampler
+/// and its own key/value cache. The forward pass is not its own: each step
+/// feeds [`Sequence::next_tokens`] to a (possibly batched) forward pass
+/// and gives the logits to [`Sequence::accept`]; [`Sequence::step`] does
+/// both for a sequence running alone.
 pub struct Sequence {
-    model: Box<dyn CausalLm>,
+    kv: KvSeq,
+    context_length: usize,
     prompt: Vec<u32>,
     prefilled: usize,
     generated: Vec<u32>,
@@ -203,10 +211,27 @@ pub fn stop_token_ids(tokenizer: &TextTokenizer) -> Vec<u32> {
 }
 
 impl Sequence {
-    /// A sequence over `model` (a fresh fork) for `prompt`. Fails when the
-    /// prompt leaves no room in the context.
+    /// A sequence on `model` for `prompt`, with a cache of its own (not
+    /// counted in any engine's budget). Fails when the prompt leaves no
+    /// room in the context.
     pub fn new(
-        model: Box<dyn CausalLm>,
+        model: &LlamaModel,
+        prompt: Vec<u32>,
+        params: SamplingParams,
+        stop_ids: Vec<u32>,
+    ) -> Result<Self, InferenceError> {
+        let kv = KvBudget::unlimited()
+            .reserve(model.kv_layout(), 0)
+            .ok_or_else(|| InferenceError::Candle("cannot reserve a cache".into()))?;
+        use crate::CausalLm;
+        Self::with_cache(kv, model.context_length(), prompt, params, stop_ids)
+    }
+
+    /// A sequence for `prompt` writing into `kv` (a reservation from an
+    /// engine's budget), in a context of `context_length` tokens.
+    pub fn with_cache(
+        kv: KvSeq,
+        context_length: usize,
         prompt: Vec<u32>,
         params: SamplingParams,
         stop_ids: Vec<u32>,
@@ -214,15 +239,16 @@ impl Sequence {
         if prompt.is_empty() {
             return Err(InferenceError::Tokenizer("the prompt is empty".into()));
         }
-        if prompt.len() >= model.context_length() {
+        if prompt.len() >= context_length {
             return Err(InferenceError::ContextLength {
                 tokens: prompt.len(),
-                context: model.context_length(),
+                context: context_length,
             });
         }
         Ok(Sequence {
             sampler: LogitsProcessor::from_sampling(params.seed, sampling(&params)),
-            model,
+            kv,
+            context_length,
             prompt,
             prefilled: 0,
             generated: Vec::new(),
@@ -266,45 +292,110 @@ impl Sequence {
         self.finished
     }
 
-    /// Runs one step: a prefill chunk, or one generated token.
-    pub fn step(&mut self, tokenizer: &TextTokenizer) -> Result<Step, InferenceError> {
+    /// Whether the prompt is still being read.
+    pub fn is_prefilling(&self) -> bool {
+        self.prefilled < self.prompt.len()
+    }
+
+    /// Prompt tokens not yet fed.
+    pub fn prompt_left(&self) -> usize {
+        self.prompt.len() - self.prefilled
+    }
+
+    /// Whether a step needs the logits after every token it feeds (the
+    /// prompt is being scored).
+    pub fn wants_all_logits(&self) -> bool {
+        self.is_prefilling() && self.params.score_prompt && self.params.logprobs.is_some()
+    }
+
+    /// The tokens the next step feeds: at most `chunk` (at least one) of
+    /// the prompt while it is being read, then the last generated token.
+    /// Empty once finished.
+    pub fn next_tokens(&self, chunk: usize) -> &[u32] {
+        if self.finished {
+            return &[];
+        }
+        if self.is_prefilling() {
+            let end = self.prefilled + chunk.max(1).min(self.prompt_left());
+            return &self.prompt[self.prefilled..end];
+        }
+        match self.generated.last() {
+            Some(last) if self.logits.is_none() => std::slice::from_ref(last),
+            _ => &[],
+        }
+    }
+
+    /// The cache, for a forward pass.
+    pub fn kv_mut(&mut self) -> &mut KvSeq {
+        &mut self.kv
+    }
+
+    /// Runs one step alone on `model`: a prefill chunk, or one generated
+    /// token.
+    pub fn step(
+        &mut self,
+        model: &LlamaModel,
+        tokenizer: &TextTokenizer,
+    ) -> Result<Step, InferenceError> {
+        let tokens = self.next_tokens(PREFILL_CHUNK).to_vec();
+        if tokens.is_empty() {
+            return self.accept(0, None, tokenizer);
+        }
+        let all_logits = self.wants_all_logits();
+        let mut logits = model.forward_batch(&mut [BatchItem {
+            kv: &mut self.kv,
+            tokens: &tokens,
+            all_logits,
+        }])?;
+        self.accept(tokens.len(), logits.pop(), tokenizer)
+    }
+
+    /// Takes a step's result: `fed` tokens from [`Sequence::next_tokens`]
+    /// went through the model and gave `logits` (after the last token, or
+    /// after each when [`Sequence::wants_all_logits`]). Samples the next
+    /// token once the prompt is read.
+    pub fn accept(
+        &mut self,
+        fed: usize,
+        logits: Option<Vec<f32>>,
+        tokenizer: &TextTokenizer,
+    ) -> Result<Step, InferenceError> {
         if self.finished {
             return Ok(Step::Done {
                 reason: FinishReason::Stop,
                 text: String::new(),
             });
         }
-        if self.prefilled < self.prompt.len() {
-            let scoring = self
-                .params
-                .score_prompt
-                .then_some(self.params.logprobs)
-                .flatten();
-            // Scoring needs the logits after every prompt token.
-            let chunk = if scoring.is_some() { 1 } else { PREFILL_CHUNK };
-            let end = (self.prefilled + chunk).min(self.prompt.len());
-            let logits = self
-                .model
-                .forward(&self.prompt[self.prefilled..end], self.prefilled)?;
-            self.prefilled = end;
-            if let (Some(k), Some(next)) = (scoring, self.prompt.get(end)) {
-                self.prompt_logprobs.push(token_logprob(&logits, *next, k));
-            }
-            self.logits = Some(logits);
-            if self.prefilled < self.prompt.len() {
+        if self.is_prefilling() {
+            let Some(logits) = logits.filter(|_| fed > 0 && fed <= self.prompt_left()) else {
+                return Err(InferenceError::Candle(
+                    "a prompt step without logits".into(),
+                ));
+            };
+            let start = self.prefilled;
+            self.prefilled += fed;
+            let last = if self.params.score_prompt
+                && let Some(k) = self.params.logprobs
+            {
+                let vocab = logits.len() / fed;
+                for (j, row) in logits.chunks_exact(vocab.max(1)).enumerate() {
+                    if let Some(next) = self.prompt.get(start + j + 1) {
+                        self.prompt_logprobs.push(token_logprob(row, *next, k));
+                    }
+                }
+                logits[(fed - 1) * vocab..].to_vec()
+            } else {
+                logits
+            };
+            self.logits = Some(last);
+            if self.is_prefilling() {
                 return Ok(Step::Prefill);
             }
             if self.params.max_tokens == 0 {
                 return self.finish(tokenizer, FinishReason::Length);
             }
-        }
-        if self.logits.is_none()
-            && let Some(&last) = self.generated.last()
-        {
-            // The previous step handed out its token before running it
-            // through the model, so the client sees it one forward earlier.
-            let pos = self.prompt.len() + self.generated.len() - 1;
-            self.logits = Some(self.model.forward(&[last], pos)?);
+        } else if fed > 0 {
+            self.logits = logits;
         }
         let Some(logits) = self.logits.take() else {
             return Err(InferenceError::Candle("no logits to sample from".into()));
@@ -338,8 +429,7 @@ impl Sequence {
             });
         }
         let pos = self.prompt.len() + self.generated.len() - 1;
-        if self.generated.len() >= self.params.max_tokens || pos + 1 >= self.model.context_length()
-        {
+        if self.generated.len() >= self.params.max_tokens || pos + 1 >= self.context_length {
             let mut rest = text.delta;
             let tail = self.finish(tokenizer, FinishReason::Length)?;
             if let Step::Done { text, .. } = tail {
@@ -482,48 +572,4 @@ fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn logprobs_are_a_log_softmax_with_sorted_alternatives() {
-        let lp = token_logprob(&[1.0, 3.0, 2.0, 0.0], 2, 2);
-        let total: f32 = [1.0f32, 3.0, 2.0, 0.0].iter().map(|x| x.exp()).sum();
-        assert!((lp.logprob - (2.0f32.exp() / total).ln()).abs() < 1e-5);
-        assert_eq!(
-            lp.top.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
-        assert!(lp.top[0].1 > lp.top[1].1);
-        assert!(token_logprob(&[0.5, 0.5], 0, 0).top.is_empty());
-    }
-
-    #[test]
-    fn suffix_prefix_overlap() {
-        let t = "hello wor";
-        assert_eq!(longest_prefix_suffix(t, "world"), 3);
-        assert_eq!(longest_prefix_suffix(t, "xyz"), 0);
-        assert_eq!(
-            longest_prefix_suffix(t, "o"),
-            0,
-            "a one-char stop is never held"
-        );
-        // Bytes, at character boundaries only.
-        assert_eq!(longest_prefix_suffix("café é", "é!"), "é".len());
-        assert_eq!(longest_prefix_suffix("ab\u{e9}", "\u{e8}x"), 0);
-    }
-
-    #[test]
-    fn greedy_when_temperature_is_zero() {
-        assert!(matches!(
-            sampling(&SamplingParams::default()),
-            Sampling::ArgMax
-        ));
-        let p = SamplingParams {
-            temperature: 0.7,
-            top_p: Some(0.9),
-            ..SamplingParams::default()
-        };
-        assert!(matches!(sampling(&p), Sampling::TopP { .. }));
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
-//! The forward pass, behind a trait so our own kernels (or continuous
-//! batching) can replace candle's reference implementation later.
+//! A model driven one sequence at a time ([`CausalLm`]), for tests, tools
+//! and benchmarks; the engine batches sequences through
+//! [`LlamaModel::forward_batch`] instead.
 
 use std::path::Path;
 
@@ -8,7 +9,8 @@ use candle_core::Device;
 use crate::InferenceError;
 use crate::error::catch_panics;
 use crate::gguf::{GgufFile, open_reader};
-use crate::transformer::{ARCHITECTURES, Transformer};
+use crate::kv::{KvBudget, KvLayout, KvSeq};
+use crate::transformer::{ARCHITECTURES, BatchItem, Transformer};
 
 /// A causal language model with its own KV cache.
 pub trait CausalLm: Send {
@@ -27,7 +29,9 @@ pub trait CausalLm: Send {
 /// Llama 2/3, Mistral), qwen2 and qwen3, run by [`Transformer`].
 pub struct LlamaModel {
     weights: Transformer,
-    device: Device,
+    /// The cache of the one sequence [`CausalLm`] drives (unlimited
+    /// budget: its context length bounds it).
+    kv: KvSeq,
     context_length: usize,
 }
 
@@ -56,8 +60,8 @@ impl LlamaModel {
         })?;
         let context_length = weights.context_length();
         Ok(LlamaModel {
+            kv: own_cache(&weights),
             weights,
-            device,
             context_length,
         })
     }
@@ -84,15 +88,46 @@ impl LlamaModel {
     }
 
     /// A new sequence on the same weights: the quantized tensors are shared
-    /// (reference-counted), only the KV cache is the fork's own. This is how
-    /// several requests decode at once on one loaded model.
+    /// (reference-counted), only the KV cache is the fork's own.
     pub fn fork(&self) -> Self {
         LlamaModel {
-            weights: self.weights.fork(),
-            device: self.device.clone(),
+            weights: self.weights.clone(),
+            kv: own_cache(&self.weights),
             context_length: self.context_length,
         }
     }
+
+    /// The shape of this model's key/value cache.
+    pub fn kv_layout(&self) -> KvLayout {
+        self.weights.kv_layout()
+    }
+
+    /// One batched step for several sequences (see
+    /// [`Transformer::forward_batch`]), on the forward pool. Each item's
+    /// tokens must fit this model's context after its cached positions.
+    pub fn forward_batch(
+        &self,
+        items: &mut [BatchItem<'_>],
+    ) -> Result<Vec<Vec<f32>>, InferenceError> {
+        for item in items.iter() {
+            let end = item.kv.len().saturating_add(item.tokens.len());
+            if end > self.context_length {
+                return Err(InferenceError::ContextLength {
+                    tokens: end,
+                    context: self.context_length,
+                });
+            }
+        }
+        let weights = &self.weights;
+        Ok(pool().install(|| weights.forward_batch(items))?)
+    }
+}
+
+fn own_cache(weights: &Transformer) -> KvSeq {
+    // An unlimited budget always grants a reservation.
+    KvBudget::unlimited()
+        .reserve(weights.kv_layout(), 0)
+        .unwrap_or_else(|| unreachable!("an unlimited budget refused a reservation"))
 }
 
 impl CausalLm for LlamaModel {
@@ -108,13 +143,28 @@ impl CausalLm for LlamaModel {
                 context: self.context_length,
             });
         }
-        let weights = &mut self.weights;
-        let logits = pool().install(|| weights.forward(tokens, pos))?;
-        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+        if pos == 0 {
+            self.kv.clear();
+        } else if pos != self.kv.len() {
+            return Err(InferenceError::Candle(format!(
+                "position {pos} does not follow the {} cached positions",
+                self.kv.len()
+            )));
+        }
+        let weights = &self.weights;
+        let mut items = [BatchItem {
+            kv: &mut self.kv,
+            tokens,
+            all_logits: false,
+        }];
+        let mut logits = pool().install(|| weights.forward_batch(&mut items))?;
+        logits
+            .pop()
+            .ok_or_else(|| InferenceError::Candle("no logits".into()))
     }
 
     fn reset(&mut self) {
-        self.weights.clear_kv_cache();
+        self.kv.clear();
     }
 
     fn context_length(&self) -> usize {
@@ -126,7 +176,7 @@ impl CausalLm for LlamaModel {
 /// the pool makes the caller a worker: the matmuls' parallel loops split
 /// work by stealing instead of waking sleeping threads through a latch,
 /// which cost a quarter of decode time (scheduler calls in `perf`).
-fn pool() -> &'static rayon::ThreadPool {
+pub(crate) fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()

@@ -4,11 +4,12 @@
 //! Q4_1 is the default model's type: a profile of decoding showed 56 % of
 //! the time in that scalar loop. This module keeps Q4_1 weights in their
 //! 4-bit form and multiplies them with activations quantized to 8 bits per
-//! block of 32 (the Q8_1 scheme llama.cpp uses), with an AVX2 kernel built
-//! on `safe_arch` (safe wrappers over the intrinsics, enabled when the
-//! build targets AVX2, as ours does with `-C target-cpu=native`) and a
-//! portable fallback. Rows of the weight matrix are split across rayon's
-//! threads.
+//! block of 32 (the Q8_1 scheme llama.cpp uses). The AVX2 kernels are
+//! chosen at run time ([`crate::simd`]); a portable form runs elsewhere.
+//! Each weight block is loaded and unpacked once for up to four
+//! activation rows (a batch of sequences, or a prompt chunk), so a batched
+//! step reads the weights once. Rows of the weight matrix are split across
+//! rayon's threads.
 //!
 //! Per block of 32: `w = d·q + m` with 4-bit `q`, and `x ≈ dx·p` with 8-bit
 //! `p`, so `Σ w·x = d·dx·Σ q·p + m·(dx·Σ p)`; the integer sum is the SIMD
@@ -18,6 +19,8 @@
 
 use candle_core::{CpuStorage, Layout, Shape};
 use rayon::prelude::*;
+
+use crate::simd::Level;
 
 /// Elements per block.
 pub const BLOCK: usize = 32;
@@ -182,19 +185,40 @@ impl QuantMatrix {
         }
     }
 
-    /// Dot products of row `r` with every quantized activation row.
-    fn dot_rows(&self, r: usize, xq: &[BlockQ81], out: &mut [f32]) {
+    /// Dot products of row `r` with every quantized activation row, by
+    /// the kernels of `level`.
+    #[allow(unsafe_code)]
+    fn dot_rows(&self, level: Level, r: usize, xq: &[BlockQ81], out: &mut [f32]) {
         let per_row = self.per_row();
         let range = r * per_row..(r + 1) * per_row;
+        #[cfg(target_arch = "x86_64")]
+        if level == Level::Avx2 {
+            let mut xs: [&[BlockQ81]; 4] = [&[]; 4];
+            for (k, out) in out.chunks_mut(4).enumerate() {
+                for (j, x) in xs.iter_mut().enumerate().take(out.len()) {
+                    *x = &xq[(k * 4 + j) * per_row..(k * 4 + j + 1) * per_row];
+                }
+                let xs = &xs[..out.len()];
+                // SAFETY: `level` is Avx2 only when the CPU has AVX2 and FMA.
+                unsafe {
+                    match &self.blocks {
+                        Blocks::Q41(b) => avx2::dot_q4_1_x4(&b[range.clone()], xs, out),
+                        Blocks::Q80(b) => avx2::dot_q8_0_x4(&b[range.clone()], xs, out),
+                    }
+                }
+            }
+            return;
+        }
+        let _ = level;
         match &self.blocks {
             Blocks::Q41(b) => {
                 for (o, x) in out.iter_mut().zip(xq.chunks_exact(per_row)) {
-                    *o = dot_q4_1(&b[range.clone()], x);
+                    *o = dot_q4_1_portable(&b[range.clone()], x);
                 }
             }
             Blocks::Q80(b) => {
                 for (o, x) in out.iter_mut().zip(xq.chunks_exact(per_row)) {
-                    *o = dot_q8_0(&b[range.clone()], x);
+                    *o = dot_q8_0_portable(&b[range.clone()], x);
                 }
             }
         }
@@ -211,6 +235,7 @@ impl QuantMatrix {
         // Output rows in chunks, enough for every thread to get several.
         let threads = rayon::current_num_threads().max(1);
         let chunk = self.rows.div_ceil(threads * 4).max(8);
+        let level = crate::simd::level();
         let mut out_t = vec![0f32; self.rows * m];
         out_t
             .par_chunks_mut(chunk * m)
@@ -218,7 +243,7 @@ impl QuantMatrix {
             .for_each(|(c, dst)| {
                 let first = c * chunk;
                 for (j, out) in dst.chunks_exact_mut(m).enumerate() {
-                    self.dot_rows(first + j, &xq, out);
+                    self.dot_rows(level, first + j, &xq, out);
                 }
             });
         if m == 1 {
@@ -237,138 +262,168 @@ impl QuantMatrix {
 
 /// Quantizes `x` (a multiple of 32 long) into Q8_1 blocks.
 fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ81]) {
+    // As llama.cpp's AVX2 `quantize_row_q8_1`: scale by 127/amax, round
+    // half to even, keep the scale and the sum rounded to f16 (its block
+    // stores them in f16), so our dot products equal llama.cpp's.
     for (xs, b) in x.chunks_exact(BLOCK).zip(out.iter_mut()) {
         let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
-        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let inv = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (q, v) in b.qs.iter_mut().zip(xs) {
-            // |v·inv| ≤ 127, so the cast cannot saturate.
-            *q = (v * inv).round() as i8;
+            // |v·inv| ≤ 127 (up to rounding), so the cast cannot wrap.
+            *q = (v * inv).round_ties_even() as i8;
             sum += i32::from(*q);
         }
-        b.d = d;
-        b.s = d * sum as f32;
+        b.d = half::f16::from_f32(d).to_f32();
+        b.s = half::f16::from_f32(d * sum as f32).to_f32();
     }
 }
 
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-))]
-fn dot_q4_1(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
-    use safe_arch::*;
-    let low = set_splat_i8_m256i(0x0F);
-    let ones = set_splat_i16_m256i(1);
-    let mut acc = zeroed_m256();
+/// The sum of eight lanes in the order the AVX2 kernels add them, so both
+/// paths round alike.
+pub(crate) fn hsum_lanes(a: [f32; 8]) -> f32 {
+    let s = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
+    (s[0] + s[2]) + (s[1] + s[3])
+}
+
+/// A block's integer products summed by fours, as eight lanes: what
+/// `maddubs` then `madd` leave in an AVX2 register (exact in i32).
+fn lanes_of(product: impl Fn(usize) -> i32) -> [f32; 8] {
+    let mut lanes = [0f32; 8];
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        *lane = (4 * i..4 * i + 4).map(&product).sum::<i32>() as f32;
+    }
+    lanes
+}
+
+/// The portable Q8_0 kernel: the same arithmetic as the AVX2 one, in the
+/// same order (fused multiply-adds per lane, the same final sum), so the
+/// two give bit-identical results and the same tokens.
+fn dot_q8_0_portable(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (b, y) in w.iter().zip(x) {
+        let lanes = lanes_of(|e| i32::from(b.qs[e]) * i32::from(y.qs[e]));
+        let scale = b.d * y.d;
+        for (a, l) in acc.iter_mut().zip(lanes) {
+            *a = scale.mul_add(l, *a);
+        }
+    }
+    hsum_lanes(acc)
+}
+
+/// Element `e` (0..32) of a Q4_1 block: low nibbles first.
+fn nibble(b: &BlockQ41, e: usize) -> i32 {
+    if e < 16 {
+        i32::from(b.qs[e] & 0x0F)
+    } else {
+        i32::from(b.qs[e - 16] >> 4)
+    }
+}
+
+/// The portable Q4_1 kernel, arithmetic ordered as the AVX2 one.
+fn dot_q4_1_portable(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
+    let mut acc = [0f32; 8];
     let mut mins = 0f32;
     for (b, y) in w.iter().zip(x) {
-        let q = load_unaligned_m128i(&b.qs);
-        let hi = shr_imm_u16_m128i::<4>(q);
-        let qx = bitand_m256i(set_m128i_m256i(hi, q), low);
-        let qy = load_unaligned_m256i(&y.qs);
-        // u8 × i8 pairs summed to i16 (|15·127·2| fits), then pairs to i32.
-        let p16 = mul_u8i8_add_horizontal_saturating_m256i(qx, qy);
-        let p32 = mul_i16_horizontal_add_m256i(p16, ones);
-        acc = fused_mul_add_m256(
-            set_splat_m256(b.d * y.d),
-            convert_to_m256_from_i32_m256i(p32),
-            acc,
-        );
+        let lanes = lanes_of(|e| nibble(b, e) * i32::from(y.qs[e]));
+        let scale = b.d * y.d;
+        for (a, l) in acc.iter_mut().zip(lanes) {
+            *a = scale.mul_add(l, *a);
+        }
         mins += b.m * y.s;
     }
-    acc.to_array().iter().sum::<f32>() + mins
+    hsum_lanes(acc) + mins
 }
 
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-)))]
-fn dot_q4_1(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
-    dot_q4_1_portable(w, x)
-}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::hsum as hsum_avx2;
 
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-))]
-fn dot_q8_0(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
-    use safe_arch::*;
-    let ones = set_splat_i16_m256i(1);
-    let mut acc = zeroed_m256();
-    for (b, y) in w.iter().zip(x) {
-        let qx = load_unaligned_m256i(&b.qs);
-        let qy = load_unaligned_m256i(&y.qs);
-        // maddubs wants one unsigned operand: |x| times y with x's sign.
-        let p16 =
-            mul_u8i8_add_horizontal_saturating_m256i(abs_i8_m256i(qx), sign_apply_i8_m256i(qy, qx));
-        let p32 = mul_i16_horizontal_add_m256i(p16, ones);
-        acc = fused_mul_add_m256(
-            set_splat_m256(b.d * y.d),
-            convert_to_m256_from_i32_m256i(p32),
-            acc,
-        );
+/// The AVX2 kernels: compiled for AVX2 + FMA whatever the build targets,
+/// called only after [`crate::simd::level`] found the CPU has them.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::{BlockQ41, BlockQ80, BlockQ81};
+    use std::arch::x86_64::*;
+
+    /// Sum of the eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
     }
-    acc.to_array().iter().sum::<f32>()
-}
 
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-)))]
-fn dot_q8_0(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
-    dot_q8_0_portable(w, x)
-}
+    /// The 32 signed activations of a block.
+    #[target_feature(enable = "avx2,fma")]
+    fn load_q8(y: &BlockQ81) -> __m256i {
+        // SAFETY: `qs` is 32 readable bytes; the load has no alignment
+        // requirement.
+        unsafe { _mm256_loadu_si256(y.qs.as_ptr().cast()) }
+    }
 
-/// The reference Q8_0 kernel (and the one used without AVX2).
-#[cfg_attr(
-    all(
-        not(test),
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    allow(dead_code)
-)]
-fn dot_q8_0_portable(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
-    w.iter()
-        .zip(x)
-        .map(|(b, y)| {
-            let acc: i32 =
-                b.qs.iter()
-                    .zip(y.qs)
-                    .map(|(a, c)| i32::from(*a) * i32::from(c))
-                    .sum();
-            b.d * y.d * acc as f32
-        })
-        .sum()
-}
+    /// The 32 unsigned 4-bit weights of a Q4_1 block, one per byte, in
+    /// element order (low nibbles are elements 0..16).
+    #[target_feature(enable = "avx2,fma")]
+    fn unpack_q4(b: &BlockQ41) -> __m256i {
+        // SAFETY: `qs` is 16 readable bytes; no alignment requirement.
+        let q = unsafe { _mm_loadu_si128(b.qs.as_ptr().cast()) };
+        let hi = _mm_srli_epi16::<4>(q);
+        _mm256_and_si256(_mm256_set_m128i(hi, q), _mm256_set1_epi8(0x0F))
+    }
 
-/// The reference Q4_1 kernel (and the one used without AVX2).
-#[cfg_attr(
-    all(
-        not(test),
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    allow(dead_code)
-)]
-fn dot_q4_1_portable(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
-    let mut sum = 0f32;
-    for (b, y) in w.iter().zip(x) {
-        let mut acc = 0i32;
-        for j in 0..16 {
-            acc += i32::from(b.qs[j] & 0x0F) * i32::from(y.qs[j])
-                + i32::from(b.qs[j] >> 4) * i32::from(y.qs[j + 16]);
+    /// `Σ qx·qy` of one block as eight i32 lanes, as f32: unsigned × signed
+    /// bytes summed in pairs to i16 (|15·127·2| and |128·127·2| fit), then
+    /// pairs to i32.
+    #[target_feature(enable = "avx2,fma")]
+    fn block_dot(qx: __m256i, qy: __m256i) -> __m256 {
+        let p16 = _mm256_maddubs_epi16(qx, qy);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+    }
+
+    /// One Q4_1 row against up to four activation rows: each weight block
+    /// is loaded and unpacked once for all of them.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot_q4_1_x4(w: &[BlockQ41], xs: &[&[BlockQ81]], out: &mut [f32]) {
+        let n = xs.len().min(4).min(out.len());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut mins = [0f32; 4];
+        for (i, b) in w.iter().enumerate() {
+            let qx = unpack_q4(b);
+            for j in 0..n {
+                let y = &xs[j][i];
+                acc[j] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(b.d * y.d), block_dot(qx, load_q8(y)), acc[j]);
+                mins[j] += b.m * y.s;
+            }
         }
-        sum += b.d * y.d * acc as f32 + b.m * y.s;
+        for j in 0..n {
+            out[j] = hsum(acc[j]) + mins[j];
+        }
     }
-    sum
+
+    /// One Q8_0 row against up to four activation rows.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot_q8_0_x4(w: &[BlockQ80], xs: &[&[BlockQ81]], out: &mut [f32]) {
+        let n = xs.len().min(4).min(out.len());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, b) in w.iter().enumerate() {
+            // SAFETY: `qs` is 32 readable bytes; no alignment requirement.
+            let qw = unsafe { _mm256_loadu_si256(b.qs.as_ptr().cast()) };
+            // maddubs wants one unsigned operand: |w| times y with w's sign.
+            let aw = _mm256_abs_epi8(qw);
+            for j in 0..n {
+                let y = &xs[j][i];
+                let sy = _mm256_sign_epi8(load_q8(y), qw);
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(b.d * y.d), block_dot(aw, sy), acc[j]);
+            }
+        }
+        for j in 0..n {
+            out[j] = hsum(acc[j]);
+        }
+    }
 }
 
 /// `x · Wᵀ` as a candle op on the CPU: `(…, cols) → (…, rows)`.
@@ -500,6 +555,29 @@ mod tests {
                     Blocks::Q80(b) => dot_q8_0_portable(&b[range], &xq),
                 };
                 assert!((got - portable).abs() <= 1e-4 * portable.abs().max(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn every_level_gives_the_same_products_for_any_batch_size() {
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (rows, cols) = (20, 128);
+            let (w, _) = matrix(rows, cols, dtype);
+            let per_row = cols / BLOCK;
+            for m in 1..=9 {
+                let x = noise(m as u64, m * cols);
+                let mut xq = vec![ZERO_Q81; m * per_row];
+                for (row, q) in x.chunks_exact(cols).zip(xq.chunks_exact_mut(per_row)) {
+                    quantize_row_q8_1(row, q);
+                }
+                for r in 0..rows {
+                    let mut portable = vec![0f32; m];
+                    w.dot_rows(Level::Portable, r, &xq, &mut portable);
+                    let mut simd = vec![0f32; m];
+                    w.dot_rows(crate::simd::level(), r, &xq, &mut simd);
+                    assert_eq!(simd, portable, "{dtype:?} m={m} r={r}: bit-identical");
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Our decoder for GGUF llama-family, qwen2 and qwen3 models.
+//! Our decoder for GGUF llama-family, qwen2 and qwen3 models, with a
+//! batched forward pass.
 //!
 //! The layer structure follows candle-transformers' `quantized_llama`,
 //! `quantized_qwen2` and `quantized_qwen3` (MIT OR Apache-2.0), folded into
@@ -6,34 +7,36 @@
 //! normalises q and k per head, and both rotate pairs NEOX-style. What is
 //! ours:
 //!
-//! - Q4_1 and Q8_0 weights go through [`crate::quant`] (SIMD, one thread
-//!   pool) instead of candle's scalar Q4_1 path and its own Q8_0 pool;
-//!   other types use candle's `QMatMul`.
+//! - [`Transformer::forward_batch`] runs one step for several sequences at
+//!   once: every sequence's new tokens (one for a decode, a chunk for a
+//!   prompt) become rows of one activation matrix, so each weight row is
+//!   read once per step for all of them; attention stays per sequence,
+//!   over its own [`KvSeq`] (f16 blocks, see [`crate::kv`]).
+//! - Q4_1 and Q8_0 weights go through [`crate::quant`] (SIMD chosen at run
+//!   time, one thread pool); other types use candle's `QMatMul`.
 //! - The token-embedding table stays quantized and rows are expanded on
 //!   lookup, instead of a dequantized f32 copy (113 MB for SmolLM2, whose
 //!   output layer shares the table).
 //! - Llama 3.1+'s RoPE frequency factors (`rope_freqs.weight`) are
 //!   applied, as llama.cpp does.
-//! - The KV cache grows in place in steps of [`KV_STEP`] positions (candle
-//!   concatenates the whole cache at every token).
 //!
-//! Weights are shared between forks; each fork owns its KV cache.
+//! Activations are plain `Vec<f32>` rows; candle is used to read the file
+//! and for weight types we have no kernel for.
 
-use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::kv_cache::KvCache;
+use half::f16;
+use rayon::prelude::*;
 
-use crate::quant::{QuantMatMul, QuantMatrix};
+use crate::kv::{BLOCK_POSITIONS, KvLayout, KvSeq};
+use crate::quant::QuantMatrix;
 
 /// Longest context we precompute rotary tables for.
 pub const MAX_CONTEXT: usize = 16_384;
-/// KV cache growth step, in positions.
-pub const KV_STEP: usize = 256;
 
 /// The architectures this decoder runs.
 pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
@@ -41,8 +44,8 @@ pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
 /// A linear layer (no bias): ours for Q4_1 and Q8_0, candle's otherwise.
 #[derive(Debug, Clone)]
 enum Linear {
-    Ours(QuantMatMul),
-    Candle(QMatMul),
+    Ours(Arc<QuantMatrix>),
+    Candle { m: QMatMul, cols: usize },
 }
 
 /// Our matrix for the types we have kernels for.
@@ -64,15 +67,28 @@ impl Linear {
 
     fn shared(t: Arc<QTensor>) -> Result<Self> {
         match ours(&t)? {
-            Some(m) => Ok(Linear::Ours(QuantMatMul(Arc::new(m)))),
-            None => Ok(Linear::Candle(QMatMul::from_arc(t)?)),
+            Some(m) => Ok(Linear::Ours(Arc::new(m))),
+            None => {
+                let cols = t.shape().dims2()?.1;
+                Ok(Linear::Candle {
+                    m: QMatMul::from_arc(t)?,
+                    cols,
+                })
+            }
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x · Wᵀ` for `m` rows of `x`.
+    fn apply(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         match self {
-            Linear::Ours(op) => x.contiguous()?.apply_op1_no_bwd(op),
-            Linear::Candle(m) => m.forward(x),
+            Linear::Ours(w) => Ok(w.matmul(x, m)),
+            Linear::Candle { m: w, cols } => {
+                let t = Tensor::from_slice(x, (m, *cols), &Device::Cpu)?;
+                w.forward(&t)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()
+            }
         }
     }
 }
@@ -88,7 +104,8 @@ enum Embeddings {
 }
 
 impl Embeddings {
-    fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+    /// The rows of `ids`, one after the other.
+    fn lookup(&self, ids: &[u32]) -> Result<Vec<f32>> {
         match self {
             Embeddings::Ours(m) => {
                 let dim = m.cols();
@@ -100,14 +117,18 @@ impl Embeddings {
                     }
                     m.dequantize_row(id, row);
                 }
-                Tensor::from_vec(out, (1, ids.len(), dim), device)
+                Ok(out)
             }
             Embeddings::Quantized(table) => {
                 let rows = table.shape().dims2()?.0;
                 if let Some(bad) = ids.iter().find(|id| **id as usize >= rows) {
                     candle_core::bail!("token id {bad} is outside the vocabulary");
                 }
-                table.embedding(&Tensor::new(ids, device)?)?.unsqueeze(0)
+                table
+                    .embedding(&Tensor::new(ids, &Device::Cpu)?)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()
             }
         }
     }
@@ -115,16 +136,16 @@ impl Embeddings {
 
 #[derive(Debug, Clone)]
 struct Layer {
-    attn_norm: Tensor,
+    attn_norm: Vec<f32>,
     wq: Linear,
     wk: Linear,
     wv: Linear,
     wo: Linear,
     /// qwen2's projection biases.
-    bias: Option<[Tensor; 3]>,
+    bias: Option<[Vec<f32>; 3]>,
     /// qwen3's per-head q and k norms.
-    qk_norm: Option<[Tensor; 2]>,
-    ffn_norm: Tensor,
+    qk_norm: Option<[Vec<f32>; 2]>,
+    ffn_norm: Vec<f32>,
     gate: Linear,
     up: Linear,
     down: Linear,
@@ -145,23 +166,38 @@ struct Config {
 #[derive(Debug)]
 struct Weights {
     config: Config,
+    /// Embedding width.
+    dim: usize,
     embeddings: Embeddings,
     layers: Vec<Layer>,
-    norm: Tensor,
+    norm: Vec<f32>,
     output: Linear,
-    cos: Tensor,
-    sin: Tensor,
-    neg_inf: Tensor,
+    /// Rotary tables, `context_length × head_dim / 2`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
-/// A loaded decoder with its own KV cache. [`Transformer::fork`] gives
-/// another sequence on the same weights.
-#[derive(Debug)]
+/// A loaded decoder: the weights, shared by every sequence (cheap to
+/// clone). Each sequence brings its own [`KvSeq`].
+#[derive(Debug, Clone)]
 pub struct Transformer {
     weights: Arc<Weights>,
-    cache: Vec<KvCache>,
-    masks: HashMap<(usize, usize), Tensor>,
-    device: Device,
+}
+
+/// One sequence's part of a batched step.
+#[derive(Debug)]
+pub struct BatchItem<'a> {
+    /// Its cache; the tokens go at positions `kv.len()..`.
+    pub kv: &'a mut KvSeq,
+    /// The tokens to feed (at least one).
+    pub tokens: &'a [u32],
+    /// Logits after every token (prompt scoring) instead of the last only.
+    pub all_logits: bool,
+}
+
+/// A tensor's values as one f32 vector.
+fn flat(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
 fn meta<'a>(ct: &'a Content, key: &str) -> Result<&'a candle_core::quantized::gguf_file::Value> {
@@ -240,8 +276,40 @@ fn check_shapes(ct: &Content, n_embd: usize, q_width: usize, kv_width: usize) ->
     Ok(())
 }
 
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)
+/// Normalises each `w.len()`-wide row of `x` in place (RMS norm, then
+/// the weight), as llama.cpp does: the sum of squares in f64, then
+/// `(x · scale) · w`.
+fn rms_norm_rows(x: &mut [f32], w: &[f32], eps: f64) {
+    let n = w.len();
+    for row in x.chunks_exact_mut(n) {
+        let sum: f64 = row.iter().map(|v| f64::from(v * v)).sum();
+        let mean = (sum / n as f64) as f32;
+        let scale = 1.0 / (mean + eps as f32).sqrt();
+        for (v, g) in row.iter_mut().zip(w) {
+            *v = (*v * scale) * g;
+        }
+    }
+}
+
+/// Rotates one head's vector `x` (`head_dim` long) for a position whose
+/// tables are `cos`/`sin` (`head_dim / 2` each): NEOX pairs `(i, i + d/2)`,
+/// or llama's adjacent pairs `(2i, 2i + 1)`.
+fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
+    let half = x.len() / 2;
+    for i in 0..half {
+        let (a, b) = if neox {
+            (i, i + half)
+        } else {
+            (2 * i, 2 * i + 1)
+        };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * cos[i] - x1 * sin[i];
+        x[b] = x0 * sin[i] + x1 * cos[i];
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
 }
 
 impl Transformer {
@@ -305,6 +373,7 @@ impl Transformer {
             Err(_) => None,
         };
         let (cos, sin) = rope_tables(head_dim, base, context_length, factors.as_deref(), device)?;
+        let (cos, sin) = (flat(&cos)?, flat(&sin)?);
         let embd = Arc::new(tensor("token_embd.weight")?);
         let (output, tied) = match tensor("output.weight") {
             Ok(t) => (Linear::new(t)?, false),
@@ -313,78 +382,62 @@ impl Transformer {
         };
         let embeddings = match &output {
             // Tied and converted: share our copy, drop candle's.
-            Linear::Ours(op) if tied => Embeddings::Ours(op.0.clone()),
+            Linear::Ours(m) if tied => Embeddings::Ours(m.clone()),
             _ => match ours(&embd)? {
                 Some(m) => Embeddings::Ours(Arc::new(m)),
                 None => Embeddings::Quantized(embd),
             },
         };
-        let norm = tensor("output_norm.weight")?.dequantize(device)?;
+        let norm = flat(&tensor("output_norm.weight")?.dequantize(device)?)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
             let p = format!("blk.{i}");
             let mut t = |n: &str| tensor(&format!("{p}.{n}"));
             let bias = if arch == "qwen2" {
                 Some([
-                    t("attn_q.bias")?.dequantize(device)?,
-                    t("attn_k.bias")?.dequantize(device)?,
-                    t("attn_v.bias")?.dequantize(device)?,
+                    flat(&t("attn_q.bias")?.dequantize(device)?)?,
+                    flat(&t("attn_k.bias")?.dequantize(device)?)?,
+                    flat(&t("attn_v.bias")?.dequantize(device)?)?,
                 ])
             } else {
                 None
             };
             let qk_norm = if arch == "qwen3" {
                 Some([
-                    t("attn_q_norm.weight")?.dequantize(device)?,
-                    t("attn_k_norm.weight")?.dequantize(device)?,
+                    flat(&t("attn_q_norm.weight")?.dequantize(device)?)?,
+                    flat(&t("attn_k_norm.weight")?.dequantize(device)?)?,
                 ])
             } else {
                 None
             };
             layers.push(Layer {
-                attn_norm: t("attn_norm.weight")?.dequantize(device)?,
+                attn_norm: flat(&t("attn_norm.weight")?.dequantize(device)?)?,
                 wq: Linear::new(t("attn_q.weight")?)?,
                 wk: Linear::new(t("attn_k.weight")?)?,
                 wv: Linear::new(t("attn_v.weight")?)?,
                 wo: Linear::new(t("attn_output.weight")?)?,
                 bias,
                 qk_norm,
-                ffn_norm: t("ffn_norm.weight")?.dequantize(device)?,
+                ffn_norm: flat(&t("ffn_norm.weight")?.dequantize(device)?)?,
                 gate: Linear::new(t("ffn_gate.weight")?)?,
                 up: Linear::new(t("ffn_up.weight")?)?,
                 down: Linear::new(t("ffn_down.weight")?)?,
             });
         }
+        let dim = n_embd;
         let weights = Weights {
             config,
+            dim,
             embeddings,
             layers,
             norm,
             output,
             cos,
             sin,
-            neg_inf: Tensor::new(f32::NEG_INFINITY, device)?,
         };
         Ok(Transformer {
-            cache: Self::empty_cache(n_layer),
             weights: Arc::new(weights),
-            masks: HashMap::new(),
-            device: device.clone(),
         })
-    }
-
-    fn empty_cache(n_layer: usize) -> Vec<KvCache> {
-        (0..n_layer).map(|_| KvCache::new(2, KV_STEP)).collect()
-    }
-
-    /// Another sequence on the same weights, with an empty cache.
-    pub fn fork(&self) -> Self {
-        Transformer {
-            weights: self.weights.clone(),
-            cache: Self::empty_cache(self.weights.layers.len()),
-            masks: HashMap::new(),
-            device: self.device.clone(),
-        }
     }
 
     /// Longest sequence the model runs.
@@ -392,198 +445,405 @@ impl Transformer {
         self.weights.config.context_length
     }
 
-    /// Forgets the KV cache.
-    pub fn clear_kv_cache(&mut self) {
-        for c in &mut self.cache {
-            c.reset();
+    /// The shape of this model's key/value cache.
+    pub fn kv_layout(&self) -> KvLayout {
+        let c = &self.weights.config;
+        KvLayout {
+            layers: self.weights.layers.len(),
+            kv_heads: c.n_kv_head,
+            head_dim: c.head_dim,
         }
     }
 
-    /// Positions already in the cache.
-    pub fn cached(&self) -> usize {
-        self.cache.first().map_or(0, KvCache::current_seq_len)
+    /// Vocabulary size (the width of a logits row).
+    pub fn vocab(&self) -> usize {
+        match &self.weights.output {
+            Linear::Ours(m) => m.rows(),
+            Linear::Candle { m, .. } => match m {
+                QMatMul::QTensor(t) => t.shape().dims().first().copied().unwrap_or(0),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
+                    t.dims().first().copied().unwrap_or(0)
+                }
+            },
+        }
     }
 
-    fn mask(&mut self, len: usize, pos: usize) -> Result<Tensor> {
-        if let Some(m) = self.masks.get(&(len, pos)) {
-            return Ok(m.clone());
-        }
-        let m = candle_transformers::utils::build_causal_mask(len, pos, &self.device)?;
-        self.masks.insert((len, pos), m.clone());
-        Ok(m)
-    }
-
-    /// Feeds `tokens` at positions `pos..` (`pos` must equal the cached
-    /// length, or 0 to start over) and returns the next-token logits
-    /// `(vocab,)`.
-    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
-        if pos == 0 {
-            self.clear_kv_cache();
-        } else if pos != self.cached() {
-            candle_core::bail!(
-                "position {pos} does not follow the {} cached positions",
-                self.cached()
-            );
-        }
-        let len = tokens.len();
-        let mask = if len > 1 {
-            Some(self.mask(len, pos)?)
-        } else {
-            None
-        };
-        let w = self.weights.clone();
+    /// One step for several sequences: feeds each item's tokens after its
+    /// cached positions and returns, per item, the logits after its last
+    /// token (`vocab` values) or after each of its tokens (`all_logits`,
+    /// `tokens.len() × vocab`). The caches grow by the tokens fed; an item
+    /// whose cache cannot grow (context or budget) fails the whole step
+    /// before anything is written.
+    pub fn forward_batch(&self, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
+        let w = &*self.weights;
         let c = &w.config;
-        let mut x = w.embeddings.lookup(tokens, &self.device)?;
-        let cos = w.cos.narrow(0, pos, len)?;
-        let sin = w.sin.narrow(0, pos, len)?;
-        for (layer, cache) in w.layers.iter().zip(self.cache.iter_mut()) {
-            let h = rms_norm(&x, &layer.attn_norm, c.eps)?;
-            let (mut q, mut k, mut v) = (
-                layer.wq.forward(&h)?,
-                layer.wk.forward(&h)?,
-                layer.wv.forward(&h)?,
-            );
-            if let Some([bq, bk, bv]) = &layer.bias {
-                q = q.broadcast_add(bq)?;
-                k = k.broadcast_add(bk)?;
-                v = v.broadcast_add(bv)?;
-            }
-            let q = q.reshape((1, len, c.n_head, c.head_dim))?.transpose(1, 2)?;
-            let k = k
-                .reshape((1, len, c.n_kv_head, c.head_dim))?
-                .transpose(1, 2)?;
-            let v = v
-                .reshape((1, len, c.n_kv_head, c.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let (q, k) = match &layer.qk_norm {
-                Some([qn, kn]) => (rms_norm(&q, qn, c.eps)?, rms_norm(&k, kn, c.eps)?),
-                None => (q.contiguous()?, k.contiguous()?),
-            };
-            let rope = if c.neox {
-                candle_nn::rotary_emb::rope
-            } else {
-                candle_nn::rotary_emb::rope_i
-            };
-            let q = rope(&q, &cos, &sin)?;
-            let k = rope(&k, &cos, &sin)?;
-            let (k, v) = cache.append(&k, &v)?;
-            if len == 1 {
-                let y = decode_attention(&q, &k, &v, c)?;
-                x = (x + layer.wo.forward(&y)?)?;
-                let h = rms_norm(&x, &layer.ffn_norm, c.eps)?;
-                let act =
-                    (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
-                x = (x + layer.down.forward(&act)?)?;
-                continue;
-            }
-            let rep = c.n_head / c.n_kv_head;
-            let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
-            let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? / (c.head_dim as f64).sqrt())?;
-            let att = match &mask {
-                Some(m) => {
-                    let m = m.broadcast_as(att.shape())?;
-                    m.where_cond(&w.neg_inf.broadcast_as(att.shape().dims())?, &att)?
-                }
-                None => att,
-            };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((1, len, c.n_head * c.head_dim))?;
-            x = (x + layer.wo.forward(&y)?)?;
-            let h = rms_norm(&x, &layer.ffn_norm, c.eps)?;
-            let act = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
-            x = (x + layer.down.forward(&act)?)?;
+        let (d, dim) = (c.head_dim, w.dim);
+        let (q_width, kv_width) = (c.n_head * d, c.n_kv_head * d);
+        // Rows: (item, position) of every token fed.
+        let mut rows: Vec<(usize, usize)> = Vec::new();
+        let mut ids: Vec<u32> = Vec::new();
+        for (i, item) in items.iter_mut().enumerate() {
+            let start = item.kv.len();
+            let end = start
+                .checked_add(item.tokens.len())
+                .filter(|e| *e <= c.context_length && !item.tokens.is_empty())
+                .ok_or_else(|| {
+                    candle_core::Error::Msg(format!(
+                        "{} tokens after {start} positions do not fit the context of {}",
+                        item.tokens.len(),
+                        c.context_length
+                    ))
+                })?;
+            item.kv
+                .grow(end)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            rows.extend((start..end).map(|p| (i, p)));
+            ids.extend_from_slice(item.tokens);
         }
-        let x = rms_norm(&x, &w.norm, c.eps)?;
-        let last = x.narrow(1, len - 1, 1)?;
-        w.output.forward(&last)?.flatten_all()
-    }
-}
-
-/// A dot product written with eight independent sums, so it vectorizes.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+        let t = rows.len();
+        if t == 0 {
+            return Ok(Vec::new());
         }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Borrows an f32 tensor's CPU storage with its layout.
-fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32], &candle_core::Layout) -> Result<T>) -> Result<T> {
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        candle_core::Storage::Cpu(cpu) => f(cpu.as_slice::<f32>()?, layout),
-        _ => candle_core::bail!("decode attention runs on the CPU"),
-    }
-}
-
-/// Attention for one new token straight over the KV cache: per head,
-/// scores against every cached key, softmax, weighted sum of values. For
-/// a single query this is a few dot products per position; going through
-/// candle's batched matmul instead costs two GEMM set-ups per layer (each
-/// asking for the thread count, which reads /proc/cpuinfo) and copies of
-/// the grouped keys and values. `q` is `(1, H, 1, d)`, `k`/`v` are
-/// `(1, KVH, n, d)` views of the cache; returns `(1, 1, H·d)`.
-fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, c: &Config) -> Result<Tensor> {
-    let d = c.head_dim;
-    let rep = c.n_head / c.n_kv_head;
-    let n = k.dim(2)?;
-    let scale = 1.0 / (d as f32).sqrt();
-    let q = q.flatten_all()?.to_vec1::<f32>()?;
-    let mut out = vec![0f32; c.n_head * d];
-    with_f32(k, |ks, kl| {
-        with_f32(v, |vs, vl| {
-            let (ko, kst) = (kl.start_offset(), kl.stride());
-            let (vo, vst) = (vl.start_offset(), vl.stride());
-            if kst[3] != 1 || vst[3] != 1 {
-                candle_core::bail!("decode attention needs contiguous head rows");
-            }
-            let mut scores = vec![0f32; n];
-            for (h, o) in out.chunks_exact_mut(d).enumerate() {
-                let g = h / rep;
-                let qh = &q[h * d..(h + 1) * d];
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let at = ko + g * kst[1] + j * kst[2];
-                    *s = dot(qh, &ks[at..at + d]) * scale;
-                    max = max.max(*s);
-                }
-                let mut total = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    total += *s;
-                }
-                for (j, s) in scores.iter().enumerate() {
-                    let at = vo + g * vst[1] + j * vst[2];
-                    let p = s / total;
-                    for (oi, vi) in o.iter_mut().zip(&vs[at..at + d]) {
-                        *oi += p * vi;
+        let half = d / 2;
+        let mut x = w.embeddings.lookup(&ids)?;
+        for (l, layer) in w.layers.iter().enumerate() {
+            let mut h = x.clone();
+            rms_norm_rows(&mut h, &layer.attn_norm, c.eps);
+            let mut q = layer.wq.apply(&h, t)?;
+            let mut k = layer.wk.apply(&h, t)?;
+            let v = {
+                let mut v = layer.wv.apply(&h, t)?;
+                if let Some([bq, bk, bv]) = &layer.bias {
+                    for (m, b) in [(&mut q, bq), (&mut k, bk), (&mut v, bv)] {
+                        for row in m.chunks_exact_mut(b.len()) {
+                            row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                        }
                     }
                 }
+                v
+            };
+            if let Some([qn, kn]) = &layer.qk_norm {
+                rms_norm_rows(&mut q, qn, c.eps);
+                rms_norm_rows(&mut k, kn, c.eps);
             }
-            Ok(())
-        })
-    })?;
-    Tensor::from_vec(out, (1, 1, c.n_head * d), k.device())
+            for (r, &(_, pos)) in rows.iter().enumerate() {
+                let (cos, sin) = (&w.cos[pos * half..][..half], &w.sin[pos * half..][..half]);
+                for head in q[r * q_width..(r + 1) * q_width].chunks_exact_mut(d) {
+                    rope(head, cos, sin, c.neox);
+                }
+                for head in k[r * kv_width..(r + 1) * kv_width].chunks_exact_mut(d) {
+                    rope(head, cos, sin, c.neox);
+                }
+            }
+            for (r, &(i, pos)) in rows.iter().enumerate() {
+                let kv = &mut *items[i].kv;
+                for g in 0..c.n_kv_head {
+                    let at = r * kv_width + g * d;
+                    kv.write(l, g, pos, &k[at..at + d], &v[at..at + d]);
+                }
+            }
+            let caches: Vec<&KvSeq> = items.iter().map(|it| &*it.kv).collect();
+            let y = attention(&q, &rows, &caches, l, c);
+            let o = layer.wo.apply(&y, t)?;
+            x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
+            let mut h = x.clone();
+            rms_norm_rows(&mut h, &layer.ffn_norm, c.eps);
+            let gate = layer.gate.apply(&h, t)?;
+            let up = layer.up.apply(&h, t)?;
+            let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| silu(*g) * u).collect();
+            let down = layer.down.apply(&act, t)?;
+            x.iter_mut().zip(&down).for_each(|(x, o)| *x += o);
+        }
+        // Which rows need logits, per item.
+        let mut wanted: Vec<usize> = Vec::new();
+        let mut counts = Vec::with_capacity(items.len());
+        let mut first = 0;
+        for item in items.iter() {
+            let n = item.tokens.len();
+            if item.all_logits {
+                wanted.extend(first..first + n);
+                counts.push(n);
+            } else {
+                wanted.push(first + n - 1);
+                counts.push(1);
+            }
+            first += n;
+        }
+        let mut last = Vec::with_capacity(wanted.len() * dim);
+        for r in &wanted {
+            last.extend_from_slice(&x[r * dim..(r + 1) * dim]);
+        }
+        rms_norm_rows(&mut last, &w.norm, c.eps);
+        let logits = w.output.apply(&last, wanted.len())?;
+        let vocab = logits.len() / wanted.len();
+        let mut out = Vec::with_capacity(items.len());
+        let mut at = 0;
+        for (item, n) in items.iter_mut().zip(counts) {
+            out.push(logits[at * vocab..(at + n) * vocab].to_vec());
+            at += n;
+            let len = item.kv.len() + item.tokens.len();
+            item.kv.set_len(len);
+        }
+        Ok(out)
+    }
+}
+
+/// Attention of every row's query over its own sequence's cache, causal
+/// (a row at position `p` sees positions `..=p`), for layer `l`. `q` is
+/// `rows × (n_head · d)`; returns the same shape. Rows and heads are
+/// spread over the thread pool.
+fn attention(
+    q: &[f32],
+    rows: &[(usize, usize)],
+    caches: &[&KvSeq],
+    l: usize,
+    c: &Config,
+) -> Vec<f32> {
+    let d = c.head_dim;
+    let rep = c.n_head / c.n_kv_head;
+    let scale = 1.0 / (d as f32).sqrt();
+    let level = crate::simd::level();
+    // Queries rounded to f16, as llama.cpp multiplies them with its f16
+    // keys.
+    let q: Vec<f32> = q.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
+    let mut y = vec![0f32; q.len()];
+    y.par_chunks_mut(d).enumerate().for_each_init(
+        Vec::new,
+        |scores: &mut Vec<f32>, (task, out)| {
+            let (r, h) = (task / c.n_head, task % c.n_head);
+            let (i, pos) = rows[r];
+            let qh = &q[task * d..(task + 1) * d];
+            let kv = caches[i];
+            head_attention(level, qh, kv, l, h / rep, pos + 1, scale, scores, out);
+        },
+    );
+    y
+}
+
+/// One head's attention over the first `n` cached positions of group `g`.
+#[allow(clippy::too_many_arguments, unsafe_code)]
+fn head_attention(
+    level: crate::simd::Level,
+    q: &[f32],
+    kv: &KvSeq,
+    l: usize,
+    g: usize,
+    n: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level == crate::simd::Level::Avx2 {
+        // SAFETY: the level is Avx2 only when the CPU has AVX2, FMA and F16C.
+        unsafe { avx2::head_attention(q, kv, l, g, n, scale, scores, out) };
+        return;
+    }
+    let _ = level;
+    head_attention_with(q, kv, l, g, n, scale, scores, out, dot_f16, axpy_f16);
+}
+
+/// The body of [`head_attention`] over given dot and `out += p·v` kernels
+/// (inlined into each instruction set's entry point).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn head_attention_with(
+    q: &[f32],
+    kv: &KvSeq,
+    l: usize,
+    g: usize,
+    n: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+    dot: impl Fn(&[f32], &[f16]) -> f32,
+    axpy: impl Fn(&mut [f32], f32, &[f16]),
+) {
+    let d = q.len();
+    scores.clear();
+    scores.resize(n, 0.0);
+    let mut max = f32::NEG_INFINITY;
+    for (b, chunk) in scores.chunks_mut(BLOCK_POSITIONS).enumerate() {
+        let keys = kv.block_rows(b, l, false, g);
+        for (s, key) in chunk.iter_mut().zip(keys.chunks_exact(d)) {
+            *s = dot(q, key) * scale;
+            max = max.max(*s);
+        }
+    }
+    let mut total = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        total += *s;
+    }
+    let inv = 1.0 / total;
+    out.fill(0.0);
+    for (b, chunk) in scores.chunks(BLOCK_POSITIONS).enumerate() {
+        let values = kv.block_rows(b, l, true, g);
+        for (s, value) in chunk.iter().zip(values.chunks_exact(d)) {
+            axpy(out, s * inv, value);
+        }
+    }
+}
+
+/// `Σ q·k` with f16 keys, portable: eight lanes of fused multiply-adds
+/// summed as the AVX2 kernel sums them, so both round alike.
+fn dot_f16(q: &[f32], k: &[f16]) -> f32 {
+    let mut acc = [0f32; 8];
+    let n = q.len().min(k.len()) / 8 * 8;
+    for (qs, ks) in q[..n].chunks_exact(8).zip(k[..n].chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] = qs[i].mul_add(ks[i].to_f32(), acc[i]);
+        }
+    }
+    let tail: f32 = q[n..]
+        .iter()
+        .zip(&k[n..])
+        .map(|(a, b)| a * b.to_f32())
+        .sum();
+    crate::quant::hsum_lanes(acc) + tail
+}
+
+/// `out += p · v` with f16 values, portable (fused, as the AVX2 kernel).
+fn axpy_f16(out: &mut [f32], p: f32, v: &[f16]) {
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = p.mul_add(x.to_f32(), *o);
+    }
+}
+
+/// The attention kernels for AVX2 + FMA + F16C.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::{KvSeq, f16, head_attention_with};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_f16(v: &[f16]) -> __m256 {
+        assert!(v.len() >= 8);
+        // SAFETY: eight f16 (16 bytes) are readable (checked above); no
+        // alignment requirement.
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(v.as_ptr().cast()) })
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_f32(v: &[f32]) -> __m256 {
+        assert!(v.len() >= 8);
+        // SAFETY: eight f32 are readable (checked above).
+        unsafe { _mm256_loadu_ps(v.as_ptr()) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn dot(q: &[f32], k: &[f16]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let n = q.len().min(k.len()) / 8 * 8;
+        for i in (0..n).step_by(8) {
+            acc = _mm256_fmadd_ps(load_f32(&q[i..]), load_f16(&k[i..]), acc);
+        }
+        let tail: f32 = q[n..]
+            .iter()
+            .zip(&k[n..])
+            .map(|(a, b)| a * b.to_f32())
+            .sum();
+        crate::quant::hsum_avx2(acc) + tail
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn axpy(out: &mut [f32], p: f32, v: &[f16]) {
+        let n = out.len().min(v.len()) / 8 * 8;
+        let pv = _mm256_set1_ps(p);
+        for i in (0..n).step_by(8) {
+            let o = _mm256_fmadd_ps(pv, load_f16(&v[i..]), load_f32(&out[i..]));
+            // SAFETY: eight f32 from `i` are writable (`i + 8 <= n`).
+            unsafe { _mm256_storeu_ps(out[i..].as_mut_ptr(), o) };
+        }
+        for (o, x) in out[n..].iter_mut().zip(&v[n..]) {
+            *o += p * x.to_f32();
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn head_attention(
+        q: &[f32],
+        kv: &KvSeq,
+        l: usize,
+        g: usize,
+        n: usize,
+        scale: f32,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        head_attention_with(
+            q,
+            kv,
+            l,
+            g,
+            n,
+            scale,
+            scores,
+            out,
+            |a, b| dot(a, b),
+            |o, p, v| axpy(o, p, v),
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_is_the_same_at_every_level() {
+        use crate::kv::KvBudget;
+        let layout = KvLayout {
+            layers: 2,
+            kv_heads: 2,
+            head_dim: 64,
+        };
+        let mut kv = KvBudget::unlimited().reserve(layout, 0).expect("cache");
+        let n = 37;
+        kv.grow(n).expect("grow");
+        let mut seed = 1u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for pos in 0..n {
+            for g in 0..2 {
+                let k: Vec<f32> = (0..64).map(|_| next()).collect();
+                let v: Vec<f32> = (0..64).map(|_| next()).collect();
+                kv.write(1, g, pos, &k, &v);
+            }
+        }
+        kv.set_len(n);
+        let q: Vec<f32> = (0..64).map(|_| next() * 4.0).collect();
+        let mut scores = Vec::new();
+        let mut portable = vec![0f32; 64];
+        head_attention(
+            crate::simd::Level::Portable,
+            &q,
+            &kv,
+            1,
+            1,
+            n,
+            0.125,
+            &mut scores,
+            &mut portable,
+        );
+        let mut simd = vec![0f32; 64];
+        head_attention(
+            crate::simd::level(),
+            &q,
+            &kv,
+            1,
+            1,
+            n,
+            0.125,
+            &mut scores,
+            &mut simd,
+        );
+        assert_eq!(simd, portable, "bit-identical");
+    }
 
     #[test]
     fn rope_frequency_factors_divide_the_frequencies() {

@@ -310,6 +310,7 @@ fn one_user_cannot_hold_every_slot_or_the_queue() {
         max_queued: 64,
         max_per_user: 3,
         max_running_per_user: 1,
+        ..EngineConfig::default()
     })
     .expect("engine");
     let (done_tx, done_rx) = mpsc::channel();

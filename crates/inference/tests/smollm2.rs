@@ -159,16 +159,12 @@ fn run_sequence(
 ) -> (String, String, offgrid_inference::FinishReason, usize) {
     use offgrid_inference::Step;
     use offgrid_inference::generate::stop_token_ids;
-    let mut seq = offgrid_inference::Sequence::new(
-        Box::new(base.fork()),
-        prompt.to_vec(),
-        params,
-        stop_token_ids(tok),
-    )
-    .expect("sequence");
+    let mut seq =
+        offgrid_inference::Sequence::new(base, prompt.to_vec(), params, stop_token_ids(tok))
+            .expect("sequence");
     let mut streamed = String::new();
     loop {
-        match seq.step(tok).expect("step") {
+        match seq.step(base, tok).expect("step") {
             Step::Prefill => {}
             Step::Token { text, .. } => streamed.push_str(&text),
             Step::Done { reason, text } => {
@@ -239,7 +235,7 @@ fn a_prompt_longer_than_the_context_is_an_error() {
     let base = LlamaModel::open(&model_path()).expect("load");
     let long = vec![42u32; base.context_length() + 5];
     let err = offgrid_inference::Sequence::new(
-        Box::new(base.fork()),
+        &base,
         long,
         offgrid_inference::SamplingParams::default(),
         Vec::new(),
@@ -278,6 +274,18 @@ fn decoding_token_by_token_matches_one_prefill() {
     assert!(tv < 0.05, "total variation {tv}");
 }
 
+/// A cache for a [`Scripted`] sequence (which writes nothing into it).
+fn scripted_cache() -> offgrid_inference::kv::KvSeq {
+    let layout = offgrid_inference::kv::KvLayout {
+        layers: 1,
+        kv_heads: 1,
+        head_dim: 2,
+    };
+    offgrid_inference::kv::KvBudget::unlimited()
+        .reserve(layout, 0)
+        .expect("unlimited")
+}
+
 /// A model that "generates" a fixed token sequence, for testing how text
 /// streams out of a sequence independently of what the real model says.
 struct Scripted {
@@ -314,11 +322,13 @@ fn streamed_text_never_splits_a_character_and_stops_across_tokens() {
     // Byte-level BPE splits some of these characters across tokens.
     assert!(script.len() > text.chars().count() / 2);
     let run = |stop: Vec<String>| {
-        let mut seq = Sequence::new(
-            Box::new(Scripted {
-                script: script.clone(),
-                vocab: tok.vocab_size(),
-            }),
+        let mut model = Scripted {
+            script: script.clone(),
+            vocab: tok.vocab_size(),
+        };
+        let mut seq = Sequence::with_cache(
+            scripted_cache(),
+            model.context_length(),
             vec![0],
             SamplingParams {
                 max_tokens: script.len(),
@@ -329,8 +339,14 @@ fn streamed_text_never_splits_a_character_and_stops_across_tokens() {
         )
         .expect("sequence");
         let mut pieces = Vec::new();
+        let mut pos = 0;
         loop {
-            match seq.step(&tok).expect("step") {
+            let tokens = seq.next_tokens(64).to_vec();
+            let logits =
+                (!tokens.is_empty()).then(|| model.forward(&tokens, pos).expect("forward"));
+            pos += tokens.len();
+            let step = seq.accept(tokens.len(), logits, &tok).expect("step");
+            match step {
                 Step::Prefill => {}
                 Step::Token { text, .. } => pieces.push(text),
                 Step::Done { text, .. } => {

@@ -220,3 +220,18 @@ fn stale_entries_point_at_their_own_list() {
         .map_or(0, |i| i + 1);
     assert!(in_long < pathless_list && pathless_list <= in_pathless);
 }
+
+#[test]
+fn unsafe_code_is_allowed_only_in_the_simd_kernels() {
+    let text = "//! Doc.\n#[allow(unsafe_code)]\nfn f() {}\n";
+    assert_eq!(unsafe_allowed("crates/http/src/lib.rs", text).len(), 1);
+    assert!(unsafe_allowed("crates/inference/src/quant.rs", text).is_empty());
+    assert!(
+        unsafe_allowed(
+            "crates/http/src/lib.rs",
+            "// allow(unsafe_code) in a comment\n"
+        )
+        .is_empty()
+    );
+    assert!(unsafe_allowed("xtask/src/tidy/tests.rs", text).is_empty());
+}

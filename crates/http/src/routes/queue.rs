@@ -73,6 +73,7 @@ pub(crate) async fn list(
                     },
                     position: j.position,
                     generated_tokens: j.generated_tokens,
+                    waiting_for: j.waiting_for_memory.then(|| "memory".to_owned()),
                     user,
                 }
             })

@@ -37,6 +37,10 @@ pub struct QueueEntry {
     pub created_at: String,
     /// Tokens generated so far.
     pub generated_tokens: usize,
+    /// `memory` while a queued request, next in line, waits for room in
+    /// the key/value cache (`kv_cache_mb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// Whose it is (administrators see everyone's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<QueueUser>,

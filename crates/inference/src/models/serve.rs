@@ -160,9 +160,16 @@ impl Models {
             }
             Prompt::Text(text) => (encode(&model, &text)?, 0),
         };
+        // The key/value cache budget bounds a generation like the context
+        // does: one that could never fit it is refused (or, without an
+        // explicit max_tokens, given less room) instead of waiting forever.
+        let layout = model.model().kv_layout();
+        let budget_positions = self.engine.kv_budget().limit().map_or(usize::MAX, |bytes| {
+            bytes / layout.block_bytes().max(1) * crate::kv::BLOCK_POSITIONS
+        });
         params.max_tokens = fit_context(
             ids.len(),
-            model.context_length(),
+            model.context_length().min(budget_positions),
             params.max_tokens,
             explicit_max,
         )?;
