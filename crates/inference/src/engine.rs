@@ -7,8 +7,10 @@
 //! - Each engine step is one batched forward pass per model: one token for
 //!   every decoding sequence, plus prompt chunks of the sequences still
 //!   reading their prompt, under a per-step token budget
-//!   ([`EngineConfig::step_tokens`], and a smaller chunk while others
-//!   decode, so a long prompt never stalls the running streams).
+//!   ([`EngineConfig::step_tokens`], and a chunk of a few tokens while
+//!   others decode, so a long prompt never stalls the running streams:
+//!   with SmolLM2 on two cores one prompt row costs about 4.5 ms, one
+//!   decode step about 10 ms, see `examples/step_cost.rs`).
 //!   Sequences join and leave the batch at any step.
 //! - Key/value cache memory is bounded by a budget
 //!   ([`EngineConfig::kv_cache_bytes`]): a request starts only when its
@@ -281,7 +283,7 @@ impl Default for EngineConfig {
             max_per_user: 8,
             max_running_per_user: 3,
             step_tokens: 128,
-            prefill_chunk_while_decoding: 16,
+            prefill_chunk_while_decoding: 4,
             kv_cache_bytes: default_kv_cache_bytes(),
         }
     }

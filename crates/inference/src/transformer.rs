@@ -590,8 +590,10 @@ impl Transformer {
 
 /// Attention of every row's query over its own sequence's cache, causal
 /// (a row at position `p` sees positions `..=p`), for layer `l`. `q` is
-/// `rows × (n_head · d)`; returns the same shape. Rows and heads are
-/// spread over the thread pool.
+/// `rows × (n_head · d)`; returns the same shape. Each task is one row's
+/// group of query heads sharing a key/value head (each key and value is
+/// read and widened once for the group); tasks are spread over the thread
+/// pool.
 fn attention(
     q: &[f32],
     rows: &[(usize, usize)],
@@ -606,18 +608,45 @@ fn attention(
     // Queries rounded to f16, as llama.cpp multiplies them with its f16
     // keys.
     let q: Vec<f32> = q.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
+    let group = rep * d;
     let mut y = vec![0f32; q.len()];
-    y.par_chunks_mut(d).enumerate().for_each_init(
+    y.par_chunks_mut(group).enumerate().for_each_init(
         Vec::new,
         |scores: &mut Vec<f32>, (task, out)| {
-            let (r, h) = (task / c.n_head, task % c.n_head);
+            let (r, g) = (task / c.n_kv_head, task % c.n_kv_head);
             let (i, pos) = rows[r];
-            let qh = &q[task * d..(task + 1) * d];
-            let kv = caches[i];
-            head_attention(level, qh, kv, l, h / rep, pos + 1, scale, scores, out);
+            let qg = &q[task * group..(task + 1) * group];
+            group_attention(level, qg, caches[i], l, g, pos + 1, scale, scores, out);
         },
     );
     y
+}
+
+/// The attention of the query heads `q` (each `out.len() / heads` long,
+/// one after the other) sharing key/value head `g`, over its first `n`
+/// positions.
+#[allow(clippy::too_many_arguments, unsafe_code)]
+fn group_attention(
+    level: crate::simd::Level,
+    q: &[f32],
+    kv: &KvSeq,
+    l: usize,
+    g: usize,
+    n: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let d = kv.layout().head_dim;
+    #[cfg(target_arch = "x86_64")]
+    if level == crate::simd::Level::Avx2 && q.len() / d <= avx2::MAX_GROUP {
+        // SAFETY: the level is Avx2 only when the CPU has AVX2, FMA and F16C.
+        unsafe { avx2::group_attention(q, kv, l, g, n, scale, scores, out) };
+        return;
+    }
+    for (qh, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        head_attention(level, qh, kv, l, g, n, scale, scores, o);
+    }
 }
 
 /// One head's attention over the first `n` cached positions of group `g`.
@@ -714,7 +743,7 @@ fn axpy_f16(out: &mut [f32], p: f32, v: &[f16]) {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{KvSeq, f16, head_attention_with};
+    use super::{BLOCK_POSITIONS, KvSeq, f16, head_attention_with};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -757,7 +786,120 @@ mod avx2 {
             unsafe { _mm256_storeu_ps(out[i..].as_mut_ptr(), o) };
         }
         for (o, x) in out[n..].iter_mut().zip(&v[n..]) {
-            *o += p * x.to_f32();
+            *o = p.mul_add(x.to_f32(), *o);
+        }
+    }
+
+    /// The most query heads per key/value head the grouped kernel takes.
+    pub(super) const MAX_GROUP: usize = 8;
+
+    /// [`super::head_attention_with`] for up to [`MAX_GROUP`] query heads
+    /// at once: each key and value row is loaded and widened once for all
+    /// of them. Per head, the arithmetic and its order are the same as the
+    /// one-head kernel's (and so the portable one's).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn group_attention(
+        q: &[f32],
+        kv: &KvSeq,
+        l: usize,
+        g: usize,
+        n: usize,
+        scale: f32,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        let heads = q.len() / kv.layout().head_dim;
+        macro_rules! go {
+            ($($h:literal)*) => {
+                match heads {
+                    $($h => group_of::<$h>(q, kv, l, g, n, scale, scores, out),)*
+                    _ => {}
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn group_of<const H: usize>(
+        q: &[f32],
+        kv: &KvSeq,
+        l: usize,
+        g: usize,
+        n: usize,
+        scale: f32,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        let d = kv.layout().head_dim;
+        let heads = H;
+        let body = d / 8 * 8;
+        scores.clear();
+        scores.resize(heads * n, 0.0);
+        let mut max = [f32::NEG_INFINITY; H];
+        for b in 0..n.div_ceil(BLOCK_POSITIONS) {
+            let keys = kv.block_rows(b, l, false, g);
+            let first = b * BLOCK_POSITIONS;
+            for (p, key) in keys.chunks_exact(d).take(n - first).enumerate() {
+                let mut acc = [_mm256_setzero_ps(); H];
+                for c in (0..body).step_by(8) {
+                    let k = load_f16(&key[c..]);
+                    for h in 0..heads {
+                        acc[h] = _mm256_fmadd_ps(load_f32(&q[h * d + c..]), k, acc[h]);
+                    }
+                }
+                for h in 0..heads {
+                    let qh = &q[h * d..(h + 1) * d];
+                    let tail: f32 = qh[body..]
+                        .iter()
+                        .zip(&key[body..])
+                        .map(|(a, b)| a * b.to_f32())
+                        .sum();
+                    let s = (crate::quant::hsum_avx2(acc[h]) + tail) * scale;
+                    scores[h * n + first + p] = s;
+                    max[h] = max[h].max(s);
+                }
+            }
+        }
+        let mut inv = [0f32; H];
+        for h in 0..heads {
+            let mut total = 0f32;
+            for s in &mut scores[h * n..(h + 1) * n] {
+                *s = (*s - max[h]).exp();
+                total += *s;
+            }
+            inv[h] = 1.0 / total;
+        }
+        out.fill(0.0);
+        for b in 0..n.div_ceil(BLOCK_POSITIONS) {
+            let values = kv.block_rows(b, l, true, g);
+            let first = b * BLOCK_POSITIONS;
+            for (p, value) in values.chunks_exact(d).take(n - first).enumerate() {
+                let mut w = [0f32; H];
+                for h in 0..heads {
+                    w[h] = scores[h * n + first + p] * inv[h];
+                }
+                for c in (0..body).step_by(8) {
+                    let v = load_f16(&value[c..]);
+                    for h in 0..heads {
+                        let o = &mut out[h * d + c..];
+                        let sum = _mm256_fmadd_ps(_mm256_set1_ps(w[h]), v, load_f32(o));
+                        // SAFETY: eight f32 from `c` are writable (`c + 8 <= body <= d`).
+                        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), sum) };
+                    }
+                }
+                for h in 0..heads {
+                    for (o, x) in out[h * d + body..(h + 1) * d]
+                        .iter_mut()
+                        .zip(&value[body..])
+                    {
+                        *o = w[h].mul_add(x.to_f32(), *o);
+                    }
+                }
+            }
         }
     }
 
@@ -795,54 +937,76 @@ mod tests {
     #[test]
     fn attention_is_the_same_at_every_level() {
         use crate::kv::KvBudget;
-        let layout = KvLayout {
-            layers: 2,
-            kv_heads: 2,
-            head_dim: 64,
-        };
-        let mut kv = KvBudget::unlimited().reserve(layout, 0).expect("cache");
-        let n = 37;
-        kv.grow(n).expect("grow");
-        let mut seed = 1u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        for pos in 0..n {
-            for g in 0..2 {
-                let k: Vec<f32> = (0..64).map(|_| next()).collect();
-                let v: Vec<f32> = (0..64).map(|_| next()).collect();
-                kv.write(1, g, pos, &k, &v);
+        // 64 wide (SmolLM2) and 40 (a tail after the 8-wide chunks); one
+        // query head per group, or three.
+        for (d, heads) in [(64, 3), (40, 3), (64, 1)] {
+            let layout = KvLayout {
+                layers: 2,
+                kv_heads: 2,
+                head_dim: d,
+            };
+            let mut kv = KvBudget::unlimited().reserve(layout, 0).expect("cache");
+            let n = 37;
+            kv.grow(n).expect("grow");
+            let mut seed = 1u32;
+            let mut next = || {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            };
+            for pos in 0..n {
+                for g in 0..2 {
+                    let k: Vec<f32> = (0..d).map(|_| next()).collect();
+                    let v: Vec<f32> = (0..d).map(|_| next()).collect();
+                    kv.write(1, g, pos, &k, &v);
+                }
+            }
+            kv.set_len(n);
+            let q: Vec<f32> = (0..heads * d).map(|_| next() * 4.0).collect();
+            let mut scores = Vec::new();
+            let mut portable = vec![0f32; heads * d];
+            for (qh, o) in q.chunks_exact(d).zip(portable.chunks_exact_mut(d)) {
+                head_attention_with(qh, &kv, 1, 1, n, 0.125, &mut scores, o, dot_f16, axpy_f16);
+            }
+            let mut simd = vec![0f32; heads * d];
+            let level = crate::simd::level();
+            group_attention(level, &q, &kv, 1, 1, n, 0.125, &mut scores, &mut simd);
+            assert_eq!(
+                simd,
+                portable,
+                "{} d={d} heads={heads}: bit-identical",
+                level.name()
+            );
+            // And a plain softmax-weighted sum, to a float tolerance.
+            let key = |p: usize, value: bool| {
+                kv.block_rows(p / BLOCK_POSITIONS, 1, value, 1)[p % BLOCK_POSITIONS * d..][..d]
+                    .iter()
+                    .map(|x| x.to_f32())
+                    .collect::<Vec<f32>>()
+            };
+            for (h, qh) in q.chunks_exact(d).enumerate() {
+                let s: Vec<f32> = (0..n)
+                    .map(|p| {
+                        key(p, false)
+                            .iter()
+                            .zip(qh)
+                            .map(|(a, b)| a * b)
+                            .sum::<f32>()
+                            * 0.125
+                    })
+                    .collect();
+                let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = s.iter().map(|x| (x - max).exp()).collect();
+                let total: f32 = e.iter().sum();
+                for i in 0..d {
+                    let want: f32 = (0..n).map(|p| e[p] / total * key(p, true)[i]).sum();
+                    assert!(
+                        (simd[h * d + i] - want).abs() < 1e-4,
+                        "{want} vs {}",
+                        simd[h * d + i]
+                    );
+                }
             }
         }
-        kv.set_len(n);
-        let q: Vec<f32> = (0..64).map(|_| next() * 4.0).collect();
-        let mut scores = Vec::new();
-        let mut portable = vec![0f32; 64];
-        head_attention(
-            crate::simd::Level::Portable,
-            &q,
-            &kv,
-            1,
-            1,
-            n,
-            0.125,
-            &mut scores,
-            &mut portable,
-        );
-        let mut simd = vec![0f32; 64];
-        head_attention(
-            crate::simd::level(),
-            &q,
-            &kv,
-            1,
-            1,
-            n,
-            0.125,
-            &mut scores,
-            &mut simd,
-        );
-        assert_eq!(simd, portable, "bit-identical");
     }
 
     #[test]
