@@ -174,6 +174,10 @@ fn engine_run(
             _ => {}
         }
     }
+    eprintln!(
+        "bench: {streams} streams: {tokens} tokens in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok((tokens as f64 / started.elapsed().as_secs_f64(), ttft))
 }
 

@@ -268,9 +268,15 @@ pub struct EngineConfig {
     /// decoding sequence counts one; prompt chunks share the rest).
     pub step_tokens: usize,
     /// The longest prompt chunk a step feeds while other sequences are
-    /// decoding: bounds the time between two tokens of a running stream
-    /// while someone else's long prompt is read.
+    /// decoding. Within it, the scheduler sizes chunks from measured step
+    /// times so that a step with prompt rows takes at most
+    /// `decode_slowdown` times a step of the same decodes alone: that
+    /// bounds the time between two tokens of a running stream while
+    /// someone else's long prompt is read.
     pub prefill_chunk_while_decoding: usize,
+    /// How much slower than decoding alone a step that also reads prompt
+    /// rows may be (see `prefill_chunk_while_decoding`).
+    pub decode_slowdown: f64,
     /// Bytes of key/value cache all running sequences may reserve.
     pub kv_cache_bytes: usize,
 }
@@ -283,7 +289,8 @@ impl Default for EngineConfig {
             max_per_user: 8,
             max_running_per_user: 3,
             step_tokens: 128,
-            prefill_chunk_while_decoding: 4,
+            prefill_chunk_while_decoding: 16,
+            decode_slowdown: 2.0,
             kv_cache_bytes: default_kv_cache_bytes(),
         }
     }
@@ -475,6 +482,8 @@ struct Scheduler {
     /// Users with waiting requests, in round-robin order.
     order: VecDeque<String>,
     running: Vec<Running>,
+    /// Step times, for sizing prompt chunks.
+    pace: Pace,
     /// What clients see of the above.
     board: Board,
 }
@@ -744,18 +753,23 @@ fn deliver(r: &mut Running, outcome: Result<Step, InferenceError>) -> Outcome {
 
 /// How many tokens each running sequence feeds this step (same order as
 /// `running`; 0: none). Every decoding sequence feeds one; prompt chunks
-/// share what is left of `step_tokens`, oldest request first, and are at
-/// most `prefill_chunk_while_decoding` long while anyone decodes. The
+/// share what is left of `step_tokens`, oldest request first; while
+/// anyone decodes, all prompt rows together are what [`Pace`] allows. The
 /// oldest prompt always gets at least one token, so prompts progress
 /// even when decodes fill the budget.
-fn plan(running: &[Running], config: &EngineConfig) -> Vec<usize> {
+fn plan(running: &[Running], config: &EngineConfig, pace: &Pace) -> Vec<usize> {
     let decoding = running.iter().filter(|r| !r.seq.is_prefilling()).count();
     let mut left = config.step_tokens.max(1).saturating_sub(decoding);
     let cap = if decoding > 0 {
-        config.prefill_chunk_while_decoding.max(1)
+        pace.prompt_rows(decoding, config)
     } else {
         config.step_tokens.max(1)
     };
+    // `cap` is this step's prompt rows while others decode, all prompts
+    // together.
+    if decoding > 0 {
+        left = left.min(cap);
+    }
     let mut first_prompt = true;
     running
         .iter()
@@ -772,6 +786,57 @@ fn plan(running: &[Running], config: &EngineConfig) -> Vec<usize> {
             n
         })
         .collect()
+}
+
+/// Measured step times, to size prompt chunks while others decode.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Per number of decoding sequences: a moving average of the time of
+    /// a step with only those decodes, in seconds.
+    decode: Vec<Option<f64>>,
+    /// A moving average of what one prompt row adds to a step, seconds.
+    row: Option<f64>,
+}
+
+/// Weight of a new measurement in the moving averages.
+const PACE_WEIGHT: f64 = 0.2;
+
+fn average(old: Option<f64>, new: f64) -> f64 {
+    old.map_or(new, |o| o + PACE_WEIGHT * (new - o))
+}
+
+impl Pace {
+    /// Prompt rows a step with `decoding` decodes may add: as many as fit
+    /// in `(decode_slowdown - 1)` times their step time, at least one
+    /// (prompts always progress), at most `prefill_chunk_while_decoding`.
+    fn prompt_rows(&self, decoding: usize, config: &EngineConfig) -> usize {
+        let max = config.prefill_chunk_while_decoding.max(1);
+        match (self.decode.get(decoding).copied().flatten(), self.row) {
+            (Some(step), Some(row)) if row > 0.0 => {
+                let room = step * (config.decode_slowdown - 1.0).max(0.0);
+                ((room / row) as usize).clamp(1, max)
+            }
+            // Not measured yet: one row, and learn.
+            _ => 1,
+        }
+    }
+
+    /// Learns from a step of `decoding` decodes and `rows` prompt rows
+    /// that took `seconds`.
+    fn record(&mut self, decoding: usize, rows: usize, seconds: f64) {
+        if decoding == 0 {
+            return;
+        }
+        if self.decode.len() <= decoding {
+            self.decode.resize(decoding + 1, None);
+        }
+        if rows == 0 {
+            self.decode[decoding] = Some(average(self.decode[decoding], seconds));
+        } else if let Some(step) = self.decode[decoding] {
+            let per_row = ((seconds - step) / rows as f64).max(0.0);
+            self.row = Some(average(self.row, per_row));
+        }
+    }
 }
 
 /// Runs one batched step for the running sequences of one model (`which`
@@ -975,7 +1040,20 @@ fn schedule(
         }
 
         // One batched step per model.
-        let fed = plan(&state.running, &config);
+        let fed = plan(&state.running, &config, &state.pace);
+        let decoding = state
+            .running
+            .iter()
+            .filter(|r| !r.seq.is_prefilling())
+            .count();
+        let prompt_rows: usize = state
+            .running
+            .iter()
+            .zip(&fed)
+            .filter(|(r, _)| r.seq.is_prefilling())
+            .map(|(_, n)| *n)
+            .sum();
+        let started = Instant::now();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (i, r) in state.running.iter().enumerate() {
             match groups
@@ -994,6 +1072,9 @@ fn schedule(
                 }
             }
         }
+        state
+            .pace
+            .record(decoding, prompt_rows, started.elapsed().as_secs_f64());
         // Highest index first, so the others stay where they are.
         finished.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
         for (i, last) in finished {
