@@ -852,6 +852,11 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
         .iter()
         .map(|&i| {
             let seq = &running[i].seq;
+            if fed[i] == 0 {
+                // Not in this step (its prompt waits for room in the
+                // pace): `next_tokens` would feed at least one token.
+                return (Vec::new(), false);
+            }
             (seq.next_tokens(fed[i]).to_vec(), seq.wants_all_logits())
         })
         .collect();
@@ -906,6 +911,10 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
     };
     let mut outcomes = Vec::with_capacity(which.len());
     for (&i, (tokens, _)) in which.iter().zip(&inputs) {
+        if fed[i] == 0 {
+            outcomes.push((i, Outcome::Continue));
+            continue;
+        }
         let r = &mut running[i];
         let l = if tokens.is_empty() {
             None
