@@ -39,6 +39,9 @@ struct Args {
     ttft_tokens: usize,
     repeat: usize,
     long_prompt: usize,
+    /// Only run this many concurrent streams (for a profiler), print
+    /// their aggregate tokens/s and stop.
+    only_streams: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         ttft_tokens: 20,
         repeat: 3,
         long_prompt: 2000,
+        only_streams: None,
     };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<usize, String> {
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
             "--ttft-tokens" => args.ttft_tokens = num("--ttft-tokens")?,
             "--repeat" => args.repeat = num("--repeat")?.max(1),
             "--long-prompt" => args.long_prompt = num("--long-prompt")?.max(1),
+            "--only-streams" => args.only_streams = Some(num("--only-streams")?.max(1)),
             _ if args.model.as_os_str().is_empty() => args.model = PathBuf::from(a),
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -290,6 +295,18 @@ fn run() -> Result<(), String> {
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
     let base = chat.model();
     let ids = prompt_ids(&chat.tokenizer, args.prompt_tokens)?;
+    if let Some(n) = args.only_streams {
+        let engine = Engine::start(EngineConfig {
+            max_active: n,
+            max_queued: n,
+            ..EngineConfig::default()
+        })
+        .map_err(|e| e.to_string())?;
+        let short = &ids[..args.ttft_tokens.min(ids.len())];
+        let (tps, _) = engine_run(&engine, &chat, short, n, args.generate)?;
+        println!("{}", serde_json::json!({ "streams": n, "tps": tps }));
+        return Ok(());
+    }
 
     // Warm-up (page faults, thread pools).
     forward_speed(base, &ids[..16], 4).map_err(|e| e.to_string())?;

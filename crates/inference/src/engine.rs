@@ -23,6 +23,7 @@
 //! The engine never runs on an async executor: it owns its thread, and
 //! sinks are plain callbacks (the HTTP layer forwards into a channel).
 
+use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -909,34 +910,53 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
                 .collect();
         }
     };
-    let mut outcomes = Vec::with_capacity(which.len());
-    for (&i, (tokens, _)) in which.iter().zip(&inputs) {
-        if fed[i] == 0 {
-            outcomes.push((i, Outcome::Continue));
+    // Sampling and delivery of each sequence, in parallel: at a batch of
+    // eight, sampling over a 49k vocabulary on one thread was a tenth of
+    // a step. Each sequence is touched by one task only.
+    // (sequence, tokens fed, logits), or None when it sat out.
+    type Accept<'a> = Option<(&'a mut Running, usize, Option<Vec<f32>>)>;
+    let mut jobs: Vec<(usize, Accept<'_>)> = Vec::with_capacity(which.len());
+    let mut wanted = which.iter().zip(&inputs).peekable();
+    for (i, r) in running.iter_mut().enumerate() {
+        let Some(&(&w, (tokens, _))) = wanted.peek() else {
+            break;
+        };
+        if w != i {
             continue;
         }
-        let r = &mut running[i];
+        wanted.next();
+        if fed[i] == 0 {
+            jobs.push((i, None));
+            continue;
+        }
         let l = if tokens.is_empty() {
             None
         } else {
             logits.next()
         };
-        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let outcome = r.seq.accept(tokens.len(), l, &r.model.tokenizer);
-            deliver(r, outcome)
-        }));
-        let outcome = step.unwrap_or_else(|panic| {
-            tracing::error!(
-                user = %r.user,
-                model = %r.model.id,
-                panic = panic_message(&*panic),
-                "a request panicked while generating; failing it"
-            );
-            Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
-        });
-        outcomes.push((i, outcome));
+        jobs.push((i, Some((r, tokens.len(), l))));
     }
-    outcomes
+    jobs.into_par_iter()
+        .map(|(i, job)| {
+            let Some((r, fed, l)) = job else {
+                return (i, Outcome::Continue);
+            };
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let outcome = r.seq.accept(fed, l, &r.model.tokenizer);
+                deliver(r, outcome)
+            }));
+            let outcome = step.unwrap_or_else(|panic| {
+                tracing::error!(
+                    user = %r.user,
+                    model = %r.model.id,
+                    panic = panic_message(&*panic),
+                    "a request panicked while generating; failing it"
+                );
+                Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
+            });
+            (i, outcome)
+        })
+        .collect()
 }
 
 /// Starts queued requests while there are free slots and room in the

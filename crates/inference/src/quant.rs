@@ -192,14 +192,15 @@ impl QuantMatrix {
         let per_row = self.per_row();
         let range = r * per_row..(r + 1) * per_row;
         #[cfg(target_arch = "x86_64")]
-        if level == Level::Avx2 {
+        if level >= Level::Avx2 {
             let mut xs: [&[BlockQ81]; 4] = [&[]; 4];
             for (k, out) in out.chunks_mut(4).enumerate() {
                 for (j, x) in xs.iter_mut().enumerate().take(out.len()) {
                     *x = &xq[(k * 4 + j) * per_row..(k * 4 + j + 1) * per_row];
                 }
                 let xs = &xs[..out.len()];
-                // SAFETY: `level` is Avx2 only when the CPU has AVX2 and FMA.
+                // SAFETY: `level` is Avx2 or above only when the CPU has AVX2
+                // and FMA.
                 unsafe {
                     match &self.blocks {
                         Blocks::Q41(b) => avx2::dot_q4_1_x4(&b[range.clone()], xs, out),
@@ -227,6 +228,12 @@ impl QuantMatrix {
     /// `x · Wᵀ` for `m` rows of `x` (`m × cols`, row-major); returns
     /// `m × rows`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_at(crate::simd::level(), x, m)
+    }
+
+    /// [`Self::matmul`] by the kernels of `level` (which must be at most
+    /// [`crate::simd::level`]).
+    fn matmul_at(&self, level: Level, x: &[f32], m: usize) -> Vec<f32> {
         let per_row = self.per_row();
         let mut xq = vec![ZERO_Q81; m * per_row];
         for (row, q) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(per_row)) {
@@ -235,8 +242,20 @@ impl QuantMatrix {
         // Output rows in chunks, enough for every thread to get several.
         let threads = rayon::current_num_threads().max(1);
         let chunk = self.rows.div_ceil(threads * 4).max(8);
-        let level = crate::simd::level();
         let mut out_t = vec![0f32; self.rows * m];
+        #[cfg(target_arch = "x86_64")]
+        if level == Level::Avx512 && m > 1 {
+            let packed = avx512::Packed::new(&xq, per_row, m);
+            out_t
+                .par_chunks_mut(chunk * m)
+                .enumerate()
+                .for_each(|(c, dst)| {
+                    for (j, out) in dst.chunks_exact_mut(m).enumerate() {
+                        self.dot_rows_avx512(c * chunk + j, &packed, out);
+                    }
+                });
+            return transpose(out_t, self.rows, m);
+        }
         out_t
             .par_chunks_mut(chunk * m)
             .enumerate()
@@ -246,18 +265,38 @@ impl QuantMatrix {
                     self.dot_rows(level, first + j, &xq, out);
                 }
             });
-        if m == 1 {
-            return out_t;
-        }
-        // out_t is rows × m; transpose to m × rows.
-        let mut out = vec![0f32; m * self.rows];
-        for (j, col) in out_t.chunks_exact(m).enumerate() {
-            for (i, v) in col.iter().enumerate() {
-                out[i * self.rows + j] = *v;
+        transpose(out_t, self.rows, m)
+    }
+
+    /// Row `r` against every packed activation row, by the AVX-512 kernels.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    fn dot_rows_avx512(&self, r: usize, x: &avx512::Packed, out: &mut [f32]) {
+        let range = r * self.per_row()..(r + 1) * self.per_row();
+        // SAFETY: only called at Level::Avx512, which `simd` chooses only
+        // when the CPU has AVX2, FMA, F16C, AVX-512 F, BW and VNNI.
+        unsafe {
+            match &self.blocks {
+                Blocks::Q41(b) => avx512::dot_q4_1(&b[range], x, out),
+                Blocks::Q80(b) => avx512::dot_q8_0(&b[range], x, out),
             }
         }
-        out
     }
+}
+
+/// `rows × m` (one output row's products with every activation row) to
+/// `m × rows`.
+fn transpose(out_t: Vec<f32>, rows: usize, m: usize) -> Vec<f32> {
+    if m == 1 {
+        return out_t;
+    }
+    let mut out = vec![0f32; m * rows];
+    for (j, col) in out_t.chunks_exact(m).enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            out[i * rows + j] = *v;
+        }
+    }
+    out
 }
 
 /// `x` rounded to the nearest integer, ties to even, for |x| < 2^22:
@@ -508,6 +547,10 @@ impl candle_core::CustomOp1 for QuantMatMul {
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512;
 
 #[cfg(test)]
 mod tests;

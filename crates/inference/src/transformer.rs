@@ -639,8 +639,9 @@ fn group_attention(
 ) {
     let d = kv.layout().head_dim;
     #[cfg(target_arch = "x86_64")]
-    if level == crate::simd::Level::Avx2 && q.len() / d <= avx2::MAX_GROUP {
-        // SAFETY: the level is Avx2 only when the CPU has AVX2, FMA and F16C.
+    if level >= crate::simd::Level::Avx2 && q.len() / d <= avx2::MAX_GROUP {
+        // SAFETY: the level is Avx2 or above only when the CPU has AVX2, FMA
+        // and F16C.
         unsafe { avx2::group_attention(q, kv, l, g, n, scale, scores, out) };
         return;
     }
@@ -663,8 +664,8 @@ fn head_attention(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if level == crate::simd::Level::Avx2 {
-        // SAFETY: the level is Avx2 only when the CPU has AVX2, FMA and F16C.
+    if level >= crate::simd::Level::Avx2 {
+        // SAFETY: the level is Avx2 or above only when the CPU has AVX2, FMA and F16C.
         unsafe { avx2::head_attention(q, kv, l, g, n, scale, scores, out) };
         return;
     }
@@ -864,41 +865,90 @@ mod avx2 {
                 }
             }
         }
-        let mut inv = [0f32; H];
         for h in 0..heads {
             let mut total = 0f32;
             for s in &mut scores[h * n..(h + 1) * n] {
                 *s = (*s - max[h]).exp();
                 total += *s;
             }
-            inv[h] = 1.0 / total;
+            // Each weight as the one-head kernel computes it: `s · (1/total)`.
+            let inv = 1.0 / total;
+            for s in &mut scores[h * n..(h + 1) * n] {
+                *s *= inv;
+            }
         }
-        out.fill(0.0);
+        // out = Σ_p w_p·v_p, each element summed over the positions in
+        // order (as the one-head kernel), a tile of columns at a time with
+        // the tile's sums in registers.
+        let mut c = 0;
+        if H <= 3 {
+            while c + 32 <= body {
+                values_tile::<H, 4>(kv, l, g, n, scores, c, out);
+                c += 32;
+            }
+        } else if H <= 6 {
+            while c + 16 <= body {
+                values_tile::<H, 2>(kv, l, g, n, scores, c, out);
+                c += 16;
+            }
+        }
+        while c < body {
+            values_tile::<H, 1>(kv, l, g, n, scores, c, out);
+            c += 8;
+        }
+        for h in 0..heads {
+            let o = &mut out[h * d + body..(h + 1) * d];
+            o.fill(0.0);
+            for b in 0..n.div_ceil(BLOCK_POSITIONS) {
+                let values = kv.block_rows(b, l, true, g);
+                let first = b * BLOCK_POSITIONS;
+                for (p, value) in values.chunks_exact(d).take(n - first).enumerate() {
+                    let w = scores[h * n + first + p];
+                    for (o, x) in o.iter_mut().zip(&value[body..]) {
+                        *o = w.mul_add(x.to_f32(), *o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Columns `c..c + 8·C` of every head's output, `Σ_p w_p·v_p` over
+    /// the first `n` positions, with the `H × C` sums in registers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn values_tile<const H: usize, const C: usize>(
+        kv: &KvSeq,
+        l: usize,
+        g: usize,
+        n: usize,
+        weights: &[f32],
+        c: usize,
+        out: &mut [f32],
+    ) {
+        let d = kv.layout().head_dim;
+        let mut acc = [[_mm256_setzero_ps(); C]; H];
         for b in 0..n.div_ceil(BLOCK_POSITIONS) {
             let values = kv.block_rows(b, l, true, g);
             let first = b * BLOCK_POSITIONS;
             for (p, value) in values.chunks_exact(d).take(n - first).enumerate() {
-                let mut w = [0f32; H];
-                for h in 0..heads {
-                    w[h] = scores[h * n + first + p] * inv[h];
+                let mut v = [_mm256_setzero_ps(); C];
+                for (k, v) in v.iter_mut().enumerate() {
+                    *v = load_f16(&value[c + 8 * k..]);
                 }
-                for c in (0..body).step_by(8) {
-                    let v = load_f16(&value[c..]);
-                    for h in 0..heads {
-                        let o = &mut out[h * d + c..];
-                        let sum = _mm256_fmadd_ps(_mm256_set1_ps(w[h]), v, load_f32(o));
-                        // SAFETY: eight f32 from `c` are writable (`c + 8 <= body <= d`).
-                        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), sum) };
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    let w = _mm256_set1_ps(weights[h * n + first + p]);
+                    for k in 0..C {
+                        acc[k] = _mm256_fmadd_ps(w, v[k], acc[k]);
                     }
                 }
-                for h in 0..heads {
-                    for (o, x) in out[h * d + body..(h + 1) * d]
-                        .iter_mut()
-                        .zip(&value[body..])
-                    {
-                        *o = w[h].mul_add(x.to_f32(), *o);
-                    }
-                }
+            }
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            for (k, acc) in acc.iter().enumerate() {
+                let o = &mut out[h * d + c + 8 * k..][..8];
+                // SAFETY: `o` is eight writable f32.
+                unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *acc) };
             }
         }
     }
@@ -937,9 +987,18 @@ mod tests {
     #[test]
     fn attention_is_the_same_at_every_level() {
         use crate::kv::KvBudget;
-        // 64 wide (SmolLM2) and 40 (a tail after the 8-wide chunks); one
-        // query head per group, or three.
-        for (d, heads) in [(64, 3), (40, 3), (64, 1)] {
+        // 64 wide (SmolLM2), 40 (a column tile and a single chunk), 36 (a
+        // tail after the 8-wide chunks); query heads per group: 1 to 3 (the
+        // widest tiles), 5 and 8 (narrower ones), 12 (head by head).
+        for (d, heads) in [
+            (64, 3),
+            (40, 3),
+            (36, 3),
+            (64, 1),
+            (64, 5),
+            (48, 8),
+            (64, 12),
+        ] {
             let layout = KvLayout {
                 layers: 2,
                 kv_heads: 2,

@@ -136,3 +136,32 @@ fn bad_shapes_are_errors() {
     assert!(QuantMatrix::from_q8_0(2, 32, &[0; 67]).is_err());
     assert!(QuantMatrix::from_q8_0(2, 32, &[0; 68]).is_ok());
 }
+
+#[test]
+fn every_level_gives_the_same_matmul_for_any_batch_size() {
+    use crate::simd::Level;
+    let best = crate::simd::level();
+    eprintln!("best level here: {}", best.name());
+    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        // 160 columns: five blocks; 37 rows: uneven thread chunks.
+        let (rows, cols) = (37, 160);
+        let (w, _) = matrix(rows, cols, dtype);
+        // Across group edges (16 rows), odd counts (half-filled pairs).
+        for m in [1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 40] {
+            let x = noise(100 + m as u64, m * cols);
+            let portable = w.matmul_at(Level::Portable, &x, m);
+            assert_eq!(portable.len(), m * rows);
+            for level in [Level::Avx2, Level::Avx512] {
+                if level > best {
+                    continue;
+                }
+                let got = w.matmul_at(level, &x, m);
+                assert!(
+                    got == portable,
+                    "{dtype:?} m={m}: {} differs from portable",
+                    level.name()
+                );
+            }
+        }
+    }
+}
