@@ -39,9 +39,10 @@ struct Args {
     ttft_tokens: usize,
     repeat: usize,
     long_prompt: usize,
-    /// Only run this many concurrent streams (for a profiler), print
-    /// their aggregate tokens/s and stop.
-    only_streams: Option<usize>,
+    /// Only run these numbers of concurrent streams (`--only-streams
+    /// 1,4,8`), `repeat` rounds, and print each one's median aggregate
+    /// tokens/s (for a profiler, or ratios measured side by side).
+    only_streams: Option<Vec<usize>>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -67,7 +68,11 @@ fn parse_args() -> Result<Args, String> {
             "--ttft-tokens" => args.ttft_tokens = num("--ttft-tokens")?,
             "--repeat" => args.repeat = num("--repeat")?.max(1),
             "--long-prompt" => args.long_prompt = num("--long-prompt")?.max(1),
-            "--only-streams" => args.only_streams = Some(num("--only-streams")?.max(1)),
+            "--only-streams" => {
+                let list = it.next().ok_or("--only-streams needs numbers")?;
+                let n: Result<Vec<usize>, _> = list.split(',').map(str::parse).collect();
+                args.only_streams = Some(n.map_err(|e| format!("--only-streams: {e}"))?);
+            }
             _ if args.model.as_os_str().is_empty() => args.model = PathBuf::from(a),
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -295,16 +300,26 @@ fn run() -> Result<(), String> {
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
     let base = chat.model();
     let ids = prompt_ids(&chat.tokenizer, args.prompt_tokens)?;
-    if let Some(n) = args.only_streams {
+    if let Some(counts) = &args.only_streams {
+        let most = counts.iter().copied().max().unwrap_or(1).max(1);
         let engine = Engine::start(EngineConfig {
-            max_active: n,
-            max_queued: n,
+            max_active: most,
+            max_queued: most,
             ..EngineConfig::default()
         })
         .map_err(|e| e.to_string())?;
         let short = &ids[..args.ttft_tokens.min(ids.len())];
-        let (tps, _) = engine_run(&engine, &chat, short, n, args.generate)?;
-        println!("{}", serde_json::json!({ "streams": n, "tps": tps }));
+        let mut tps = vec![Vec::new(); counts.len()];
+        for _ in 0..args.repeat {
+            for (n, runs) in counts.iter().zip(&mut tps) {
+                runs.push(engine_run(&engine, &chat, short, (*n).max(1), args.generate)?.0);
+            }
+        }
+        let medians: Vec<f64> = tps.into_iter().map(median).collect();
+        println!(
+            "{}",
+            serde_json::json!({ "streams": counts, "tps": medians })
+        );
         return Ok(());
     }
 

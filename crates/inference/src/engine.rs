@@ -165,6 +165,10 @@ pub struct Usage {
     pub time_to_first_token: Option<Duration>,
     /// From submission to the end.
     pub duration: Duration,
+    /// From submission to its first step (waiting in the queue, or for
+    /// room in the key/value cache). The prompt is read from then until
+    /// the first token.
+    pub queued: Duration,
 }
 
 /// Receives a request's events; returns `false` when the client is gone.
@@ -374,6 +378,8 @@ struct Running {
     sink: Sink,
     alive: Option<Liveness>,
     submitted: Instant,
+    /// How long it waited before it started.
+    queued: Duration,
     first_token: Option<Duration>,
     _ticket: Admission,
 }
@@ -489,14 +495,21 @@ struct Scheduler {
     board: Board,
 }
 
-/// The `Done` of a request cancelled through the board.
-fn cancelled(prompt_tokens: usize, completion_tokens: usize, submitted: Instant) -> Event {
+/// The `Done` of a request cancelled through the board (`queued`: how
+/// long it waited before it started; all of its time if it never did).
+fn cancelled(
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    submitted: Instant,
+    queued: Option<Duration>,
+) -> Event {
     Event::Done(Usage {
         finish_reason: FinishReason::Cancelled,
         prompt_tokens,
         completion_tokens,
         time_to_first_token: None,
         duration: submitted.elapsed(),
+        queued: queued.unwrap_or_else(|| submitted.elapsed()),
     })
 }
 
@@ -528,7 +541,7 @@ impl Scheduler {
                     return true;
                 }
                 queued.fetch_sub(1, Ordering::AcqRel);
-                (q.job.sink)(cancelled(0, 0, q.submitted));
+                (q.job.sink)(cancelled(0, 0, q.submitted, None));
                 if let Some(id) = &q.job.id {
                     board.remove(id);
                 }
@@ -596,7 +609,7 @@ impl Scheduler {
             };
             queued.fetch_sub(1, Ordering::AcqRel);
             if q.cancelled() {
-                (q.job.sink)(cancelled(0, 0, q.submitted));
+                (q.job.sink)(cancelled(0, 0, q.submitted, None));
             } else if q.job.is_alive() {
                 return Some(q);
             }
@@ -699,6 +712,7 @@ fn end_early(r: &mut Running) -> Outcome {
         r.seq.prompt_tokens(),
         r.seq.completion_tokens(),
         r.submitted,
+        Some(r.queued),
     )))
 }
 
@@ -736,6 +750,7 @@ fn deliver(r: &mut Running, outcome: Result<Step, InferenceError>) -> Outcome {
                     completion_tokens: r.seq.completion_tokens(),
                     time_to_first_token: r.first_token,
                     duration: r.submitted.elapsed(),
+                    queued: r.queued,
                 }));
                 false
             }
@@ -910,9 +925,10 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
                 .collect();
         }
     };
-    // Sampling and delivery of each sequence, in parallel: at a batch of
-    // eight, sampling over a 49k vocabulary on one thread was a tenth of
-    // a step. Each sequence is touched by one task only.
+    // Sampling and delivery of each sequence, in parallel on the forward
+    // pass's threads: at a batch of eight, sampling over a 49k vocabulary
+    // on one thread was a tenth of a step. Each sequence is touched by one
+    // task only.
     // (sequence, tokens fed, logits), or None when it sat out.
     type Accept<'a> = Option<(&'a mut Running, usize, Option<Vec<f32>>)>;
     let mut jobs: Vec<(usize, Accept<'_>)> = Vec::with_capacity(which.len());
@@ -936,27 +952,29 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
         };
         jobs.push((i, Some((r, tokens.len(), l))));
     }
-    jobs.into_par_iter()
-        .map(|(i, job)| {
-            let Some((r, fed, l)) = job else {
-                return (i, Outcome::Continue);
-            };
-            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let outcome = r.seq.accept(fed, l, &r.model.tokenizer);
-                deliver(r, outcome)
-            }));
-            let outcome = step.unwrap_or_else(|panic| {
-                tracing::error!(
-                    user = %r.user,
-                    model = %r.model.id,
-                    panic = panic_message(&*panic),
-                    "a request panicked while generating; failing it"
-                );
-                Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
-            });
-            (i, outcome)
-        })
-        .collect()
+    crate::model::pool().install(|| {
+        jobs.into_par_iter()
+            .map(|(i, job)| {
+                let Some((r, fed, l)) = job else {
+                    return (i, Outcome::Continue);
+                };
+                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let outcome = r.seq.accept(fed, l, &r.model.tokenizer);
+                    deliver(r, outcome)
+                }));
+                let outcome = step.unwrap_or_else(|panic| {
+                    tracing::error!(
+                        user = %r.user,
+                        model = %r.model.id,
+                        panic = panic_message(&*panic),
+                        "a request panicked while generating; failing it"
+                    );
+                    Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
+                });
+                (i, outcome)
+            })
+            .collect()
+    })
 }
 
 /// Starts queued requests while there are free slots and room in the
@@ -1006,6 +1024,7 @@ fn fill(state: &mut Scheduler, config: &EngineConfig, queued: &AtomicUsize, kv: 
                     sink: job.sink,
                     alive: job.alive,
                     submitted,
+                    queued: submitted.elapsed(),
                     first_token: None,
                     _ticket,
                 });

@@ -110,16 +110,28 @@ fn spread<const P: usize>() -> [__m512i; P] {
     idx
 }
 
-/// Each row's total: its eight lanes summed in the AVX2 kernel's order.
+/// Each row's total: its eight lanes summed in the AVX2 kernel's order
+/// (`hsum_lanes`: lanes `i` and `i + 4`, then `(s0 + s2) + (s1 + s3)`),
+/// both rows of a register at once, plus its minimum term.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
-fn finish<const P: usize>(acc: &[__m512; P], mins: &[f32; GROUP], out: &mut [f32]) {
+fn finish<const P: usize>(acc: &[__m512; P], mins: __m512, out: &mut [f32]) {
+    let mut m = [0f32; GROUP];
+    // SAFETY: `m` is 16 writable floats; no alignment requirement.
+    unsafe { _mm512_storeu_ps(m.as_mut_ptr(), mins) };
     for (p, acc) in acc.iter().enumerate() {
-        let lo = _mm512_castps512_ps256(*acc);
-        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*acc)));
-        for (k, half) in [lo, hi].into_iter().enumerate() {
+        // Swap the 128-bit halves of each row: lane i meets lane i + 4.
+        let s = _mm512_add_ps(*acc, _mm512_shuffle_f32x4::<0b10_11_00_01>(*acc, *acc));
+        // Lane 0 meets lane 2, lane 1 lane 3.
+        let s = _mm512_add_ps(s, _mm512_permute_ps::<0b01_00_11_10>(s));
+        // (s0 + s2) + (s1 + s3).
+        let s = _mm512_add_ps(s, _mm512_permute_ps::<0b10_11_00_01>(s));
+        let mut lanes = [0f32; GROUP];
+        // SAFETY: `lanes` is 16 writable floats; no alignment requirement.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), s) };
+        for k in 0..2 {
             if let Some(o) = out.get_mut(2 * p + k) {
-                *o = super::avx2::hsum(half) + mins[2 * p + k];
+                *o = lanes[8 * k] + m[2 * p + k];
             }
         }
     }
@@ -131,14 +143,21 @@ fn finish<const P: usize>(acc: &[__m512; P], mins: &[f32; GROUP], out: &mut [f32
 fn q4_1_group<const P: usize>(w: &[BlockQ41], x: &Packed, g: usize, out: &mut [f32]) {
     let (qs, d, s) = x.group(g);
     let idx = spread::<P>();
-    let low = _mm256_set1_epi8(0x0F);
+    let low = _mm512_set1_epi8(0x0F);
+    // Shift counts per 16-bit lane: 0 in the 128-bit lanes that take the
+    // low nibbles (elements 0..16), 4 in those that take the high ones.
+    let shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    let shifts = _mm512_or_si512(shifts, _mm512_slli_epi64::<16>(shifts));
+    let shifts = _mm512_or_si512(shifts, _mm512_slli_epi64::<32>(shifts));
     let mut acc = [_mm512_setzero_ps(); P];
     let mut mins = _mm512_setzero_ps();
     for ((b, pairs), (d, s)) in w.iter().zip(qs.chunks_exact(PAIRS)).zip(d.iter().zip(s)) {
+        // The 16 bytes in all four 128-bit lanes, shifted to [low nibbles,
+        // high nibbles] twice: the block's 32 weights for each row of a
+        // pair.
         // SAFETY: `qs` is 16 readable bytes; no alignment requirement.
-        let q = unsafe { _mm_loadu_si128(b.qs.as_ptr().cast()) };
-        let hi = _mm_srli_epi16::<4>(q);
-        let qx = _mm512_broadcast_i64x4(_mm256_and_si256(_mm256_set_m128i(hi, q), low));
+        let q = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(b.qs.as_ptr().cast()) });
+        let qx = _mm512_and_si512(_mm512_srlv_epi16(q, shifts), low);
         // SAFETY: `Lanes` is 64 bytes, 64-aligned.
         let (dv, sv) = unsafe { (_mm512_load_ps(d.0.as_ptr()), _mm512_load_ps(s.0.as_ptr())) };
         let scales = _mm512_mul_ps(_mm512_set1_ps(b.d), dv);
@@ -151,10 +170,7 @@ fn q4_1_group<const P: usize>(w: &[BlockQ41], x: &Packed, g: usize, out: &mut [f
             acc[p] = _mm512_fmadd_ps(scale, dot, acc[p]);
         }
     }
-    let mut m = [0f32; GROUP];
-    // SAFETY: `m` is 16 writable floats; no alignment requirement.
-    unsafe { _mm512_storeu_ps(m.as_mut_ptr(), mins) };
-    finish(&acc, &m, out);
+    finish(&acc, mins, out);
 }
 
 /// One Q8_0 weight row against the `2·P` rows of group `g`.
@@ -181,7 +197,7 @@ fn q8_0_group<const P: usize>(w: &[BlockQ80], x: &Packed, g: usize, out: &mut [f
             acc[p] = _mm512_fmadd_ps(scale, dot, acc[p]);
         }
     }
-    finish(&acc, &[0.0; GROUP], out);
+    finish(&acc, _mm512_setzero_ps(), out);
 }
 
 /// Expands to a match on the number of pairs calling `$f::<P>`.

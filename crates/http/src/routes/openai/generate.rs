@@ -113,6 +113,7 @@ pub(super) async fn run(
     options: CompletionOptions<'_>,
     input: Input,
 ) -> Result<HttpResponse, ApiError> {
+    let received = std::time::Instant::now();
     let Input {
         prompt,
         trimmable,
@@ -177,6 +178,20 @@ pub(super) async fn run(
             request,
             Box::new(move |event| {
                 if let Event::Done(u) = &event {
+                    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                    let ttft = u.time_to_first_token.unwrap_or(u.duration);
+                    // Until the engine had it: admission, a blocking
+                    // thread, the model lookup, the template, the tokenizer.
+                    let submitted = received.elapsed().saturating_sub(u.duration);
+                    tracing::debug!(
+                        prompt_tokens = u.prompt_tokens,
+                        completion_tokens = u.completion_tokens,
+                        submit_ms = ms(submitted),
+                        queued_ms = ms(u.queued),
+                        prompt_ms = ms(ttft.saturating_sub(u.queued)),
+                        decode_ms = ms(u.duration.saturating_sub(ttft)),
+                        "generation timings"
+                    );
                     let write = accounting.record(u.prompt_tokens, u.completion_tokens, u.duration);
                     match slot.lock() {
                         Ok(mut s) => *s = write,
