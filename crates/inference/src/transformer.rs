@@ -588,12 +588,38 @@ impl Transformer {
     }
 }
 
+/// Positions `start..end` of a cache (`start` a multiple of
+/// [`BLOCK_POSITIONS`]): the part of a sequence one attention task reads.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn len(self) -> usize {
+        self.end - self.start
+    }
+
+    /// The cache blocks it covers.
+    fn blocks(self) -> std::ops::Range<usize> {
+        self.start / BLOCK_POSITIONS..self.end.div_ceil(BLOCK_POSITIONS)
+    }
+}
+
+/// Positions per attention task: a row that sees more is split into parts
+/// of this many, attended separately (on different threads) and merged,
+/// so one long sequence uses every thread. A multiple of
+/// [`BLOCK_POSITIONS`]; fixed, so the result does not depend on the
+/// thread count.
+const SPLIT: usize = 512;
+
 /// Attention of every row's query over its own sequence's cache, causal
 /// (a row at position `p` sees positions `..=p`), for layer `l`. `q` is
 /// `rows × (n_head · d)`; returns the same shape. Each task is one row's
 /// group of query heads sharing a key/value head (each key and value is
-/// read and widened once for the group); tasks are spread over the thread
-/// pool.
+/// read and widened once for the group) over up to [`SPLIT`] positions;
+/// tasks are spread over the thread pool, then a row's parts are merged.
 fn attention(
     q: &[f32],
     rows: &[(usize, usize)],
@@ -609,22 +635,73 @@ fn attention(
     // keys.
     let q: Vec<f32> = q.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
     let group = rep * d;
-    let mut y = vec![0f32; q.len()];
-    y.par_chunks_mut(group).enumerate().for_each_init(
+    // (row-group, span) per task; a row-group's parts are consecutive.
+    let mut tasks = Vec::with_capacity(rows.len() * c.n_kv_head);
+    for task in 0..rows.len() * c.n_kv_head {
+        let n = rows[task / c.n_kv_head].1 + 1;
+        for start in (0..n).step_by(SPLIT) {
+            let end = (start + SPLIT).min(n);
+            tasks.push((task, Span { start, end }));
+        }
+    }
+    // Each task's output (`group` floats), then its heads' (max, total).
+    let stride = group + 2 * rep;
+    let mut parts = vec![0f32; tasks.len() * stride];
+    parts.par_chunks_mut(stride).zip(&tasks).for_each_init(
         Vec::new,
-        |scores: &mut Vec<f32>, (task, out)| {
+        |scores: &mut Vec<f32>, (buf, &(task, span))| {
             let (r, g) = (task / c.n_kv_head, task % c.n_kv_head);
-            let (i, pos) = rows[r];
             let qg = &q[task * group..(task + 1) * group];
-            group_attention(level, qg, caches[i], l, g, pos + 1, scale, scores, out);
+            let (out, stats) = buf.split_at_mut(group);
+            let kv = caches[rows[r].0];
+            group_attention(level, qg, kv, l, g, span, scale, scores, out, stats);
         },
     );
+    let mut y = vec![0f32; q.len()];
+    let mut at = 0;
+    for (task, out) in y.chunks_exact_mut(group).enumerate() {
+        let count = tasks[at..].iter().take_while(|(t, _)| *t == task).count();
+        merge(&parts[at * stride..(at + count) * stride], group, rep, out);
+        at += count;
+    }
     y
 }
 
+/// Merges the parts of one row-group's attention (each `group` outputs
+/// normalized by its own softmax, then each head's max score and total
+/// weight) into `out`: each part's outputs weighted by its share of the
+/// whole softmax. One part is copied as it is.
+fn merge(parts: &[f32], group: usize, heads: usize, out: &mut [f32]) {
+    let stride = group + 2 * heads;
+    if parts.len() == stride {
+        out.copy_from_slice(&parts[..group]);
+        return;
+    }
+    let d = group / heads;
+    out.fill(0.0);
+    for h in 0..heads {
+        let stat = |p: &[f32], k: usize| p[group + 2 * h + k];
+        let max = parts
+            .chunks_exact(stride)
+            .fold(f32::NEG_INFINITY, |m, p| m.max(stat(p, 0)));
+        let mut total = 0f32;
+        for p in parts.chunks_exact(stride) {
+            total += stat(p, 1) * exp_softmax(stat(p, 0) - max);
+        }
+        let inv = 1.0 / total;
+        let o = &mut out[h * d..(h + 1) * d];
+        for p in parts.chunks_exact(stride) {
+            let share = stat(p, 1) * exp_softmax(stat(p, 0) - max) * inv;
+            for (o, x) in o.iter_mut().zip(&p[h * d..(h + 1) * d]) {
+                *o = share.mul_add(*x, *o);
+            }
+        }
+    }
+}
+
 /// The attention of the query heads `q` (each `out.len() / heads` long,
-/// one after the other) sharing key/value head `g`, over its first `n`
-/// positions.
+/// one after the other) sharing key/value head `g`, over the positions of
+/// `span`; each head's max score and total weight go to `stats`.
 #[allow(clippy::too_many_arguments, unsafe_code)]
 fn group_attention(
     level: crate::simd::Level,
@@ -632,25 +709,30 @@ fn group_attention(
     kv: &KvSeq,
     l: usize,
     g: usize,
-    n: usize,
+    span: Span,
     scale: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
+    stats: &mut [f32],
 ) {
     let d = kv.layout().head_dim;
     #[cfg(target_arch = "x86_64")]
     if level >= crate::simd::Level::Avx2 && q.len() / d <= avx2::MAX_GROUP {
         // SAFETY: the level is Avx2 or above only when the CPU has AVX2, FMA
         // and F16C.
-        unsafe { avx2::group_attention(q, kv, l, g, n, scale, scores, out) };
+        unsafe { avx2::group_attention(q, kv, l, g, span, scale, scores, out, stats) };
         return;
     }
-    for (qh, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        head_attention(level, qh, kv, l, g, n, scale, scores, o);
+    for ((qh, o), st) in q
+        .chunks_exact(d)
+        .zip(out.chunks_exact_mut(d))
+        .zip(stats.chunks_exact_mut(2))
+    {
+        head_attention(level, qh, kv, l, g, span, scale, scores, o, st);
     }
 }
 
-/// One head's attention over the first `n` cached positions of group `g`.
+/// One head's attention over the positions of `span` of group `g`.
 #[allow(clippy::too_many_arguments, unsafe_code)]
 fn head_attention(
     level: crate::simd::Level,
@@ -658,19 +740,22 @@ fn head_attention(
     kv: &KvSeq,
     l: usize,
     g: usize,
-    n: usize,
+    span: Span,
     scale: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
+    stats: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if level >= crate::simd::Level::Avx2 {
         // SAFETY: the level is Avx2 or above only when the CPU has AVX2, FMA and F16C.
-        unsafe { avx2::head_attention(q, kv, l, g, n, scale, scores, out) };
+        unsafe { avx2::head_attention(q, kv, l, g, span, scale, scores, out, stats) };
         return;
     }
     let _ = level;
-    head_attention_with(q, kv, l, g, n, scale, scores, out, dot_f16, axpy_f16);
+    head_attention_with(
+        q, kv, l, g, span, scale, scores, out, stats, dot_f16, axpy_f16,
+    );
 }
 
 /// The body of [`head_attention`] over given dot and `out += p·v` kernels
@@ -682,19 +767,21 @@ fn head_attention_with(
     kv: &KvSeq,
     l: usize,
     g: usize,
-    n: usize,
+    span: Span,
     scale: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
+    stats: &mut [f32],
     dot: impl Fn(&[f32], &[f16]) -> f32,
     axpy: impl Fn(&mut [f32], f32, &[f16]),
 ) {
     let d = q.len();
+    let first = span.start / BLOCK_POSITIONS;
     scores.clear();
-    scores.resize(n, 0.0);
+    scores.resize(span.len(), 0.0);
     let mut max = f32::NEG_INFINITY;
     for (b, chunk) in scores.chunks_mut(BLOCK_POSITIONS).enumerate() {
-        let keys = kv.block_rows(b, l, false, g);
+        let keys = kv.block_rows(first + b, l, false, g);
         for (s, key) in chunk.iter_mut().zip(keys.chunks_exact(d)) {
             *s = dot(q, key) * scale;
             max = max.max(*s);
@@ -702,18 +789,65 @@ fn head_attention_with(
     }
     let mut total = 0f32;
     for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+        *s = exp_softmax(*s - max);
         total += *s;
     }
+    stats[0] = max;
+    stats[1] = total;
     let inv = 1.0 / total;
     out.fill(0.0);
     for (b, chunk) in scores.chunks(BLOCK_POSITIONS).enumerate() {
-        let values = kv.block_rows(b, l, true, g);
+        let values = kv.block_rows(first + b, l, true, g);
         for (s, value) in chunk.iter().zip(values.chunks_exact(d)) {
             axpy(out, s * inv, value);
         }
     }
 }
+
+/// `e^x` for the softmax's `x ≤ 0`, by IEEE operations only (fused
+/// multiply-adds, products, integer bit arithmetic), so the portable and
+/// vector forms ([`avx2::exp8`]) give the same bits. libm's `expf` is a
+/// call per score: 6 % of a step at 2,000 cached positions in `perf`.
+///
+/// `x = n·ln 2 + r` with `n` rounded to nearest (|r| ≤ ln 2 / 2), `e^r`
+/// by its Taylor series to `r⁷/7!` (relative error under 2⁻²⁴ there), times
+/// `2ⁿ` built in the exponent bits. `x` below -88 (and NaN) gives 0: `e^x`
+/// is under 2⁻¹²⁶ there.
+pub(crate) fn exp_softmax(x: f32) -> f32 {
+    let x = x.max(EXP_MIN);
+    let z = x.mul_add(std::f32::consts::LOG2_E, EXP_ROUND);
+    let n = z - EXP_ROUND;
+    let r = n.mul_add(-LN2_HI, x);
+    let r = n.mul_add(-LN2_LO, r);
+    let mut p = EXP_TAYLOR[0];
+    for c in &EXP_TAYLOR[1..] {
+        p = p.mul_add(r, *c);
+    }
+    // z's low mantissa bits hold n (two's complement); shifted into the
+    // exponent field and added to 1.0's bits: 2ⁿ (0.0 for n = -127).
+    let two_n = f32::from_bits((z.to_bits() << 23).wrapping_add(1f32.to_bits()));
+    p * two_n
+}
+
+/// Below this, [`exp_softmax`] is 0.
+const EXP_MIN: f32 = -88.0;
+/// 1.5·2²³: adding it rounds to an integer (ties to even).
+const EXP_ROUND: f32 = 12_582_912.0;
+/// ln 2 in two parts: the high one has few enough bits that `n·LN2_HI` is
+/// exact for |n| < 2⁹.
+const LN2_HI: f32 = 0.693_145_75;
+const LN2_LO: f32 = 1.428_606_8e-6;
+/// 1/7!, 1/6!, ... 1/1!, 1/0!: Horner's order.
+const EXP_TAYLOR: [f32; 8] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
 
 /// `Σ q·k` with f16 keys, portable: eight lanes of fused multiply-adds
 /// summed as the AVX2 kernel sums them, so both round alike.
@@ -744,7 +878,7 @@ fn axpy_f16(out: &mut [f32], p: f32, v: &[f16]) {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{BLOCK_POSITIONS, KvSeq, f16, head_attention_with};
+    use super::{BLOCK_POSITIONS, KvSeq, Span, f16, head_attention_with};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -760,6 +894,30 @@ mod avx2 {
         assert!(v.len() >= 8);
         // SAFETY: eight f32 are readable (checked above).
         unsafe { _mm256_loadu_ps(v.as_ptr()) }
+    }
+
+    /// [`super::exp_softmax`] of eight lanes, the same operations in the
+    /// same order.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn exp8(x: __m256) -> __m256 {
+        use super::{EXP_MIN, EXP_ROUND, EXP_TAYLOR, LN2_HI, LN2_LO};
+        // max(x, min) returns `min` for a NaN x, as f32::max does.
+        let x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
+        let round = _mm256_set1_ps(EXP_ROUND);
+        let z = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
+        let n = _mm256_sub_ps(z, round);
+        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), x);
+        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
+        let mut p = _mm256_set1_ps(EXP_TAYLOR[0]);
+        for c in &EXP_TAYLOR[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(*c));
+        }
+        let bits = _mm256_add_epi32(
+            _mm256_slli_epi32::<23>(_mm256_castps_si256(z)),
+            _mm256_set1_epi32(1f32.to_bits() as i32),
+        );
+        _mm256_mul_ps(p, _mm256_castsi256_ps(bits))
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -805,16 +963,17 @@ mod avx2 {
         kv: &KvSeq,
         l: usize,
         g: usize,
-        n: usize,
+        span: Span,
         scale: f32,
         scores: &mut Vec<f32>,
         out: &mut [f32],
+        stats: &mut [f32],
     ) {
         let heads = q.len() / kv.layout().head_dim;
         macro_rules! go {
             ($($h:literal)*) => {
                 match heads {
-                    $($h => group_of::<$h>(q, kv, l, g, n, scale, scores, out),)*
+                    $($h => group_of::<$h>(q, kv, l, g, span, scale, scores, out, stats),)*
                     _ => {}
                 }
             };
@@ -830,21 +989,23 @@ mod avx2 {
         kv: &KvSeq,
         l: usize,
         g: usize,
-        n: usize,
+        span: Span,
         scale: f32,
         scores: &mut Vec<f32>,
         out: &mut [f32],
+        stats: &mut [f32],
     ) {
         let d = kv.layout().head_dim;
         let heads = H;
         let body = d / 8 * 8;
+        let len = span.len();
         scores.clear();
-        scores.resize(heads * n, 0.0);
+        scores.resize(heads * len, 0.0);
         let mut max = [f32::NEG_INFINITY; H];
-        for b in 0..n.div_ceil(BLOCK_POSITIONS) {
+        for b in span.blocks() {
             let keys = kv.block_rows(b, l, false, g);
             let first = b * BLOCK_POSITIONS;
-            for (p, key) in keys.chunks_exact(d).take(n - first).enumerate() {
+            for (p, key) in keys.chunks_exact(d).take(span.end - first).enumerate() {
                 let mut acc = [_mm256_setzero_ps(); H];
                 for c in (0..body).step_by(8) {
                     let k = load_f16(&key[c..]);
@@ -860,50 +1021,60 @@ mod avx2 {
                         .map(|(a, b)| a * b.to_f32())
                         .sum();
                     let s = (crate::quant::hsum_avx2(acc[h]) + tail) * scale;
-                    scores[h * n + first + p] = s;
+                    scores[h * len + first - span.start + p] = s;
                     max[h] = max[h].max(s);
                 }
             }
         }
         for h in 0..heads {
+            let row = &mut scores[h * len..(h + 1) * len];
+            let mut chunks = row.chunks_exact_mut(8);
+            let m = _mm256_set1_ps(max[h]);
+            for c in chunks.by_ref() {
+                // SAFETY: `c` is eight readable and writable f32.
+                unsafe {
+                    let x = _mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), m);
+                    _mm256_storeu_ps(c.as_mut_ptr(), exp8(x));
+                }
+            }
+            for s in chunks.into_remainder() {
+                *s = super::exp_softmax(*s - max[h]);
+            }
             let mut total = 0f32;
-            for s in &mut scores[h * n..(h + 1) * n] {
-                *s = (*s - max[h]).exp();
+            for s in row.iter() {
                 total += *s;
             }
+            stats[2 * h] = max[h];
+            stats[2 * h + 1] = total;
             // Each weight as the one-head kernel computes it: `s · (1/total)`.
             let inv = 1.0 / total;
-            for s in &mut scores[h * n..(h + 1) * n] {
+            for s in &mut scores[h * len..(h + 1) * len] {
                 *s *= inv;
             }
         }
         // out = Σ_p w_p·v_p, each element summed over the positions in
         // order (as the one-head kernel), a tile of columns at a time with
         // the tile's sums in registers.
+        // `H·C` sums, `C` values and a weight in 16 registers.
         let mut c = 0;
-        if H <= 3 {
-            while c + 32 <= body {
-                values_tile::<H, 4>(kv, l, g, n, scores, c, out);
-                c += 32;
-            }
-        } else if H <= 6 {
+        if H <= 4 {
             while c + 16 <= body {
-                values_tile::<H, 2>(kv, l, g, n, scores, c, out);
+                values_tile::<H, 2>(kv, l, g, span, scores, c, out);
                 c += 16;
             }
         }
         while c < body {
-            values_tile::<H, 1>(kv, l, g, n, scores, c, out);
+            values_tile::<H, 1>(kv, l, g, span, scores, c, out);
             c += 8;
         }
         for h in 0..heads {
             let o = &mut out[h * d + body..(h + 1) * d];
             o.fill(0.0);
-            for b in 0..n.div_ceil(BLOCK_POSITIONS) {
+            for b in span.blocks() {
                 let values = kv.block_rows(b, l, true, g);
                 let first = b * BLOCK_POSITIONS;
-                for (p, value) in values.chunks_exact(d).take(n - first).enumerate() {
-                    let w = scores[h * n + first + p];
+                for (p, value) in values.chunks_exact(d).take(span.end - first).enumerate() {
+                    let w = scores[h * len + first - span.start + p];
                     for (o, x) in o.iter_mut().zip(&value[body..]) {
                         *o = w.mul_add(x.to_f32(), *o);
                     }
@@ -913,7 +1084,7 @@ mod avx2 {
     }
 
     /// Columns `c..c + 8·C` of every head's output, `Σ_p w_p·v_p` over
-    /// the first `n` positions, with the `H × C` sums in registers.
+    /// the positions of `span`, with the `H × C` sums in registers.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -921,23 +1092,24 @@ mod avx2 {
         kv: &KvSeq,
         l: usize,
         g: usize,
-        n: usize,
+        span: Span,
         weights: &[f32],
         c: usize,
         out: &mut [f32],
     ) {
         let d = kv.layout().head_dim;
+        let len = span.len();
         let mut acc = [[_mm256_setzero_ps(); C]; H];
-        for b in 0..n.div_ceil(BLOCK_POSITIONS) {
+        for b in span.blocks() {
             let values = kv.block_rows(b, l, true, g);
             let first = b * BLOCK_POSITIONS;
-            for (p, value) in values.chunks_exact(d).take(n - first).enumerate() {
+            for (p, value) in values.chunks_exact(d).take(span.end - first).enumerate() {
                 let mut v = [_mm256_setzero_ps(); C];
                 for (k, v) in v.iter_mut().enumerate() {
                     *v = load_f16(&value[c + 8 * k..]);
                 }
                 for (h, acc) in acc.iter_mut().enumerate() {
-                    let w = _mm256_set1_ps(weights[h * n + first + p]);
+                    let w = _mm256_set1_ps(weights[h * len + first - span.start + p]);
                     for k in 0..C {
                         acc[k] = _mm256_fmadd_ps(w, v[k], acc[k]);
                     }
@@ -960,20 +1132,22 @@ mod avx2 {
         kv: &KvSeq,
         l: usize,
         g: usize,
-        n: usize,
+        span: Span,
         scale: f32,
         scores: &mut Vec<f32>,
         out: &mut [f32],
+        stats: &mut [f32],
     ) {
         head_attention_with(
             q,
             kv,
             l,
             g,
-            n,
+            span,
             scale,
             scores,
             out,
+            stats,
             |a, b| dot(a, b),
             |o, p, v| axpy(o, p, v),
         );
@@ -989,15 +1163,18 @@ mod tests {
         use crate::kv::KvBudget;
         // 64 wide (SmolLM2), 40 (a column tile and a single chunk), 36 (a
         // tail after the 8-wide chunks); query heads per group: 1 to 3 (the
-        // widest tiles), 5 and 8 (narrower ones), 12 (head by head).
-        for (d, heads) in [
-            (64, 3),
-            (40, 3),
-            (36, 3),
-            (64, 1),
-            (64, 5),
-            (48, 8),
-            (64, 12),
+        // widest tiles), 5 and 8 (narrower ones), 12 (head by head); 37
+        // positions (one part) and 1,100 (three parts, merged).
+        for (d, heads, n) in [
+            (64, 3, 37),
+            (40, 3, 37),
+            (36, 3, 37),
+            (64, 1, 37),
+            (64, 5, 37),
+            (48, 8, 37),
+            (64, 12, 37),
+            (64, 3, 1100),
+            (36, 12, 1100),
         ] {
             let layout = KvLayout {
                 layers: 2,
@@ -1005,7 +1182,6 @@ mod tests {
                 head_dim: d,
             };
             let mut kv = KvBudget::unlimited().reserve(layout, 0).expect("cache");
-            let n = 37;
             kv.grow(n).expect("grow");
             let mut seed = 1u32;
             let mut next = || {
@@ -1021,48 +1197,109 @@ mod tests {
             }
             kv.set_len(n);
             let q: Vec<f32> = (0..heads * d).map(|_| next() * 4.0).collect();
-            let mut scores = Vec::new();
-            let mut portable = vec![0f32; heads * d];
-            for (qh, o) in q.chunks_exact(d).zip(portable.chunks_exact_mut(d)) {
-                head_attention_with(qh, &kv, 1, 1, n, 0.125, &mut scores, o, dot_f16, axpy_f16);
-            }
-            let mut simd = vec![0f32; heads * d];
+            // What `attention` does for one row-group: parts, then merge.
+            let attend = |level: crate::simd::Level| {
+                let (group, mut scores) = (heads * d, Vec::new());
+                let mut parts = Vec::new();
+                for start in (0..n).step_by(SPLIT) {
+                    let span = Span {
+                        start,
+                        end: (start + SPLIT).min(n),
+                    };
+                    let mut buf = vec![0f32; group + 2 * heads];
+                    let (out, stats) = buf.split_at_mut(group);
+                    group_attention(level, &q, &kv, 1, 1, span, 0.125, &mut scores, out, stats);
+                    parts.extend(buf);
+                }
+                let mut out = vec![0f32; group];
+                merge(&parts, group, heads, &mut out);
+                out
+            };
+            let portable = attend(crate::simd::Level::Portable);
             let level = crate::simd::level();
-            group_attention(level, &q, &kv, 1, 1, n, 0.125, &mut scores, &mut simd);
+            let simd = attend(level);
             assert_eq!(
                 simd,
                 portable,
-                "{} d={d} heads={heads}: bit-identical",
+                "{} d={d} heads={heads} n={n}: bit-identical",
                 level.name()
             );
-            // And a plain softmax-weighted sum, to a float tolerance.
+            // And a plain softmax-weighted sum in f64, to a float tolerance.
             let key = |p: usize, value: bool| {
                 kv.block_rows(p / BLOCK_POSITIONS, 1, value, 1)[p % BLOCK_POSITIONS * d..][..d]
                     .iter()
-                    .map(|x| x.to_f32())
-                    .collect::<Vec<f32>>()
+                    .map(|x| f64::from(x.to_f32()))
+                    .collect::<Vec<f64>>()
             };
             for (h, qh) in q.chunks_exact(d).enumerate() {
-                let s: Vec<f32> = (0..n)
+                let s: Vec<f64> = (0..n)
                     .map(|p| {
                         key(p, false)
                             .iter()
                             .zip(qh)
-                            .map(|(a, b)| a * b)
-                            .sum::<f32>()
+                            .map(|(a, b)| a * f64::from(*b))
+                            .sum::<f64>()
                             * 0.125
                     })
                     .collect();
-                let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = s.iter().map(|x| (x - max).exp()).collect();
-                let total: f32 = e.iter().sum();
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                let total: f64 = e.iter().sum();
                 for i in 0..d {
-                    let want: f32 = (0..n).map(|p| e[p] / total * key(p, true)[i]).sum();
-                    assert!(
-                        (simd[h * d + i] - want).abs() < 1e-4,
-                        "{want} vs {}",
-                        simd[h * d + i]
-                    );
+                    let want: f64 = (0..n).map(|p| e[p] / total * key(p, true)[i]).sum();
+                    let got = f64::from(simd[h * d + i]);
+                    assert!((got - want).abs() < 1e-4, "n={n}: {want} vs {got}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_softmax_exponential_is_accurate_and_the_same_at_every_level() {
+        let mut xs: Vec<f32> = (0..=200_000).map(|i| -(i as f32) / 2000.0).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            -87.0,
+            -87.5,
+            -88.0,
+            -89.0,
+            -1e9,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ]);
+        for &x in &xs {
+            let got = exp_softmax(x);
+            if x > -87.0 {
+                let want = f64::from(x).exp();
+                let err = (f64::from(got) - want).abs() / want;
+                assert!(
+                    err < 2.5e-7,
+                    "exp({x}) = {got}, want {want}: relative error {err}"
+                );
+            } else if x.is_nan() || x < -88.0 {
+                assert_eq!(got, 0.0, "exp({x})");
+            } else {
+                assert!((0.0..1e-37).contains(&got), "exp({x}) = {got}");
+            }
+        }
+        assert_eq!(exp_softmax(0.0), 1.0);
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::level() >= crate::simd::Level::Avx2 {
+            for chunk in xs.chunks(8) {
+                let mut lanes = [0f32; 8];
+                lanes[..chunk.len()].copy_from_slice(chunk);
+                let mut got = [0f32; 8];
+                // SAFETY: the level says the CPU has AVX2, FMA and F16C;
+                // both arrays are eight f32.
+                unsafe {
+                    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_storeu_ps};
+                    let v = avx2::exp8(_mm256_loadu_ps(lanes.as_ptr()));
+                    _mm256_storeu_ps(got.as_mut_ptr(), v);
+                }
+                for (g, x) in got.iter().zip(lanes) {
+                    assert_eq!(g.to_bits(), exp_softmax(x).to_bits(), "exp8({x})");
                 }
             }
         }
