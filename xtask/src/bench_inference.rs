@@ -9,13 +9,16 @@
 //! - llama.cpp: `llamacpp_peer.py` with `llama-cpp-python` (installed into
 //!   `~/.cache/offgrid/llamacpp-venv` with pip on first use; it compiles
 //!   llama.cpp for this CPU, which takes a few minutes once).
+//! - llama.cpp's own `llama-batched-bench`, built once from the same
+//!   sdist's llama.cpp (`batched_peer.rs`): aggregate decode tokens/s with
+//!   1, 4 and 8 parallel sequences, against OffGrid's 1, 4 and 8 streams.
 //! - The release server with both default models loaded: time to first
 //!   token and decode speed through the whole request path (HTTP), and its
 //!   resident memory; with `--before DIR`, an earlier build's server too,
 //!   in turns, with after/before ratios.
 //!
-//! Rounds alternate OffGrid and llama.cpp; medians are reported with the
-//! ratios and the targets.
+//! Rounds alternate OffGrid and the llama.cpp peers; medians are reported
+//! with the ratios and the targets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,7 +31,7 @@ use crate::models::cache_dir;
 use crate::{cargo, run};
 
 /// Pinned peer version (the one measured in docs/PERFORMANCE.md).
-const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
+pub(crate) const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
 const ROUNDS: usize = 3;
 /// Rounds through the server per build.
 const HTTP_ROUNDS: usize = 5;
@@ -182,6 +185,50 @@ impl Served {
     }
 }
 
+/// OffGrid's 1, 4 and 8 streams against llama-batched-bench's S_TG
+/// (aggregate decode tokens/s) at B = 1, 4 and 8, and how each scales.
+fn batched_report(ours: &[Value], batched: &[Value]) {
+    println!(
+        "\nBatched decode, aggregate tokens/s, {} tokens generated per stream on a 20-token prompt; llama.cpp: llama-batched-bench S_TG (decode only), median of {ROUNDS} rounds",
+        ours[0]["gen_tokens"]
+    );
+    println!(
+        "{:<28} {:>10} {:>14} {:>8} {:>8}",
+        "", "offgrid", "llama.cpp", "ratio", "target"
+    );
+    let mut tps = Vec::new();
+    for b in crate::batched_peer::PARALLEL {
+        let (o, p) = (
+            median(ours, &format!("stream{b}_tps")),
+            median(batched, &format!("s_tg_b{b}")),
+        );
+        let name = format!("{b} stream{} tokens/s", if b == 1 { "" } else { "s" });
+        println!(
+            "{name:<28} {o:>10.1} {p:>14.1} {:>7.2}x {:>8}",
+            o / p,
+            ">=0.9x"
+        );
+        tps.push((b, o, p));
+    }
+    if let Some(&(_, one_o, one_p)) = tps.first() {
+        for &(b, o, p) in &tps[1..] {
+            let (o, p) = (o / one_o, p / one_p);
+            let name = format!("{b} streams / 1 stream");
+            println!("{name:<28} {o:>9.2}x {p:>13.2}x {:>7.2}x", o / p);
+        }
+    }
+    let each = |key: &str| {
+        crate::batched_peer::PARALLEL
+            .map(|b| format!("B={b} {:.1}", median(batched, &format!("{key}{b}"))))
+            .join(", ")
+    };
+    println!(
+        "llama-batched-bench: S_PP (prompt tokens/s) {}; generated tokens over the whole time, prompts included (as offgrid's streams count): {}",
+        each("s_pp_b"),
+        each("gen_b")
+    );
+}
+
 /// `cargo xtask bench inference [--before DIR]`. With `--before`, DIR
 /// holds `offgrid` from an earlier commit, measured through the server in
 /// turns with this one.
@@ -192,6 +239,7 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
         .join("smollm2-135m-instruct")
         .join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let python = peer_python()?;
+    let batched_bin = crate::batched_peer::binary()?;
     run(cargo().args(["build", "--release", "--workspace", "--bins", "--examples"]))?;
     let bin = target_dir().join("release");
     let ours_bin = bin.join("examples").join("bench");
@@ -202,6 +250,7 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
 
     let mut ours = Vec::new();
     let mut peer = Vec::new();
+    let mut batched = Vec::new();
     for round in 1..=ROUNDS {
         eprintln!("xtask: round {round}/{ROUNDS}: offgrid");
         let r = json_of(
@@ -225,6 +274,8 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
             "llama.cpp peer",
         )?);
+        eprintln!("xtask: round {round}/{ROUNDS}: llama-batched-bench");
+        batched.push(crate::batched_peer::measure(&batched_bin, &gguf, &threads)?);
     }
     // The request path through the server, after (and before) in turns.
     let mut builds = Vec::new();
@@ -296,6 +347,7 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
     println!(
         "peer: llama-cpp-python {version}; ratios are offgrid/llama.cpp (time: llama.cpp/offgrid)"
     );
+    batched_report(&ours, &batched);
     println!(
         "\nThrough the server (HTTP, release), median of {HTTP_ROUNDS} rounds: a 1-token chat answer (time to first token) and a 64-token greedy completion"
     );

@@ -25,8 +25,9 @@
 //!   1,000 users × 100 sessions, through the service and as a plain query.
 //! - `cargo xtask bench inference`: OffGrid's engine against llama.cpp on
 //!   the default model (prompt and decode speed, time to first token,
-//!   memory, concurrent streams), with ratios, and the server's request
-//!   path over HTTP.
+//!   memory, concurrent streams, these against llama.cpp's
+//!   `llama-batched-bench`), with ratios, and the server's request path
+//!   over HTTP.
 //! - `--before DIR` (both benches): binaries of an earlier commit in DIR
 //!   run in the same invocation, in turns, with after/before ratios.
 //! - `cargo xtask schemathesis [--max-examples N]`: schema-driven fuzzing
@@ -38,6 +39,7 @@
 //! - `cargo xtask soak [--secs N] [--debug]`: 50 concurrent mixed clients
 //!   against the real server and models for N seconds (default 300).
 
+mod batched_peer;
 mod bench;
 mod bench_inference;
 mod bench_workspace;
