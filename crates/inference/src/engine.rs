@@ -503,13 +503,14 @@ fn cancelled(
     submitted: Instant,
     queued: Option<Duration>,
 ) -> Event {
+    let duration = submitted.elapsed();
     Event::Done(Usage {
         finish_reason: FinishReason::Cancelled,
         prompt_tokens,
         completion_tokens,
         time_to_first_token: None,
-        duration: submitted.elapsed(),
-        queued: queued.unwrap_or_else(|| submitted.elapsed()),
+        duration,
+        queued: queued.unwrap_or(duration),
     })
 }
 
@@ -925,10 +926,9 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
                 .collect();
         }
     };
-    // Sampling and delivery of each sequence, in parallel on the forward
-    // pass's threads: at a batch of eight, sampling over a 49k vocabulary
-    // on one thread was a tenth of a step. Each sequence is touched by one
-    // task only.
+    // Sampling of each sequence in parallel on the forward pass's threads:
+    // at a batch of eight, sampling over a 49k vocabulary on one thread was
+    // a tenth of a step. Each sequence is touched by one task only.
     // (sequence, tokens fed, logits), or None when it sat out.
     type Accept<'a> = Option<(&'a mut Running, usize, Option<Vec<f32>>)>;
     let mut jobs: Vec<(usize, Accept<'_>)> = Vec::with_capacity(which.len());
@@ -952,29 +952,43 @@ fn run_batch(running: &mut [Running], which: &[usize], fed: &[usize]) -> Vec<(us
         };
         jobs.push((i, Some((r, tokens.len(), l))));
     }
-    crate::model::pool().install(|| {
+    // Sampling in parallel; delivery (the clients' sinks) stays on this
+    // thread, so a sink that blocks never holds a forward-pool worker.
+    type Sampled = std::thread::Result<Result<Step, InferenceError>>;
+    let sampled: Vec<(usize, Option<Sampled>)> = crate::model::pool().install(|| {
         jobs.into_par_iter()
             .map(|(i, job)| {
-                let Some((r, fed, l)) = job else {
-                    return (i, Outcome::Continue);
-                };
-                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let outcome = r.seq.accept(fed, l, &r.model.tokenizer);
-                    deliver(r, outcome)
-                }));
-                let outcome = step.unwrap_or_else(|panic| {
-                    tracing::error!(
-                        user = %r.user,
-                        model = %r.model.id,
-                        panic = panic_message(&*panic),
-                        "a request panicked while generating; failing it"
-                    );
-                    Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
+                let sampled = job.map(|(r, fed, l)| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        r.seq.accept(fed, l, &r.model.tokenizer)
+                    }))
                 });
-                (i, outcome)
+                (i, sampled)
             })
             .collect()
-    })
+    });
+    sampled
+        .into_iter()
+        .map(|(i, sampled)| {
+            let Some(sampled) = sampled else {
+                return (i, Outcome::Continue);
+            };
+            let r = &mut running[i];
+            let step = sampled.and_then(|outcome| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(r, outcome)))
+            });
+            let outcome = step.unwrap_or_else(|panic| {
+                tracing::error!(
+                    user = %r.user,
+                    model = %r.model.id,
+                    panic = panic_message(&*panic),
+                    "a request panicked while generating; failing it"
+                );
+                Outcome::Finished(Some(Event::Error(INTERNAL.to_owned())))
+            });
+            (i, outcome)
+        })
+        .collect()
 }
 
 /// Starts queued requests while there are free slots and room in the

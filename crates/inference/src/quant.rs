@@ -234,6 +234,9 @@ impl QuantMatrix {
     /// [`Self::matmul`] by the kernels of `level` (which must be at most
     /// [`crate::simd::level`]).
     fn matmul_at(&self, level: Level, x: &[f32], m: usize) -> Vec<f32> {
+        if m == 0 {
+            return Vec::new();
+        }
         let per_row = self.per_row();
         let mut xq = vec![ZERO_Q81; m * per_row];
         for (row, q) in x.chunks_exact(self.cols).zip(xq.chunks_exact_mut(per_row)) {
@@ -243,8 +246,11 @@ impl QuantMatrix {
         let threads = rayon::current_num_threads().max(1);
         let chunk = self.rows.div_ceil(threads * 4).max(8);
         let mut out_t = vec![0f32; self.rows * m];
+        // Below four rows the AVX2 kernel is as fast or faster (one or two
+        // pairs do not pay for the per-block vector work: a step of two
+        // rows took 7.3 ms against AVX2's 6.3 in `examples/step_cost.rs`).
         #[cfg(target_arch = "x86_64")]
-        if level == Level::Avx512 && m > 1 {
+        if level == Level::Avx512 && m >= 4 {
             let packed = avx512::Packed::new(&xq, per_row, m);
             out_t
                 .par_chunks_mut(chunk * m)

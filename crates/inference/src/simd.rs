@@ -72,7 +72,11 @@ fn detect() -> u8 {
     let cap = match std::env::var("OFFGRID_SIMD") {
         Ok(v) if v.eq_ignore_ascii_case("portable") => Level::Portable,
         Ok(v) if v.eq_ignore_ascii_case("avx2") => Level::Avx2,
-        _ => Level::Avx512,
+        Ok(v) => {
+            tracing::warn!(value = %v, "OFFGRID_SIMD is portable or avx2; ignoring it");
+            Level::Avx512
+        }
+        Err(_) => Level::Avx512,
     };
     code(cpu().min(cap))
 }

@@ -613,6 +613,10 @@ impl Span {
 /// [`BLOCK_POSITIONS`]; fixed, so the result does not depend on the
 /// thread count.
 const SPLIT: usize = 512;
+const _: () = assert!(
+    SPLIT.is_multiple_of(BLOCK_POSITIONS),
+    "parts start at a block"
+);
 
 /// Attention of every row's query over its own sequence's cache, causal
 /// (a row at position `p` sees positions `..=p`), for layer `l`. `q` is
@@ -635,42 +639,71 @@ fn attention(
     // keys.
     let q: Vec<f32> = q.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
     let group = rep * d;
-    // (row-group, span) per task; a row-group's parts are consecutive.
-    let mut tasks = Vec::with_capacity(rows.len() * c.n_kv_head);
-    for task in 0..rows.len() * c.n_kv_head {
-        let n = rows[task / c.n_kv_head].1 + 1;
-        for start in (0..n).step_by(SPLIT) {
-            let end = (start + SPLIT).min(n);
-            tasks.push((task, Span { start, end }));
-        }
-    }
-    // Each task's output (`group` floats), then its heads' (max, total).
+    // Each part's output (`group` floats), then its heads' (max, total).
     let stride = group + 2 * rep;
+    let spans = |task: usize| {
+        let n = rows[task / c.n_kv_head].1 + 1;
+        (0..n).step_by(SPLIT).map(move |start| Span {
+            start,
+            end: (start + SPLIT).min(n),
+        })
+    };
+    let part = |task: usize, span: Span, scores: &mut Vec<f32>, buf: &mut [f32]| {
+        let (r, g) = (task / c.n_kv_head, task % c.n_kv_head);
+        let qg = &q[task * group..(task + 1) * group];
+        let (out, stats) = buf.split_at_mut(group);
+        let kv = caches[rows[r].0];
+        group_attention(level, qg, kv, l, g, span, scale, scores, out, stats);
+    };
+    let mut y = vec![0f32; q.len()];
+    let row_groups = rows.len() * c.n_kv_head;
+    if row_groups >= 4 * rayon::current_num_threads().max(1) {
+        // Enough row-groups to keep every thread busy: each task reads its
+        // parts in turn into a small buffer of its own and merges them.
+        y.par_chunks_mut(group).enumerate().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(scores, parts): &mut (Vec<f32>, Vec<f32>), (task, out)| {
+                parts.clear();
+                for span in spans(task) {
+                    let at = parts.len();
+                    parts.resize(at + stride, 0.0);
+                    part(task, span, scores, &mut parts[at..]);
+                }
+                merge(parts, group, rep, out);
+            },
+        );
+        return y;
+    }
+    // Few row-groups (one long prompt row, a few streams): every part is a
+    // task of its own, so a long row uses every thread.
+    let tasks: Vec<(usize, Span)> = (0..row_groups)
+        .flat_map(|task| spans(task).map(move |span| (task, span)))
+        .collect();
     let mut parts = vec![0f32; tasks.len() * stride];
     parts.par_chunks_mut(stride).zip(&tasks).for_each_init(
         Vec::new,
         |scores: &mut Vec<f32>, (buf, &(task, span))| {
-            let (r, g) = (task / c.n_kv_head, task % c.n_kv_head);
-            let qg = &q[task * group..(task + 1) * group];
-            let (out, stats) = buf.split_at_mut(group);
-            let kv = caches[rows[r].0];
-            group_attention(level, qg, kv, l, g, span, scale, scores, out, stats);
+            part(task, span, scores, buf);
         },
     );
-    let mut y = vec![0f32; q.len()];
-    let mut at = 0;
-    for (task, out) in y.chunks_exact_mut(group).enumerate() {
-        let count = tasks[at..].iter().take_while(|(t, _)| *t == task).count();
-        merge(&parts[at * stride..(at + count) * stride], group, rep, out);
-        at += count;
+    // Where each row-group's parts begin (they are consecutive).
+    let mut starts = Vec::with_capacity(row_groups + 1);
+    starts.push(0);
+    for task in 0..row_groups {
+        starts.push(starts[task] + spans(task).count());
     }
+    y.par_chunks_mut(group).enumerate().for_each(|(task, out)| {
+        let range = starts[task] * stride..starts[task + 1] * stride;
+        merge(&parts[range], group, rep, out);
+    });
     y
 }
 
 /// Merges the parts of one row-group's attention (each `group` outputs
 /// normalized by its own softmax, then each head's max score and total
 /// weight) into `out`: each part's outputs weighted by its share of the
-/// whole softmax. One part is copied as it is.
+/// whole softmax. One part is copied as it is; a part whose weights are
+/// all zero (its scores NaN) adds nothing, as its positions would unsplit.
 fn merge(parts: &[f32], group: usize, heads: usize, out: &mut [f32]) {
     let stride = group + 2 * heads;
     if parts.len() == stride {
@@ -685,12 +718,12 @@ fn merge(parts: &[f32], group: usize, heads: usize, out: &mut [f32]) {
             .chunks_exact(stride)
             .fold(f32::NEG_INFINITY, |m, p| m.max(stat(p, 0)));
         let mut total = 0f32;
-        for p in parts.chunks_exact(stride) {
+        for p in parts.chunks_exact(stride).filter(|p| stat(p, 1) != 0.0) {
             total += stat(p, 1) * exp_softmax(stat(p, 0) - max);
         }
         let inv = 1.0 / total;
         let o = &mut out[h * d..(h + 1) * d];
-        for p in parts.chunks_exact(stride) {
+        for p in parts.chunks_exact(stride).filter(|p| stat(p, 1) != 0.0) {
             let share = stat(p, 1) * exp_softmax(stat(p, 0) - max) * inv;
             for (o, x) in o.iter_mut().zip(&p[h * d..(h + 1) * d]) {
                 *o = share.mul_add(*x, *o);
@@ -1250,6 +1283,109 @@ mod tests {
                     let got = f64::from(simd[h * d + i]);
                     assert!((got - want).abs() < 1e-4, "n={n}: {want} vs {got}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn attention_splits_long_rows_and_merges_them_the_same_on_every_path() {
+        use crate::kv::KvBudget;
+        let (d, n_kv, rep) = (64, 2, 3);
+        let config = Config {
+            n_head: n_kv * rep,
+            n_kv_head: n_kv,
+            head_dim: d,
+            eps: 1e-5,
+            neox: false,
+            context_length: 4096,
+        };
+        let layout = KvLayout {
+            layers: 1,
+            kv_heads: n_kv,
+            head_dim: d,
+        };
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let mut caches = Vec::new();
+        for n in [1100, 40] {
+            let mut kv = KvBudget::unlimited().reserve(layout, 0).expect("cache");
+            kv.grow(n).expect("grow");
+            for pos in 0..n {
+                for g in 0..n_kv {
+                    let k: Vec<f32> = (0..d).map(|_| next()).collect();
+                    let v: Vec<f32> = (0..d).map(|_| next()).collect();
+                    kv.write(0, g, pos, &k, &v);
+                }
+            }
+            kv.set_len(n);
+            caches.push(kv);
+        }
+        let refs: Vec<&KvSeq> = caches.iter().collect();
+        // Rows ending at, just past and well past a part boundary.
+        let all_rows = [
+            (0, 1099),
+            (0, 511),
+            (0, 512),
+            (0, 1023),
+            (1, 39),
+            (0, 700),
+            (0, 0),
+            (0, 1024),
+        ];
+        let width = config.n_head * d;
+        let q: Vec<f32> = (0..all_rows.len() * width).map(|_| next() * 4.0).collect();
+        // Each row-group alone, parts and merge by hand, portable kernels.
+        let expected = |r: usize| -> Vec<f32> {
+            let (i, pos) = all_rows[r];
+            let mut row = Vec::new();
+            for g in 0..n_kv {
+                let qg: Vec<f32> = q[r * width + g * rep * d..][..rep * d]
+                    .iter()
+                    .map(|v| f16::from_f32(*v).to_f32())
+                    .collect();
+                let mut parts = Vec::new();
+                for start in (0..=pos).step_by(SPLIT) {
+                    let span = Span {
+                        start,
+                        end: (start + SPLIT).min(pos + 1),
+                    };
+                    let mut buf = vec![0f32; rep * d + 2 * rep];
+                    let (out, stats) = buf.split_at_mut(rep * d);
+                    let level = crate::simd::Level::Portable;
+                    let scale = 1.0 / (d as f32).sqrt();
+                    group_attention(
+                        level,
+                        &qg,
+                        refs[i],
+                        0,
+                        g,
+                        span,
+                        scale,
+                        &mut Vec::new(),
+                        out,
+                        stats,
+                    );
+                    parts.extend(buf);
+                }
+                let mut out = vec![0f32; rep * d];
+                merge(&parts, rep * d, rep, &mut out);
+                row.extend(out);
+            }
+            row
+        };
+        // Two rows: few row-groups, every part a task. Eight: one task per
+        // row-group (with two threads or fewer).
+        for rows in [&all_rows[..2], &all_rows[..]] {
+            let y = attention(&q[..rows.len() * width], rows, &refs, 0, &config);
+            for r in 0..rows.len() {
+                assert!(
+                    y[r * width..(r + 1) * width] == expected(r)[..],
+                    "row {r} of {}: differs from its parts merged by hand",
+                    rows.len()
+                );
             }
         }
     }
