@@ -1,7 +1,9 @@
-//! The batched-decode peer of `cargo xtask bench inference`: llama.cpp's
-//! own `llama-batched-bench`, built from the llama.cpp that the pinned
-//! llama-cpp-python sdist vendors (the same source as the Python peer) and
-//! run on the same GGUF at the same thread count.
+//! llama.cpp's own benchmark tools as peers of `cargo xtask bench
+//! inference`: `llama-batched-bench` (batched decode) and `llama-bench`
+//! (prompt and decode speed, against the served path), built from the
+//! llama.cpp that the pinned llama-cpp-python sdist vendors (the same
+//! source as the Python peer) and run on the same GGUF at the same thread
+//! count.
 //!
 //! The build is done once and cached in `~/.cache/offgrid/llamacpp-build`
 //! (sdist from pip, cmake from pip into `~/.cache/offgrid/cmake-venv`, the
@@ -74,18 +76,29 @@ fn source(root: &Path, version: &str) -> Result<PathBuf, String> {
     Ok(src)
 }
 
-/// `llama-batched-bench`, built on first use (only that target, for this
-/// CPU, statically linked).
-pub(crate) fn binary() -> Result<PathBuf, String> {
+/// The two tools' paths.
+pub(crate) struct Tools {
+    /// `llama-batched-bench`.
+    pub batched: PathBuf,
+    /// `llama-bench`.
+    pub bench: PathBuf,
+}
+
+/// `llama-batched-bench` and `llama-bench`, built on first use (only those
+/// targets, for this CPU, statically linked).
+pub(crate) fn binaries() -> Result<Tools, String> {
     let version = LLAMA_CPP_PYTHON.rsplit("==").next().unwrap_or_default();
     let root = cache_dir()?.join("llamacpp-build");
     let build = root.join(format!("build-{version}"));
-    let bin = build.join("bin").join("llama-batched-bench");
-    if bin.exists() {
-        return Ok(bin);
+    let tools = Tools {
+        batched: build.join("bin").join("llama-batched-bench"),
+        bench: build.join("bin").join("llama-bench"),
+    };
+    if tools.batched.exists() && tools.bench.exists() {
+        return Ok(tools);
     }
     eprintln!(
-        "xtask: building llama-batched-bench from the {LLAMA_CPP_PYTHON} sdist (a few minutes once)"
+        "xtask: building llama-batched-bench and llama-bench from the {LLAMA_CPP_PYTHON} sdist (a few minutes once)"
     );
     let cmake = cmake()?;
     let src = source(&root, version)?;
@@ -109,12 +122,79 @@ pub(crate) fn binary() -> Result<PathBuf, String> {
     run(Command::new(&cmake)
         .arg("--build")
         .arg(&build)
-        .args(["--config", "Release", "--target", "llama-batched-bench"])
+        .args([
+            "--config",
+            "Release",
+            "--target",
+            "llama-batched-bench",
+            "llama-bench",
+        ])
         .arg(format!("-j{jobs}")))?;
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!("the build made no {}", bin.display()))
+    let missing = [&tools.batched, &tools.bench]
+        .into_iter()
+        .find(|b| !b.exists())
+        .map(|b| b.display().to_string());
+    match missing {
+        Some(missing) => Err(format!("the build made no {missing}")),
+        None => Ok(tools),
+    }
+}
+
+/// `llama-bench` on `gguf`: prompt tokens/s reading `prompt` tokens
+/// (`pp_tps`) and decode tokens/s generating `generate` (`tg_tps`), its
+/// own average of 3 repetitions.
+pub(crate) fn llama_bench(
+    bin: &Path,
+    gguf: &Path,
+    threads: &str,
+    prompt: u64,
+    generate: u64,
+) -> Result<Value, String> {
+    let out = Command::new(bin)
+        .arg("-m")
+        .arg(gguf)
+        .args(["-t", threads, "-ngl", "0", "-r", "3", "-o", "json"])
+        .args(["-p", &prompt.to_string(), "-n", &generate.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "llama-bench failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse_llama_bench(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// llama-bench's JSON array: one test reads a prompt (`n_gen` 0), one
+/// generates (`n_prompt` 0); `avg_ts` is tokens/s.
+fn parse_llama_bench(stdout: &str) -> Result<Value, String> {
+    let start = stdout.find('[').ok_or("llama-bench: no JSON array")?;
+    let tests: Vec<Value> =
+        serde_json::from_str(&stdout[start..]).map_err(|e| format!("llama-bench: {e}"))?;
+    let mut found = Map::new();
+    for t in &tests {
+        let (Some(p), Some(g), Some(ts)) = (
+            t["n_prompt"].as_u64(),
+            t["n_gen"].as_u64(),
+            t["avg_ts"].as_f64(),
+        ) else {
+            return Err(format!("llama-bench: no n_prompt/n_gen/avg_ts in {t}"));
+        };
+        let key = match (p, g) {
+            (_, 0) => "pp_tps",
+            (0, _) => "tg_tps",
+            _ => continue,
+        };
+        found.insert(key.into(), Value::from(ts));
+    }
+    match ["pp_tps", "tg_tps"]
+        .iter()
+        .find(|k| !found.contains_key(**k))
+    {
+        Some(k) => Err(format!("llama-bench: no {k} test in its output")),
+        None => Ok(Value::Object(found)),
     }
 }
 
@@ -169,7 +249,20 @@ fn parse(stdout: &str) -> Result<Value, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, parse_llama_bench};
+
+    #[test]
+    fn reads_llama_bench_prompt_and_decode() {
+        let out = r#"[
+  {"n_prompt": 189, "n_gen": 0, "avg_ts": 301.5, "stddev_ts": 2.0},
+  {"n_prompt": 0, "n_gen": 128, "avg_ts": 98.25, "stddev_ts": 1.0}
+]"#;
+        let v = parse_llama_bench(out).map_err(|e| e.to_string());
+        assert_eq!(v.as_ref().map(|v| v["pp_tps"].as_f64()), Ok(Some(301.5)));
+        assert_eq!(v.map(|v| v["tg_tps"].as_f64()), Ok(Some(98.25)));
+        assert!(parse_llama_bench("[]").is_err());
+        assert!(parse_llama_bench("no json").is_err());
+    }
 
     fn row(pl: u64, speed_tg: f64) -> String {
         format!(

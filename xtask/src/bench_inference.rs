@@ -36,6 +36,13 @@ const ROUNDS: usize = 3;
 /// Rounds through the server per build.
 const HTTP_ROUNDS: usize = 5;
 const PEER: &str = include_str!("llamacpp_peer.py");
+/// A streamed chat through the release server, timed from outside and by
+/// the server's own log (see the script's docstring).
+const SERVED: &str = include_str!("served_path.py");
+/// Words of the served path's prompt (about 190 tokens with the template).
+const SERVED_WORDS: &str = "150";
+/// Rounds of the served path (medians).
+const SERVED_ROUNDS: &str = "5";
 
 /// The venv's python, with llama-cpp-python installed.
 fn peer_python() -> Result<PathBuf, String> {
@@ -239,7 +246,7 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
         .join("smollm2-135m-instruct")
         .join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let python = peer_python()?;
-    let batched_bin = crate::batched_peer::binary()?;
+    let tools = crate::batched_peer::binaries()?;
     run(cargo().args(["build", "--release", "--workspace", "--bins", "--examples"]))?;
     let bin = target_dir().join("release");
     let ours_bin = bin.join("examples").join("bench");
@@ -275,7 +282,11 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
             "llama.cpp peer",
         )?);
         eprintln!("xtask: round {round}/{ROUNDS}: llama-batched-bench");
-        batched.push(crate::batched_peer::measure(&batched_bin, &gguf, &threads)?);
+        batched.push(crate::batched_peer::measure(
+            &tools.batched,
+            &gguf,
+            &threads,
+        )?);
     }
     // The request path through the server, after (and before) in turns.
     let mut builds = Vec::new();
@@ -299,6 +310,27 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
     let names: Vec<&str> = builds.iter().map(|(name, _)| *name).collect();
     drop(builds);
     let (rss, hwm) = memory.last().copied().unwrap_or((f64::NAN, f64::NAN));
+
+    // A streamed chat through the server against llama-bench on the same
+    // prompt length.
+    eprintln!("xtask: the served path, and llama-bench");
+    let served_script = scratch.0.join("served_path.py");
+    std::fs::write(&served_script, SERVED).map_err(|e| e.to_string())?;
+    let served = json_of(
+        Command::new("python3")
+            .arg(&served_script)
+            .arg(bin.join("offgrid"))
+            .args([SERVED_WORDS, SERVED_ROUNDS])
+            .output()
+            .map_err(|e| e.to_string())?,
+        "served path",
+    )?;
+    let served_prompt = served["prompt_tokens"]
+        .as_f64()
+        .ok_or("served path: no prompt_tokens")? as u64;
+    let threads_arg = ours[0]["threads"].as_u64().unwrap_or(2).to_string();
+    let llama_bench =
+        crate::batched_peer::llama_bench(&tools.bench, &gguf, &threads_arg, served_prompt, 128)?;
 
     let threads = ours[0]["threads"].as_u64().unwrap_or(0);
     let version = peer[0]["version"].as_str().unwrap_or("?");
@@ -326,19 +358,32 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
         median(&ours, "stream8_tps"),
     );
     println!(
-        "offgrid engine (continuous batching, simd {}), 1 stream: {one:.1} tok/s; 4 streams: {four:.1} tok/s aggregate ({:.2}x, target >=1.8x); 8 streams: {eight:.1} ({:.2}x, target >=2.2x)",
+        "offgrid engine (continuous batching, simd {}), decode tokens/s after each stream's first token (as llama-batched-bench's S_TG), 1 stream: {one:.1}; 4 streams: {four:.1} aggregate ({:.2}x, target >=1.8x); 8 streams: {eight:.1} ({:.2}x, target >=2.2x)",
         ours[0]["simd"].as_str().unwrap_or("?"),
         four / one,
         eight / one
     );
-    let alone = median(&ours, "itl_alone_p50_ms");
+    let (one_all, four_all, eight_all) = (
+        median(&ours, "stream1_total_tps"),
+        median(&ours, "stream4_total_tps"),
+        median(&ours, "stream8_total_tps"),
+    );
     println!(
-        "a running stream's inter-token latency: alone p50 {alone:.1} ms, p99 {:.1} ms; while another user's {}-token prompt is read: p50 {:.1} ms, p99 {:.1} ms ({:.2}x the median alone, target <=3x); that prompt's first token after {:.0} ms",
-        median(&ours, "itl_alone_p99_ms"),
+        "  the same runs end to end (their prompts read too): 1 stream {one_all:.1}; 4 streams {four_all:.1} ({:.2}x); 8 streams {eight_all:.1} ({:.2}x)",
+        four_all / one_all,
+        eight_all / one_all
+    );
+    let same = median(&ours, "itl_alone_same_p50_ms");
+    let first = median(&ours, "itl_alone_p50_ms");
+    let p99 = median(&ours, "itl_contended_p99_ms");
+    println!(
+        "a running stream's inter-token latency while another user's {}-token prompt is read: p50 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms; the same tokens of the same stream alone: p50 {same:.1} ms, p99 {:.1} ms; p99 contended / p50 alone {:.2}x (target <=3x); against its first 200 tokens alone (p50 {first:.1} ms, at a shorter context): {:.2}x; that prompt's first token after {:.0} ms",
         ours[0]["long_prompt_tokens"],
         median(&ours, "itl_contended_p50_ms"),
-        median(&ours, "itl_contended_p99_ms"),
-        median(&ours, "itl_contended_p99_ms") / alone,
+        median(&ours, "itl_contended_max_ms"),
+        median(&ours, "itl_alone_same_p99_ms"),
+        p99 / same,
+        p99 / first,
         median(&ours, "long_prompt_ttft_ms"),
     );
     println!(
@@ -348,6 +393,7 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
         "peer: llama-cpp-python {version}; ratios are offgrid/llama.cpp (time: llama.cpp/offgrid)"
     );
     batched_report(&ours, &batched);
+    served_report(&served, &llama_bench);
     println!(
         "\nThrough the server (HTTP, release), median of {HTTP_ROUNDS} rounds: a 1-token chat answer (time to first token) and a 64-token greedy completion"
     );
@@ -370,4 +416,43 @@ pub fn inference(before: Option<PathBuf>) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The served path against llama-bench.
+fn served_report(served: &Value, llama: &Value) {
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "\nThe served path: a streamed chat through HTTP (release server, {} prompt tokens, 128 greedy tokens, median of {SERVED_ROUNDS}) against llama-bench on the same prompt length",
+        served["prompt_tokens"]
+    );
+    println!(
+        "{:<40} {:>10} {:>12} {:>8} {:>8}",
+        "", "offgrid", "llama-bench", "ratio", "target"
+    );
+    let row = |name: &str, o: f64, p: f64| {
+        println!(
+            "{name:<40} {o:>10.1} {p:>12.1} {:>7.2}x {:>8}",
+            o / p,
+            ">=1.0x"
+        );
+    };
+    row(
+        "prompt tokens/s, client, to first token",
+        f(served, "client_prompt_tps"),
+        f(llama, "pp_tps"),
+    );
+    row(
+        "decode tokens/s, client, after it",
+        f(served, "client_decode_tps"),
+        f(llama, "tg_tps"),
+    );
+    println!(
+        "inside the server: {:.2} ms until the engine had it, {:.2} ms queued, prompt at {:.1} tokens/s, decode at {:.1} tokens/s; outside the engine {:.2} ms of the client's {:.1} ms to the first token",
+        f(served, "server_submit_ms"),
+        f(served, "server_queued_ms"),
+        f(served, "engine_prompt_tps"),
+        f(served, "engine_decode_tps"),
+        f(served, "outside_engine_ms"),
+        f(served, "client_ttft_ms"),
+    );
 }

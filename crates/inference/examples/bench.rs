@@ -41,8 +41,11 @@ struct Args {
     long_prompt: usize,
     /// Only run these numbers of concurrent streams (`--only-streams
     /// 1,4,8`), `repeat` rounds, and print each one's median aggregate
-    /// tokens/s (for a profiler, or ratios measured side by side).
+    /// decode tokens/s (for a profiler, or ratios measured side by side).
     only_streams: Option<Vec<usize>>,
+    /// Only measure a running stream's gaps alone and while another
+    /// user's long prompt is read (`--only-gaps`), `repeat` rounds.
+    only_gaps: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         repeat: 3,
         long_prompt: 2000,
         only_streams: None,
+        only_gaps: false,
     };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<usize, String> {
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
             "--ttft-tokens" => args.ttft_tokens = num("--ttft-tokens")?,
             "--repeat" => args.repeat = num("--repeat")?.max(1),
             "--long-prompt" => args.long_prompt = num("--long-prompt")?.max(1),
+            "--only-gaps" => args.only_gaps = true,
             "--only-streams" => {
                 let list = it.next().ok_or("--only-streams needs numbers")?;
                 let n: Result<Vec<usize>, _> = list.split(',').map(str::parse).collect();
@@ -139,15 +144,27 @@ fn forward_speed(
     ))
 }
 
-/// Runs `streams` generations at once through the engine; returns
-/// (aggregate completion tokens/s, time to first token of the first).
+/// What `streams` concurrent requests measured.
+struct StreamsRun {
+    /// All generated tokens over the whole run (prompts included).
+    total_tps: f64,
+    /// Decode only, as llama-batched-bench's S_TG: the tokens after each
+    /// stream's first, over the time from the first first token to the
+    /// last token.
+    decode_tps: f64,
+    /// The earliest time to first token.
+    ttft: Duration,
+}
+
+/// `streams` concurrent requests of `generate` tokens on `prompt`, each
+/// from its own user, sampled at temperature 0.8 with their own seeds.
 fn engine_run(
     engine: &Engine,
     model: &Arc<ChatModel>,
     prompt: &[u32],
     streams: usize,
     generate: usize,
-) -> Result<(f64, Duration), String> {
+) -> Result<StreamsRun, String> {
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
     for s in 0..streams {
@@ -163,7 +180,7 @@ fn engine_run(
                     max_tokens: generate,
                     ..SamplingParams::default()
                 },
-                sink: Box::new(move |e| tx.send(e).is_ok()),
+                sink: Box::new(move |e| tx.send((Instant::now(), e)).is_ok()),
                 alive: None,
                 id: None,
             })
@@ -171,11 +188,20 @@ fn engine_run(
     }
     drop(tx);
     let mut tokens = 0usize;
+    let mut decoded = 0usize;
     let mut ttft = Duration::MAX;
-    for e in rx {
+    let mut first: Option<Instant> = None;
+    let mut last = started;
+    for (at, e) in rx {
         match e {
+            Event::Text(_) => {
+                first.get_or_insert(at);
+                last = last.max(at);
+            }
             Event::Done(u) => {
                 tokens += u.completion_tokens;
+                decoded += u.completion_tokens.saturating_sub(1);
+                last = last.max(at);
                 if let Some(t) = u.time_to_first_token {
                     ttft = ttft.min(t);
                 }
@@ -184,11 +210,16 @@ fn engine_run(
             _ => {}
         }
     }
+    let total = started.elapsed().as_secs_f64();
+    let decode_time = first.map_or(f64::NAN, |f| (last - f).as_secs_f64());
     eprintln!(
-        "bench: {streams} streams: {tokens} tokens in {:.2} s",
-        started.elapsed().as_secs_f64()
+        "bench: {streams} streams: {tokens} tokens in {total:.2} s, decode {decode_time:.2} s"
     );
-    Ok((tokens as f64 / started.elapsed().as_secs_f64(), ttft))
+    Ok(StreamsRun {
+        total_tps: tokens as f64 / total,
+        decode_tps: decoded as f64 / decode_time,
+        ttft,
+    })
 }
 
 /// The `q` quantile (0..=1) of `v` (nearest rank).
@@ -201,19 +232,33 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
+/// A running stream's inter-token gaps.
+struct Gaps {
+    /// Every gap in ms, in order (gap `i` is between tokens `i` and `i + 1`).
+    all: Vec<f64>,
+    /// The gaps while the other user's prompt was read: `all[window]`.
+    window: std::ops::Range<usize>,
+    /// How long that prompt took to its first token.
+    long_ttft: Option<Duration>,
+}
+
+impl Gaps {
+    fn during(&self, window: &std::ops::Range<usize>) -> Vec<f64> {
+        let end = window.end.min(self.all.len());
+        self.all[window.start.min(end)..end].to_vec()
+    }
+}
+
 /// A greedy stream of `generate` tokens on `prompt` (prose, so it does not
 /// stop early); when `long` is given, another user's request with that
-/// prompt is submitted after the stream's fifth token. Returns the
-/// stream's inter-token gaps in ms (those while the other prompt was
-/// being read, when there is one) and how long that prompt took to its
-/// first token.
+/// prompt is submitted after the stream's fifth token.
 fn stream_gaps(
     engine: &Engine,
     model: &Arc<ChatModel>,
     prompt: &[u32],
     generate: usize,
     long: Option<&[u32]>,
-) -> Result<(Vec<f64>, Option<Duration>), String> {
+) -> Result<Gaps, String> {
     let (tx, rx) = mpsc::channel();
     let stream_tx = tx.clone();
     engine
@@ -271,16 +316,62 @@ fn stream_gaps(
             _ => {}
         }
     }
-    let gaps = times
+    let all: Vec<f64> = times
         .windows(2)
-        .filter(|w| match long_window {
-            Some((start, Some(end))) => w[0] >= start && w[1] <= end,
-            Some((_, None)) => false,
-            None => true,
-        })
         .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
         .collect();
-    Ok((gaps, long_ttft))
+    let window = match long_window {
+        Some((start, Some(end))) => {
+            let inside = |w: &[Instant]| w[0] >= start && w[1] <= end;
+            let first = times.windows(2).position(inside).unwrap_or(all.len());
+            let count = times
+                .windows(2)
+                .skip(first)
+                .take_while(|w| inside(w))
+                .count();
+            first..first + count
+        }
+        Some((_, None)) => 0..0,
+        None => 0..all.len(),
+    };
+    Ok(Gaps {
+        all,
+        window,
+        long_ttft,
+    })
+}
+
+/// Gaps of a running stream alone and while another user's `long` prompt
+/// is read, as the bench reports them.
+fn gap_figures(
+    engine: &Engine,
+    model: &Arc<ChatModel>,
+    prompt: &[u32],
+    long: &[u32],
+) -> Result<serde_json::Value, String> {
+    const GENERATE: usize = 2000;
+    // The same stream alone, for the same number of tokens: its gaps grow
+    // with its own context, so the contended gaps are compared with the
+    // gaps of the same tokens alone, and (as before) with the first 200.
+    let alone = stream_gaps(engine, model, prompt, GENERATE, None)?;
+    let contended = stream_gaps(engine, model, prompt, GENERATE, Some(long))?;
+    let during = contended.during(&contended.window);
+    let alone_same = alone.during(&contended.window);
+    let alone_first = alone.during(&(0..199));
+    let p99 = quantile(during.clone(), 0.99);
+    Ok(serde_json::json!({
+        "itl_alone_p50_ms": quantile(alone_first.clone(), 0.5),
+        "itl_alone_p99_ms": quantile(alone_first, 0.99),
+        "itl_alone_same_p50_ms": quantile(alone_same.clone(), 0.5),
+        "itl_alone_same_p99_ms": quantile(alone_same.clone(), 0.99),
+        "itl_contended_p50_ms": quantile(during.clone(), 0.5),
+        "itl_contended_p99_ms": p99,
+        "itl_contended_max_ms": quantile(during.clone(), 1.0),
+        "itl_contended_samples": during.len(),
+        "itl_window": [contended.window.start, contended.window.end],
+        "long_prompt_tokens": long.len(),
+        "long_prompt_ttft_ms": contended.long_ttft.map_or(f64::NAN, |t| t.as_secs_f64() * 1000.0),
+    }))
 }
 
 fn main() -> std::process::ExitCode {
@@ -312,7 +403,8 @@ fn run() -> Result<(), String> {
         let mut tps = vec![Vec::new(); counts.len()];
         for _ in 0..args.repeat {
             for (n, runs) in counts.iter().zip(&mut tps) {
-                runs.push(engine_run(&engine, &chat, short, (*n).max(1), args.generate)?.0);
+                let run = engine_run(&engine, &chat, short, (*n).max(1), args.generate)?;
+                runs.push(run.decode_tps);
             }
         }
         let medians: Vec<f64> = tps.into_iter().map(median).collect();
@@ -320,6 +412,15 @@ fn run() -> Result<(), String> {
             "{}",
             serde_json::json!({ "streams": counts, "tps": medians })
         );
+        return Ok(());
+    }
+
+    if args.only_gaps {
+        let engine = Engine::start(EngineConfig::default()).map_err(|e| e.to_string())?;
+        let long = prompt_ids(&chat.tokenizer, args.long_prompt)?;
+        for _ in 0..args.repeat {
+            println!("{}", gap_figures(&engine, &chat, &ids[..64], &long)?);
+        }
         return Ok(());
     }
 
@@ -342,24 +443,20 @@ fn run() -> Result<(), String> {
     let short = &ids[..args.ttft_tokens.min(ids.len())];
     let mut ttft = Vec::new();
     for _ in 0..args.repeat {
-        let (_, t) = engine_run(&engine, &chat, short, 1, 1)?;
-        ttft.push(t.as_secs_f64() * 1000.0);
+        let run = engine_run(&engine, &chat, short, 1, 1)?;
+        ttft.push(run.ttft.as_secs_f64() * 1000.0);
     }
-    let (one, _) = engine_run(&engine, &chat, short, 1, args.generate)?;
-    let (four, _) = engine_run(&engine, &chat, short, 4, args.generate)?;
-    let (eight, _) = engine_run(&engine, &chat, short, 8, args.generate)?;
+    let one = engine_run(&engine, &chat, short, 1, args.generate)?;
+    let four = engine_run(&engine, &chat, short, 4, args.generate)?;
+    let eight = engine_run(&engine, &chat, short, 8, args.generate)?;
 
     // Inter-token latency of a running stream, alone and while another
     // user's long prompt is read.
     let long = prompt_ids(&chat.tokenizer, args.long_prompt)?;
-    let (alone, _) = stream_gaps(&engine, &chat, &ids[..64], 200, None)?;
-    let (contended, long_ttft) = stream_gaps(&engine, &chat, &ids[..64], 2000, Some(&long))?;
-    let alone_p50 = quantile(alone.clone(), 0.5);
+    let gaps = gap_figures(&engine, &chat, &ids[..64], &long)?;
 
     let threads = candle_core::utils::get_num_threads();
-    println!(
-        "{}",
-        serde_json::json!({
+    let mut report = serde_json::json!({
             "engine": "offgrid",
             "threads": threads,
             "prompt_tokens": ids.len(),
@@ -369,20 +466,19 @@ fn run() -> Result<(), String> {
             "decode_tps": median(decode),
             "ttft_ms": median(ttft),
             "ttft_tokens": short.len(),
-            "stream1_tps": one,
-            "stream4_tps": four,
-            "stream8_tps": eight,
-            "itl_alone_p50_ms": alone_p50,
-            "itl_alone_p99_ms": quantile(alone, 0.99),
-            "itl_contended_p50_ms": quantile(contended.clone(), 0.5),
-            "itl_contended_p99_ms": quantile(contended.clone(), 0.99),
-            "itl_contended_samples": contended.len(),
-            "long_prompt_tokens": long.len(),
-            "long_prompt_ttft_ms": long_ttft.map_or(f64::NAN, |t| t.as_secs_f64() * 1000.0),
+            "stream1_tps": one.decode_tps,
+            "stream4_tps": four.decode_tps,
+            "stream8_tps": eight.decode_tps,
+            "stream1_total_tps": one.total_tps,
+            "stream4_total_tps": four.total_tps,
+            "stream8_total_tps": eight.total_tps,
             "simd": offgrid_inference::simd::level().name(),
             "peak_rss_mb": peak_rss_mb(),
             "prompt_ids": ids,
-        })
-    );
+    });
+    if let (Some(report), serde_json::Value::Object(gaps)) = (report.as_object_mut(), gaps) {
+        report.extend(gaps);
+    }
+    println!("{report}");
     Ok(())
 }

@@ -7,10 +7,12 @@
 //! - Each engine step is one batched forward pass per model: one token for
 //!   every decoding sequence, plus prompt chunks of the sequences still
 //!   reading their prompt, under a per-step token budget
-//!   ([`EngineConfig::step_tokens`], and a chunk of a few tokens while
-//!   others decode, so a long prompt never stalls the running streams:
-//!   with SmolLM2 on two cores one prompt row costs about 4.5 ms, one
-//!   decode step about 10 ms, see `examples/step_cost.rs`).
+//!   ([`EngineConfig::step_tokens`]; while others decode, a chunk sized so
+//!   the step stays within `decode_slowdown` times the decodes' own, from
+//!   step times learned by rows and attended positions (`pace`): a long
+//!   prompt never stalls the running streams. With SmolLM2 on two cores
+//!   a prompt row at 2,000 positions costs about as much as a decode
+//!   step, see `examples/step_cost.rs`).
 //!   Sequences join and leave the batch at any step.
 //! - Key/value cache memory is bounded by a budget
 //!   ([`EngineConfig::kv_cache_bytes`]): a request starts only when its
@@ -29,6 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+mod pace;
+
 use crate::board::Board;
 use crate::generate::{FinishReason, SamplingParams, Sequence, Step, stop_token_ids};
 use crate::kv::{KvBudget, KvSeq};
@@ -36,6 +40,7 @@ use crate::limits::{Admitted, PerKeyLimit};
 use crate::model::LlamaModel;
 use crate::transformer::BatchItem;
 use crate::{ChatTemplate, GgufFile, InferenceError, TextTokenizer};
+use pace::{Limits, Pace, Want, plan, shape_of};
 
 /// A chat model loaded in memory, shareable between requests.
 pub struct ChatModel {
@@ -273,11 +278,12 @@ pub struct EngineConfig {
     /// decoding sequence counts one; prompt chunks share the rest).
     pub step_tokens: usize,
     /// The longest prompt chunk a step feeds while other sequences are
-    /// decoding. Within it, the scheduler sizes chunks from measured step
-    /// times so that a step with prompt rows takes at most
-    /// `decode_slowdown` times a step of the same decodes alone: that
-    /// bounds the time between two tokens of a running stream while
-    /// someone else's long prompt is read.
+    /// decoding. Within it, the scheduler sizes chunks from learned step
+    /// times (by rows and attended cache positions, see `engine/pace.rs`)
+    /// so that a step with prompt rows takes at most `decode_slowdown`
+    /// times a step of the same decodes alone: that bounds the time
+    /// between two tokens of a running stream while someone else's long
+    /// prompt is read.
     pub prefill_chunk_while_decoding: usize,
     /// How much slower than decoding alone a step that also reads prompt
     /// rows may be (see `prefill_chunk_while_decoding`).
@@ -768,92 +774,15 @@ fn deliver(r: &mut Running, outcome: Result<Step, InferenceError>) -> Outcome {
     }
 }
 
-/// How many tokens each running sequence feeds this step (same order as
-/// `running`; 0: none). Every decoding sequence feeds one; prompt chunks
-/// share what is left of `step_tokens`, oldest request first; while
-/// anyone decodes, all prompt rows together are what [`Pace`] allows. The
-/// oldest prompt always gets at least one token, so prompts progress
-/// even when decodes fill the budget.
-fn plan(running: &[Running], config: &EngineConfig, pace: &Pace) -> Vec<usize> {
-    let decoding = running.iter().filter(|r| !r.seq.is_prefilling()).count();
-    let mut left = config.step_tokens.max(1).saturating_sub(decoding);
-    let cap = if decoding > 0 {
-        pace.prompt_rows(decoding, config)
-    } else {
-        config.step_tokens.max(1)
-    };
-    // `cap` is this step's prompt rows while others decode, all prompts
-    // together.
-    if decoding > 0 {
-        left = left.min(cap);
-    }
-    let mut first_prompt = true;
+/// What the planner needs of each running sequence.
+fn wants(running: &[Running]) -> Vec<Want> {
     running
         .iter()
-        .map(|r| {
-            if !r.seq.is_prefilling() {
-                return 1;
-            }
-            let mut n = r.seq.prompt_left().min(cap).min(left);
-            if first_prompt {
-                n = n.max(1);
-                first_prompt = false;
-            }
-            left = left.saturating_sub(n);
-            n
+        .map(|r| Want {
+            prompt_left: r.seq.prompt_left(),
+            cached: r.seq.cached(),
         })
         .collect()
-}
-
-/// Measured step times, to size prompt chunks while others decode.
-#[derive(Debug, Default)]
-struct Pace {
-    /// Per number of decoding sequences: a moving average of the time of
-    /// a step with only those decodes, in seconds.
-    decode: Vec<Option<f64>>,
-    /// A moving average of what one prompt row adds to a step, seconds.
-    row: Option<f64>,
-}
-
-/// Weight of a new measurement in the moving averages.
-const PACE_WEIGHT: f64 = 0.2;
-
-fn average(old: Option<f64>, new: f64) -> f64 {
-    old.map_or(new, |o| o + PACE_WEIGHT * (new - o))
-}
-
-impl Pace {
-    /// Prompt rows a step with `decoding` decodes may add: as many as fit
-    /// in `(decode_slowdown - 1)` times their step time, at least one
-    /// (prompts always progress), at most `prefill_chunk_while_decoding`.
-    fn prompt_rows(&self, decoding: usize, config: &EngineConfig) -> usize {
-        let max = config.prefill_chunk_while_decoding.max(1);
-        match (self.decode.get(decoding).copied().flatten(), self.row) {
-            (Some(step), Some(row)) if row > 0.0 => {
-                let room = step * (config.decode_slowdown - 1.0).max(0.0);
-                ((room / row) as usize).clamp(1, max)
-            }
-            // Not measured yet: one row, and learn.
-            _ => 1,
-        }
-    }
-
-    /// Learns from a step of `decoding` decodes and `rows` prompt rows
-    /// that took `seconds`.
-    fn record(&mut self, decoding: usize, rows: usize, seconds: f64) {
-        if decoding == 0 {
-            return;
-        }
-        if self.decode.len() <= decoding {
-            self.decode.resize(decoding + 1, None);
-        }
-        if rows == 0 {
-            self.decode[decoding] = Some(average(self.decode[decoding], seconds));
-        } else if let Some(step) = self.decode[decoding] {
-            let per_row = ((seconds - step) / rows as f64).max(0.0);
-            self.row = Some(average(self.row, per_row));
-        }
-    }
 }
 
 /// Runs one batched step for the running sequences of one model (`which`
@@ -1102,19 +1031,18 @@ fn schedule(
         }
 
         // One batched step per model.
-        let fed = plan(&state.running, &config, &state.pace);
-        let decoding = state
-            .running
-            .iter()
-            .filter(|r| !r.seq.is_prefilling())
-            .count();
-        let prompt_rows: usize = state
-            .running
-            .iter()
-            .zip(&fed)
-            .filter(|(r, _)| r.seq.is_prefilling())
-            .map(|(_, n)| *n)
-            .sum();
+        let wants = wants(&state.running);
+        let fed = plan(
+            &wants,
+            &Limits {
+                step_tokens: config.step_tokens,
+                prefill_chunk_while_decoding: config.prefill_chunk_while_decoding,
+                decode_slowdown: config.decode_slowdown,
+            },
+            &state.pace,
+        );
+        let decoding = wants.iter().any(|w| w.prompt_left == 0);
+        let (shape, prompt_rows) = shape_of(&wants, &fed);
         let started = Instant::now();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (i, r) in state.running.iter().enumerate() {
@@ -1134,9 +1062,13 @@ fn schedule(
                 }
             }
         }
-        state
-            .pace
-            .record(decoding, prompt_rows, started.elapsed().as_secs_f64());
+        if decoding {
+            // Steps without decodes (prompts alone) are not what the pace
+            // bounds, and their many rows would skew the fit.
+            state
+                .pace
+                .record(shape, prompt_rows, started.elapsed().as_secs_f64());
+        }
         // Highest index first, so the others stay where they are.
         finished.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
         for (i, last) in finished {

@@ -297,6 +297,11 @@ impl Sequence {
         self.prefilled < self.prompt.len()
     }
 
+    /// Positions already in the cache.
+    pub fn cached(&self) -> usize {
+        self.kv.len()
+    }
+
     /// Prompt tokens not yet fed.
     pub fn prompt_left(&self) -> usize {
         self.prompt.len() - self.prefilled
