@@ -15,6 +15,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/v1/auth/setup"),
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/accept-invite"),
+    ("GET", "/api/version"),
 ];
 
 fn concrete(path: &str) -> String {

@@ -15,6 +15,8 @@ mod model_files;
 mod models;
 mod modes;
 mod network;
+mod ollama;
+mod ollama_client;
 mod openai_client;
 mod openapi;
 mod presets;

@@ -40,7 +40,7 @@ print(json.dumps(out))
 
 /// The venv's Python, which must exist: one line naming the command that
 /// installs it otherwise.
-fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))

@@ -5,6 +5,7 @@ short: an integer `max_tokens` / `max_completion_tokens` above 16 is
 lowered to 16, and one is added when the body gives none. Without this a
 single request may decode thousands of tokens (the default is 512, the
 model's context 8192) and a CI-sized run would take hours on two cores.
+The same for Ollama's `options.num_predict` on /api/generate and /api/chat.
 Only values the schema allows are touched, so negative cases stay negative.
 """
 
@@ -15,8 +16,27 @@ SLOW = {"/v1/chat/completions", "/v1/completions"}
 FIELDS = ("max_tokens", "max_completion_tokens")
 
 
+OLLAMA = {"/api/generate", "/api/chat"}
+
+
+def cap_ollama(body):
+    """Ollama's length is `options.num_predict` (-1, -2 or absent: the
+    server's default, 512): capped the same way."""
+    options = body.get("options")
+    if options is None:
+        body["options"] = {"num_predict": CAP}
+    elif isinstance(options, dict):
+        value = options.get("num_predict")
+        if not isinstance(value, int) or isinstance(value, bool) or value > CAP or value < 1:
+            if value is None or isinstance(value, int) and not isinstance(value, bool):
+                options["num_predict"] = CAP
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    if case.operation.path in OLLAMA and isinstance(case.body, dict):
+        cap_ollama(case.body)
+        return
     if case.operation.path not in SLOW or not isinstance(case.body, dict):
         return
     body = case.body

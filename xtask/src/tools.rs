@@ -1,8 +1,9 @@
 //! `cargo xtask tools`: installs the Python packages the tests drive, each
 //! pinned, into a venv under the cache directory, so that no test installs
-//! anything and every test run after it is offline. Today that is the
-//! official `openai` client, for `tests/api/openai_client.rs`, in
-//! `~/.cache/offgrid/openai-venv`. A no-op when the pinned version is
+//! anything and every test run after it is offline. Today those are the
+//! official `openai` and `ollama` clients, for
+//! `tests/api/openai_client.rs` and `tests/api/ollama_client.rs`, in
+//! `~/.cache/offgrid/openai-venv`. A no-op when the pinned versions are
 //! there. `cargo xtask test` runs it before the tests.
 
 use std::path::PathBuf;
@@ -12,23 +13,31 @@ use crate::run;
 
 /// The `openai` release the client test runs.
 const OPENAI: &str = "3.54.0";
+/// The `ollama` release the client test runs.
+const OLLAMA: &str = "0.6.3";
 
 /// The venv `tests/api/openai_client.rs` looks for.
 fn openai_venv() -> Result<PathBuf, String> {
     Ok(crate::models::cache_dir()?.join("openai-venv"))
 }
 
-/// Installs `openai==OPENAI` into its venv unless it is there already.
+/// Installs `openai==OPENAI` and `ollama==OLLAMA` into the venv unless
+/// they are there already.
 pub(crate) fn install() -> Result<(), String> {
     let venv = openai_venv()?;
     let python = venv.join("bin").join("python");
+    let versions =
+        "import importlib.metadata as m; print(m.version('openai'), m.version('ollama'))";
     let installed = Command::new(&python)
-        .args(["-c", "import openai; print(openai.__version__)"])
+        .args(["-c", versions])
         .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == OPENAI);
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).trim() == format!("{OPENAI} {OLLAMA}")
+        });
     if installed {
         eprintln!(
-            "xtask: openai {OPENAI} already installed in {}",
+            "xtask: openai {OPENAI} and ollama {OLLAMA} already installed in {}",
             venv.display()
         );
         return Ok(());
@@ -45,7 +54,11 @@ pub(crate) fn install() -> Result<(), String> {
         "--quiet",
         "--disable-pip-version-check",
         &format!("openai=={OPENAI}"),
+        &format!("ollama=={OLLAMA}"),
     ]))?;
-    eprintln!("xtask: installed openai {OPENAI} in {}", venv.display());
+    eprintln!(
+        "xtask: installed openai {OPENAI} and ollama {OLLAMA} in {}",
+        venv.display()
+    );
     Ok(())
 }

@@ -91,8 +91,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             let method = Method::from_bytes(route.info.method.as_bytes()).unwrap_or(Method::GET);
             resource = resource.route((route.make)().method(method));
         }
-        cfg.service(resource);
+        if path.starts_with("/api/") {
+            // Ollama's routes answer errors Ollama's way (outside the
+            // gate, so its denials are rewritten too).
+            cfg.service(resource.wrap(from_fn(crate::routes::ollama::rewrite_error)));
+        } else {
+            cfg.service(resource);
+        }
     }
+    // Ollama's routes this server does not have: Ollama's 404.
+    cfg.service(web::resource("/api/{rest:.*}").to(crate::routes::ollama::unknown));
     crate::ui::configure(cfg);
     cfg.default_service(web::to(not_found));
 }

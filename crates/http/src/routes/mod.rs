@@ -7,7 +7,8 @@ mod auth;
 mod invitations;
 mod keys;
 mod models;
-mod openai;
+pub(crate) mod ollama;
+pub(crate) mod openai;
 mod openapi;
 mod presets;
 mod queue;
@@ -119,6 +120,18 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("GET", "/v1/rag/collections/{id}/shares", ACCOUNT_HOLDER, multi_user_only: true, rag::shares),
     route!("DELETE", "/v1/rag/collections/{id}/shares/{user_id}", ACCOUNT_HOLDER, multi_user_only: true, rag::unshare),
     route!("POST", "/v1/rag/search", ACCOUNT_HOLDER, multi_user_only: false, rag::search),
+    // Ollama's native API (errors as `{"error": "..."}`, see
+    // `ollama::rewrite_error`)
+    route!("GET", "/api/version", Public, multi_user_only: false, ollama::version),
+    route!("GET", "/api/tags", Requires(P::ViewModels), multi_user_only: false, ollama::tags),
+    route!("POST", "/api/show", Requires(P::ViewModels), multi_user_only: false, ollama::show),
+    route!("GET", "/api/ps", Requires(P::ViewModels), multi_user_only: false, ollama::ps),
+    route!("POST", "/api/pull", Requires(P::ViewModels), multi_user_only: false, ollama::pull),
+    route!("DELETE", "/api/delete", Requires(P::ManageModels), multi_user_only: false, ollama::delete),
+    route!("POST", "/api/generate", Requires(P::Chat), multi_user_only: false, ollama::generate),
+    route!("POST", "/api/chat", Requires(P::Chat), multi_user_only: false, ollama::chat),
+    route!("POST", "/api/embed", Requires(P::Chat), multi_user_only: false, ollama::embed),
+    route!("POST", "/api/embeddings", Requires(P::Chat), multi_user_only: false, ollama::embeddings),
     route!("POST", "/v1/presets", Requires(P::OwnSessions), multi_user_only: false, presets::create),
     route!("GET", "/v1/presets", ACCOUNT_HOLDER, multi_user_only: false, presets::list),
     route!("GET", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::get),

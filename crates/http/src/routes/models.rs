@@ -308,26 +308,22 @@ pub(crate) async fn import(
     Ok(HttpResponse::build(StatusCode::CREATED).json(wire::Model::from(&status)))
 }
 
-/// `DELETE /v1/models/{id}`: OpenAI's deletion answer; audited.
-#[utoipa::path(delete, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model id")),
-    responses((status = 200, description = "Removed", body = crate::wire::Deleted)))]
-pub(crate) async fn remove(
-    state: web::Data<AppState>,
+/// Removes installed model `id` (blocking pool) and audits it: what
+/// `DELETE /v1/models/{id}` and Ollama's `DELETE /api/delete` share.
+pub(crate) async fn remove_model(
+    state: std::sync::Arc<AppState>,
     caller: Caller,
     client: Client,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let state = state.into_inner();
-    let removed = id.clone();
+    id: String,
+) -> Result<(), ApiError> {
     crate::trace::block(move || {
-        let result = state.models.remove(&removed).map_err(|e| match e {
+        let result = state.models.remove(&id).map_err(|e| match e {
             ModelError::Inference(InferenceError::InvalidModelId(_)) => {
                 ApiError::bad_request(ErrorCode::InvalidModelName, e.to_string())
             }
             ModelError::Inference(InferenceError::ModelNotFound(_)) => {
                 ApiError::from(ModelError::NotFound {
-                    id: removed.clone(),
+                    id: id.clone(),
                     none_installed: state.models.is_empty(),
                 })
             }
@@ -339,12 +335,25 @@ pub(crate) async fn remove(
                 &caller,
                 &client,
                 "model.deleted",
-                Some(removed.clone()),
+                Some(id.clone()),
                 &NoDetails {},
             );
         }
-        result
+        result.map(|_| ())
     })
-    .await??;
+    .await?
+}
+
+/// `DELETE /v1/models/{id}`: OpenAI's deletion answer; audited.
+#[utoipa::path(delete, path = "/v1/models/{id}", tag = "models", params(("id" = String, Path, description = "Model id")),
+    responses((status = 200, description = "Removed", body = crate::wire::Deleted)))]
+pub(crate) async fn remove(
+    state: web::Data<AppState>,
+    caller: Caller,
+    client: Client,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    remove_model(state.into_inner(), caller, client, id.clone()).await?;
     Ok(HttpResponse::Ok().json(wire::Deleted::new("model", id)))
 }

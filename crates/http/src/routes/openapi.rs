@@ -16,8 +16,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
 use super::{
-    audit, auth, invitations, keys, models, openai, presets, queue, quota, rag, sessions, system,
-    usage, users,
+    audit, auth, invitations, keys, models, ollama, openai, presets, queue, quota, rag, sessions,
+    system, usage, users,
 };
 use crate::access::{Access, route_table};
 use crate::state::AppState;
@@ -78,8 +78,10 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         rag::document, rag::delete_document, rag::share, rag::shares, rag::unshare, rag::search,
         presets::create, presets::list, presets::get, presets::update, presets::delete,
         quota::me, quota::get, quota::set, quota::reset, queue::list, queue::cancel,
+        ollama::version, ollama::tags, ollama::show, ollama::ps, ollama::pull, ollama::delete,
+        ollama::generate, ollama::chat, ollama::embed, ollama::embeddings,
     ),
-    components(schemas(crate::wire::ErrorBody)),
+    components(schemas(crate::wire::ErrorBody, crate::wire::OllamaError)),
     tags(
         (name = "system", description = "Health, mode and features"),
         (name = "auth", description = "Setup, login, logout, the caller's account"),
@@ -90,6 +92,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         (name = "inference", description = "OpenAI-compatible inference and usage"),
         (name = "sessions", description = "Chat sessions, their messages and shares; presets"),
         (name = "rag", description = "RAG collections, their documents and shares; search"),
+        (name = "ollama", description = "Ollama's native API (errors as {\"error\": \"...\"})"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -117,6 +120,18 @@ pub(crate) fn document_for(settings: &Settings) -> utoipa::openapi::OpenApi {
     components
         .responses
         .insert("Error".to_owned(), error.into());
+    let ollama_error = ResponseBuilder::new()
+        .description("An error, Ollama's way")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("OllamaError")))
+                .build(),
+        )
+        .build();
+    components
+        .responses
+        .insert("OllamaError".to_owned(), ollama_error.into());
 
     let routes = route_table();
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -125,8 +140,13 @@ pub(crate) fn document_for(settings: &Settings) -> utoipa::openapi::OpenApi {
                 .iter()
                 .find(|r| r.path == path && r.method == method)
                 .map(|r| r.access);
+            let shape = if path.starts_with("/api/") {
+                "#/components/responses/OllamaError"
+            } else {
+                "#/components/responses/Error"
+            };
             for (status, description) in ERROR_STATUSES {
-                let mut error = Ref::new("#/components/responses/Error");
+                let mut error = Ref::new(shape);
                 error.description = description.to_owned();
                 op.responses
                     .responses
@@ -194,6 +214,22 @@ pub(crate) async fn document(state: web::Data<AppState>) -> HttpResponse {
         ),
         (
             "EmbeddingRequest",
+            offgrid_inference::registry::ModelKind::Embedding,
+        ),
+        (
+            "OllamaGenerateRequest",
+            offgrid_inference::registry::ModelKind::Chat,
+        ),
+        (
+            "OllamaChatRequest",
+            offgrid_inference::registry::ModelKind::Chat,
+        ),
+        (
+            "OllamaEmbedRequest",
+            offgrid_inference::registry::ModelKind::Embedding,
+        ),
+        (
+            "OllamaEmbeddingsRequest",
             offgrid_inference::registry::ModelKind::Embedding,
         ),
     ] {

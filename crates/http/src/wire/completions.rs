@@ -63,7 +63,7 @@ pub(crate) enum ChatRole {
 }
 
 /// Stop sequences: one, or up to four.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Stop {
     /// One sequence.

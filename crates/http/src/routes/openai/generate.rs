@@ -104,49 +104,76 @@ async fn collect(
     Err(offgrid_inference::ModelError::ClientLeft.into())
 }
 
-/// Runs one chat or text completion for `caller`.
-pub(super) async fn run(
+/// A generation the engine has taken: its events, and what the answer
+/// needs to report on it.
+pub(crate) struct Started {
+    /// The engine's events, ending with `Done` or `Error`.
+    pub rx: mpsc::UnboundedReceiver<Event>,
+    /// The prompt as tokenized, and what the model did to fit it.
+    pub generation: Generation,
+    /// The request's id (also its id on the queue board).
+    pub id: String,
+    /// The caller's quota pass; it holds their generation place.
+    pub quota: offgrid_workspace::quota::QuotaPass,
+    /// The usage record, to wait on before the answer ends.
+    pub recorded: RecordSlot,
+    /// Whether the request asked for log-probabilities.
+    pub logprobs: bool,
+}
+
+/// What to generate, besides the options.
+pub(crate) struct Submit {
+    /// Chat or text (which checks apply to the options).
+    pub kind: Kind,
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Stored history the model may do without.
+    pub trimmable: std::ops::Range<usize>,
+    /// The caller's quota, when it was already admitted.
+    pub quota: Option<offgrid_workspace::quota::QuotaPass>,
+    /// The route's name in usage records (`chat.completions`,
+    /// `ollama.chat`, …).
+    pub endpoint: &'static str,
+    /// The request id's prefix.
+    pub prefix: &'static str,
+    /// Stop sequences the caller checked itself, instead of the options'
+    /// (Ollama allows more than OpenAI's four).
+    pub stop: Option<Vec<String>>,
+}
+
+/// Admits `caller` and hands one generation to the engine: the part of a
+/// completion every API shares (OpenAI's here, Ollama's in
+/// `routes::ollama`).
+pub(crate) async fn start(
     state: &AppState,
     caller: &Caller,
     client: &Client,
-    kind: Kind,
-    options: CompletionOptions<'_>,
-    input: Input,
-) -> Result<HttpResponse, ApiError> {
-    let received = std::time::Instant::now();
-    let Input {
+    options: &CompletionOptions<'_>,
+    submit: Submit,
+) -> Result<Started, ApiError> {
+    let Submit {
+        kind,
         prompt,
         trimmable,
-        omitted,
-        mut transcript,
         quota,
-        citations,
-    } = input;
-    if options.model.is_empty() {
-        return Err(super::params::invalid(
-            "model",
-            "is required (or a session or preset that names one)",
-        ));
+        endpoint,
+        prefix,
+        stop,
+    } = submit;
+    let received = std::time::Instant::now();
+    let (mut params, explicit_max) = sampling(options, kind)?;
+    if let Some(stop) = stop {
+        params.stop = stop.into_iter().filter(|s| !s.is_empty()).collect();
     }
-    let (params, explicit_max) = sampling(&options, kind)?;
+    let logprobs = params.logprobs.is_some();
     let keep_alive = crate::routes::models::keep_alive(options.keep_alive, caller)?;
     // The caller's quota and place first, before any costly work is done
     // for them.
-    let mut quota = match quota {
+    let quota = match quota {
         Some(pass) => pass,
         None => super::admit_quota(state, caller, client, true).await?,
     };
     let ticket = state.models.admit_generation(&requester(caller, client))?;
-    let echo_text = match (&prompt, options.echo) {
-        (Prompt::Text(p), Some(true)) => Some(p.clone()),
-        _ => None,
-    };
-    let wants_logprobs = params.logprobs.is_some();
-    let (endpoint, prefix) = match kind {
-        Kind::Chat => ("chat.completions", "chatcmpl"),
-        Kind::Text => ("completions", "cmpl"),
-    };
-    // The completion's id is also its id on the queue board.
     let id = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let request = GenerateRequest {
         model: options.model.to_owned(),
@@ -206,6 +233,70 @@ pub(super) async fn run(
         )
     })
     .await??;
+    Ok(Started {
+        rx,
+        generation,
+        id,
+        quota,
+        recorded,
+        logprobs,
+    })
+}
+
+/// Runs one chat or text completion for `caller`.
+pub(super) async fn run(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    kind: Kind,
+    options: CompletionOptions<'_>,
+    input: Input,
+) -> Result<HttpResponse, ApiError> {
+    let Input {
+        prompt,
+        trimmable,
+        omitted,
+        mut transcript,
+        quota,
+        citations,
+    } = input;
+    if options.model.is_empty() {
+        return Err(super::params::invalid(
+            "model",
+            "is required (or a session or preset that names one)",
+        ));
+    }
+    let echo_text = match (&prompt, options.echo) {
+        (Prompt::Text(p), Some(true)) => Some(p.clone()),
+        _ => None,
+    };
+    let (endpoint, prefix) = match kind {
+        Kind::Chat => ("chat.completions", "chatcmpl"),
+        Kind::Text => ("completions", "cmpl"),
+    };
+    let Started {
+        rx,
+        generation,
+        id,
+        mut quota,
+        recorded,
+        logprobs: wants_logprobs,
+    } = start(
+        state,
+        caller,
+        client,
+        &options,
+        Submit {
+            kind,
+            prompt,
+            trimmable,
+            quota,
+            endpoint,
+            prefix,
+            stop: None,
+        },
+    )
+    .await?;
     if let Some(t) = transcript.as_mut() {
         t.arm();
     }

@@ -31,6 +31,8 @@ use offgrid_workspace::quota::QuotaPass;
 pub(crate) use chat::{__path_chat_completions, chat_completions};
 pub(crate) use completions::{__path_completions, completions};
 pub(crate) use embeddings::{__path_embeddings, embed, embeddings};
+pub(crate) use generate::{Started, Submit, start};
+pub(crate) use params::{Kind, MAX_EMBEDDING_INPUTS, invalid, parse};
 
 use crate::access::Caller;
 use crate::extract::Client;
@@ -139,7 +141,7 @@ fn guest_network(addr: Option<&str>) -> String {
 /// so a client that got its answer finds it counted, even if the server is
 /// killed right after.
 #[derive(Default)]
-struct Recorded(Option<tokio::task::JoinHandle<()>>);
+pub(crate) struct Recorded(Option<tokio::task::JoinHandle<()>>);
 
 impl Recorded {
     /// Waits for the write (its failure was logged where it happened).
@@ -152,10 +154,10 @@ impl Recorded {
 
 /// Where the engine's thread leaves the record of a request's usage for
 /// the answer to wait on.
-type RecordSlot = std::sync::Arc<std::sync::Mutex<Recorded>>;
+pub(crate) type RecordSlot = std::sync::Arc<std::sync::Mutex<Recorded>>;
 
 /// Takes the record out of the slot and waits for it.
-async fn wait_recorded(slot: &RecordSlot) {
+pub(crate) async fn wait_recorded(slot: &RecordSlot) {
     let mut recorded = match slot.lock() {
         Ok(mut r) => std::mem::take(&mut *r),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),

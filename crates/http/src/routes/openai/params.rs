@@ -14,22 +14,22 @@ use crate::wire::{CompletionOptions, Content, EmbeddingInput, PromptField, Stop}
 /// Default completion length when the client gives none.
 pub(super) const DEFAULT_MAX_TOKENS: usize = 512;
 /// Inputs one embedding request may hold.
-pub(super) const MAX_EMBEDDING_INPUTS: usize = 2048;
+pub(crate) const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// A chat completion or a text completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Chat,
     Text,
 }
 
 /// 400 `invalid_value` for `param`.
-pub(super) fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
+pub(crate) fn invalid(param: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(ErrorCode::InvalidValue, format!("{param}: {message}"))
 }
 
 /// Deserializes a JSON body once, naming the field of the first error.
-pub(super) fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
     // serde would fill a struct from an array's elements in field order.
     if !body.is_object() {
         return Err(ApiError::bad_request(
