@@ -24,7 +24,7 @@ use crate::routes::openai::{
 };
 use crate::state::AppState;
 use crate::wire::{
-    CompletionOptions, OllamaChatRequest, OllamaChatResponse, OllamaGenerateRequest,
+    CompletionOptions, OllamaChatRequest, OllamaChatResponse, OllamaError, OllamaGenerateRequest,
     OllamaGenerateResponse, OllamaMetrics, OllamaReply,
 };
 
@@ -234,7 +234,9 @@ async fn answer(
                             Event::Error(e) => {
                                 tracing::error!(error = %e, "generation failed");
                                 (
-                                    line(&serde_json::json!({"error": "generation failed"})),
+                                    line(&OllamaError {
+                                        error: "generation failed".to_owned(),
+                                    }),
                                     true,
                                 )
                             }

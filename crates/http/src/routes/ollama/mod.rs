@@ -31,8 +31,8 @@ use crate::error::ApiError;
 use crate::routes::openai::parse;
 use crate::state::AppState;
 use crate::wire::{
-    OllamaModelDetails, OllamaModelRef, OllamaPs, OllamaRunning, OllamaShow, OllamaStatus,
-    OllamaTag, OllamaTags, OllamaVersion,
+    OllamaError, OllamaModelDetails, OllamaModelRef, OllamaPs, OllamaRunning, OllamaShow,
+    OllamaStatus, OllamaTag, OllamaTags, OllamaVersion,
 };
 
 /// Longest model name accepted.
@@ -68,9 +68,8 @@ pub(crate) async fn rewrite_error(
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase());
-    let mut out = head.set_body(BoxBody::new(
-        serde_json::json!({ "error": message }).to_string(),
-    ));
+    let body = serde_json::to_string(&OllamaError { error: message }).unwrap_or_default();
+    let mut out = head.set_body(BoxBody::new(body));
     out.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json; charset=utf-8"),
@@ -340,9 +339,9 @@ pub(crate) async fn delete(
 /// (`/api/create`, `/api/copy`, `/api/push`, …), as a 404 in Ollama's
 /// shape.
 pub(crate) async fn unknown() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({
-        "error": "this Ollama endpoint is not available on this server"
-    }))
+    HttpResponse::NotFound().json(OllamaError {
+        error: "this Ollama endpoint is not available on this server".to_owned(),
+    })
 }
 
 #[cfg(test)]
