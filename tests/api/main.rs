@@ -11,6 +11,7 @@ mod inference_limits;
 mod invitations;
 mod keys;
 mod layering;
+mod metrics;
 mod model_files;
 mod models;
 mod modes;

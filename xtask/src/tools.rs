@@ -2,7 +2,9 @@
 //! pinned, into a venv under the cache directory, so that no test installs
 //! anything and every test run after it is offline. Today those are the
 //! official `openai` and `ollama` clients, for
-//! `tests/api/openai_client.rs` and `tests/api/ollama_client.rs`, in
+//! `tests/api/openai_client.rs` and `tests/api/ollama_client.rs`, and
+//! `prometheus-client`, whose parser reads `/metrics` in
+//! `tests/api/metrics.rs`, in
 //! `~/.cache/offgrid/openai-venv`. A no-op when the pinned versions are
 //! there. `cargo xtask test` runs it before the tests.
 
@@ -15,6 +17,9 @@ use crate::run;
 const OPENAI: &str = "3.54.0";
 /// The `ollama` release the client test runs.
 const OLLAMA: &str = "0.6.3";
+/// The `prometheus-client` release whose OpenMetrics parser reads
+/// `/metrics` in `tests/api/metrics.rs`.
+const PROMETHEUS: &str = "0.26.0";
 
 /// The venv `tests/api/openai_client.rs` looks for.
 fn openai_venv() -> Result<PathBuf, String> {
@@ -33,11 +38,12 @@ pub(crate) fn install() -> Result<(), String> {
         .output()
         .is_ok_and(|o| {
             o.status.success()
-                && String::from_utf8_lossy(&o.stdout).trim() == format!("{OPENAI} {OLLAMA}")
+                && String::from_utf8_lossy(&o.stdout).trim()
+                    == format!("{OPENAI} {OLLAMA} {PROMETHEUS}")
         });
     if installed {
         eprintln!(
-            "xtask: openai {OPENAI} and ollama {OLLAMA} already installed in {}",
+            "xtask: openai {OPENAI}, ollama {OLLAMA} and prometheus-client {PROMETHEUS} already installed in {}",
             venv.display()
         );
         return Ok(());
@@ -55,9 +61,10 @@ pub(crate) fn install() -> Result<(), String> {
         "--disable-pip-version-check",
         &format!("openai=={OPENAI}"),
         &format!("ollama=={OLLAMA}"),
+        &format!("prometheus-client=={PROMETHEUS}"),
     ]))?;
     eprintln!(
-        "xtask: installed openai {OPENAI} and ollama {OLLAMA} in {}",
+        "xtask: installed openai {OPENAI}, ollama {OLLAMA} and prometheus-client {PROMETHEUS} in {}",
         venv.display()
     );
     Ok(())

@@ -34,6 +34,11 @@ fn in_range(v: u32, lo: u32, hi: u32) -> Option<u32> {
 
 const QUOTA_FORM: &str = "`unlimited`, or some of requests_per_minute=N, tokens_per_day=N, max_concurrent=N separated by commas (N from 1 to 2^40)";
 
+/// Whether the key holds a secret (its value is never shown).
+pub(crate) fn is_secret(key: &str) -> bool {
+    key == "metrics_token"
+}
+
 /// Every key, in display order.
 pub static KEYS: &[KeySpec] = &[
     KeySpec {
@@ -247,6 +252,40 @@ pub static KEYS: &[KeySpec] = &[
             Some(())
         },
         show: |s| s.cookie_secure.to_string(),
+    },
+    KeySpec {
+        name: "metrics_token",
+        env: "OFFGRID_METRICS_TOKEN",
+        expected: "a token of 16 to 256 printable ASCII characters without spaces, or empty for none",
+        apply: |s, r| {
+            let token = r.as_text()?.trim().to_owned();
+            s.metrics_token = match token.len() {
+                0 => None,
+                16..=256 if token.chars().all(|c| c.is_ascii_graphic()) => {
+                    Some(crate::load::Secret::new(token))
+                }
+                _ => return None,
+            };
+            Some(())
+        },
+        // A secret: whether it is set, never its value.
+        show: |s| {
+            if s.metrics_token.is_some() {
+                "(set)".to_owned()
+            } else {
+                String::new()
+            }
+        },
+    },
+    KeySpec {
+        name: "metrics_per_user",
+        env: "OFFGRID_METRICS_PER_USER",
+        expected: "true or false",
+        apply: |s, r| {
+            s.metrics_per_user = parse_bool(r)?;
+            Some(())
+        },
+        show: |s| s.metrics_per_user.to_string(),
     },
     KeySpec {
         name: "model_import_dir",

@@ -9,7 +9,8 @@ mod quota;
 pub use duration::KeepAlive;
 pub use keys::KEYS;
 pub use load::{
-    ConfigError, Loaded, Overrides, Settings, Source, load, load_from_process, validate_file,
+    ConfigError, Loaded, Overrides, Secret, Settings, Source, load, load_from_process,
+    validate_file,
 };
 pub use mode::multi_user_disabled;
 pub use quota::RoleQuota;

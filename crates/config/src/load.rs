@@ -6,6 +6,29 @@ use std::path::{Path, PathBuf};
 
 use crate::keys::{KEYS, spec};
 
+/// A secret setting: compared, never printed (`Debug` hides it, so
+/// logging the settings does not leak it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for a comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// The effective settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -54,6 +77,12 @@ pub struct Settings {
     /// Clients reach the server over HTTPS (e.g. through a TLS reverse
     /// proxy): the session cookie is `Secure` and named `__Host-…`.
     pub cookie_secure: bool,
+    /// A bearer token that may read `GET /metrics` besides administrators
+    /// (for a Prometheus scraper; at least 16 characters).
+    pub metrics_token: Option<Secret>,
+    /// `/metrics` has per-user request and token counters (labelled by
+    /// username).
+    pub metrics_per_user: bool,
     /// The only directory `POST /v1/models` imports from (`None`:
     /// `$OFFGRID_HOME/import`).
     pub model_import_dir: Option<PathBuf>,
@@ -118,6 +147,8 @@ impl Settings {
             allowed_hosts: Vec::new(),
             allow_remote_single_user: false,
             cookie_secure: false,
+            metrics_token: None,
+            metrics_per_user: true,
             model_import_dir: None,
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
@@ -333,7 +364,12 @@ fn apply(
         None => Err(ConfigError::Invalid {
             key: key.to_owned(),
             origin: source,
-            value: raw.display(),
+            // A secret's value stays out of error messages and logs.
+            value: if crate::keys::is_secret(key) {
+                "(hidden)".to_owned()
+            } else {
+                raw.display()
+            },
             expected: spec.expected,
         }),
     }
@@ -377,7 +413,11 @@ fn read_file(path: &Path) -> Result<Vec<(String, Raw)>, ConfigError> {
         let raw = yaml_to_raw(v).ok_or_else(|| ConfigError::Invalid {
             key: key.clone(),
             origin: Source::File(path.to_owned()),
-            value: format!("{v:?}"),
+            value: if crate::keys::is_secret(&key) {
+                "(hidden)".to_owned()
+            } else {
+                format!("{v:?}")
+            },
             expected: spec.expected,
         })?;
         pairs.push((key, raw));
@@ -651,6 +691,39 @@ mod tests {
             msg.contains("model_import_dir") && msg.contains("absolute"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_metrics_token_is_checked_and_never_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = load(&home_env(&dir), &Overrides::default())
+            .expect("load")
+            .settings;
+        assert_eq!(s.metrics_token, None);
+        assert!(s.metrics_per_user);
+        let mut e = home_env(&dir);
+        e.insert(
+            "OFFGRID_METRICS_TOKEN".into(),
+            "scrape-me-0123456789".into(),
+        );
+        e.insert("OFFGRID_METRICS_PER_USER".into(), "false".into());
+        let loaded = load(&e, &Overrides::default()).expect("load");
+        let s = &loaded.settings;
+        assert_eq!(
+            s.metrics_token.as_ref().map(Secret::expose),
+            Some("scrape-me-0123456789")
+        );
+        assert!(!s.metrics_per_user);
+        assert!(!format!("{s:?}").contains("scrape-me"));
+        for bad in ["short", "has a space in it 0123456789"] {
+            let mut e = home_env(&dir);
+            e.insert("OFFGRID_METRICS_TOKEN".into(), bad.into());
+            let msg = load(&e, &Overrides::default())
+                .expect_err("refused")
+                .to_string();
+            assert!(msg.contains("metrics_token"), "{msg}");
+            assert!(!msg.contains(bad), "the value is not echoed: {msg}");
+        }
     }
 
     #[test]

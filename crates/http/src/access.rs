@@ -183,20 +183,59 @@ pub(crate) async fn gate(
     let Some(rule) = rule else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
+    // A refusal is an answer (not an error), so the request metrics and
+    // log see it with its route.
+    match admit(rule, &req).await {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+        }
+        Ok(None) => {}
+        Err(e) => return Ok(req.error_response(e)),
+    }
+    next.call(req).await.map(|r| r.map_into_boxed_body())
+}
+
+/// Whether `req` may use the route `rule` describes: the caller it acts
+/// as (none for public routes), or the refusal.
+async fn admit(rule: RouteInfo, req: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     if rule.multi_user_only && !state.settings.multi_user_mode {
-        return Err(ApiError::multi_user_disabled().into());
+        return Err(ApiError::multi_user_disabled());
     }
-    if rule.access != Access::Public {
-        let caller = resolve(&state, &req).await?;
-        if let Some(id) = &caller.principal.user_id {
-            crate::trace::record_user(id);
-        }
-        authorize(&caller, rule.access)?;
-        req.extensions_mut().insert(caller);
+    if rule.access == Access::Public {
+        return Ok(None);
     }
-    next.call(req).await.map(|r| r.map_into_boxed_body())
+    if rule.path == crate::routes::METRICS_PATH && scrape_token_matches(&state, req) {
+        // A Prometheus scraper with the configured token: let through to
+        // this route, acting as no one.
+        return Ok(None);
+    }
+    let caller = resolve(&state, req).await?;
+    if let Some(id) = &caller.principal.user_id {
+        crate::trace::record_user(id);
+    }
+    authorize(&caller, rule.access)?;
+    Ok(Some(caller))
+}
+
+/// Whether the request's bearer credential is the configured
+/// `metrics_token` (compared in constant time).
+fn scrape_token_matches(state: &AppState, req: &ServiceRequest) -> bool {
+    let Some(token) = &state.settings.metrics_token else {
+        return false;
+    };
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    use subtle::ConstantTimeEq;
+    presented.len() == token.expose().len()
+        && bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()))
 }

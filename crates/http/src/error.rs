@@ -119,6 +119,8 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
+        // For the request metrics (auth failures and throttling by code).
+        res.extensions_mut().insert(self.code);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
         }

@@ -6,6 +6,7 @@ mod code;
 mod cookie;
 mod error;
 mod extract;
+pub mod metrics;
 mod peer;
 mod routes;
 mod state;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
     /// Chat sessions and shares.
     pub workspace: offgrid_workspace::Workspace,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Document uploads whose bodies are being read.
     pub(crate) uploads_reading: Arc<std::sync::atomic::AtomicUsize>,
     /// Set once an admin is known to exist. Only ever goes from false to
@@ -65,12 +67,16 @@ impl AppState {
         if let Err(e) = workspace.start_indexer(Arc::new(backend), indexing) {
             tracing::error!(error = %e, "RAG indexing is not available");
         }
+        let metrics = Arc::new(crate::metrics::Metrics::new(settings.metrics_per_user));
+        let loads = metrics.clone();
+        models.observe_loads(Box::new(move |id, took| loads.model_load(id, took)));
         AppState {
             settings: Arc::new(settings),
             auth,
             models,
             usage,
             workspace,
+            metrics,
             uploads_reading: Arc::default(),
             admin_exists: Arc::new(AtomicBool::new(false)),
             setup_code: Arc::new(Mutex::new(None)),

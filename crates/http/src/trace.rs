@@ -35,6 +35,10 @@ pub(crate) async fn request_span(
         user = Empty,
     );
     let started = Instant::now();
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().to_string();
     let result = next.call(req).instrument(span.clone()).await;
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let _entered = span.enter();
@@ -45,6 +49,14 @@ pub(crate) async fn request_span(
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".to_owned());
             let status = res.status().as_u16();
+            if let Some(m) = &metrics {
+                let code = res
+                    .response()
+                    .extensions()
+                    .get::<crate::code::ErrorCode>()
+                    .map(|c| c.as_str());
+                m.request(&route, &method, status, code);
+            }
             span.record("route", tracing::field::display(&route));
             span.record("status", status);
             span.record("ms", ms);
@@ -56,6 +68,12 @@ pub(crate) async fn request_span(
         }
         Err(e) => {
             let status = e.as_response_error().status_code().as_u16();
+            if let Some(m) = &metrics {
+                let code = e
+                    .as_error::<crate::error::ApiError>()
+                    .map(|a| a.code.as_str());
+                m.request("unmatched", &method, status, code);
+            }
             span.record("status", status);
             span.record("ms", ms);
             if status >= 500 {

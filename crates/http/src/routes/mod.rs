@@ -52,6 +52,8 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("GET", "/health", Public, multi_user_only: false, system::health),
     route!("GET", "/v1/system/config", Public, multi_user_only: false, system::config),
     route!("GET", "/openapi.json", Public, multi_user_only: false, openapi::document),
+    // Administrators, or a scraper with `metrics_token` (see the gate)
+    route!("GET", "/metrics", Requires(P::ViewMetrics), multi_user_only: false, system::metrics),
     // authentication
     route!("POST", "/v1/auth/setup", Public, multi_user_only: true, auth::setup),
     route!("POST", "/v1/auth/login", Public, multi_user_only: true, auth::login),
@@ -138,6 +140,9 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("PATCH", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::update),
     route!("DELETE", "/v1/presets/{id}", ACCOUNT_HOLDER, multi_user_only: false, presets::delete),
 ];
+
+/// The metrics route's path (the gate lets the scrape token through there).
+pub(crate) const METRICS_PATH: &str = "/metrics";
 
 /// Routes for anyone with an account of their own (every role but Guest,
 /// and never the anonymous guest): what they may do with a resource is

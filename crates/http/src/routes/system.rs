@@ -37,8 +37,9 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
         guest_access: s.guest_access,
         features: wire::Features {
             users: s.multi_user_mode,
+            // `GET /metrics`, for administrators (and a scrape token).
+            metrics: true,
             // Features that later releases add report false until they exist.
-            metrics: false,
             agent: false,
             lora: false,
         },
@@ -46,4 +47,30 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
         setup_required,
         default_model: s.default_model.clone(),
     }))
+}
+
+/// `GET /metrics`: Prometheus metrics in the OpenMetrics text format, for
+/// administrators or a scraper holding `metrics_token` (per-user series
+/// name users).
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String)))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let queue = state.models.queue();
+    let running = queue
+        .iter()
+        .filter(|j| j.state == offgrid_inference::JobState::Running)
+        .count();
+    let gauges = crate::metrics::Gauges {
+        models_loaded: state
+            .models
+            .list()
+            .iter()
+            .filter(|s| s.loaded.is_some())
+            .count(),
+        running,
+        queued: queue.len().saturating_sub(running),
+    };
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render(&gauges))
 }

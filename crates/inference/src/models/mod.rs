@@ -12,9 +12,11 @@
 //! pool, never from an async executor's threads.
 
 pub mod gate;
+mod residency;
 pub mod serve;
 
 pub use gate::{EmbeddingAdmission, EmbeddingGate, EmbeddingRefusal, GuestShare, Slot, SlotWaiter};
+pub use residency::LoadObserver;
 pub use serve::{EmbedRequest, GenerateRequest, Generation, Prompt, Requester, Ticket};
 
 use std::collections::{BTreeMap, HashMap};
@@ -236,6 +238,8 @@ pub struct Models {
     inner: Mutex<Inner>,
     /// Held while a model loads, so two requests never load it twice.
     loading: Mutex<()>,
+    /// Told of every load (see [`Models::observe_loads`]).
+    load_observer: std::sync::OnceLock<residency::LoadObserver>,
 }
 
 impl std::fmt::Debug for Models {
@@ -276,6 +280,7 @@ impl Models {
             max_context,
             inner: Mutex::new(Inner::default()),
             loading: Mutex::new(()),
+            load_observer: std::sync::OnceLock::new(),
         });
         models.rescan();
         let weak = Arc::downgrade(&models);
@@ -465,6 +470,9 @@ impl Models {
             ModelError::LoadFailed(e)
         })?;
         tracing::info!(model = %id, ms = started.elapsed().as_millis() as u64, "loaded model");
+        if let Some(observe) = self.load_observer.get() {
+            observe(id, started.elapsed());
+        }
         let mut inner = self.lock();
         if !inner.installed.contains_key(id) {
             // Removed while loading.
@@ -479,30 +487,6 @@ impl Models {
             },
         );
         Ok(instance)
-    }
-
-    /// Before a load: while `max_loaded` models are in memory, unloads the
-    /// least recently used one that no request holds. Models in use stay
-    /// (the limit is then exceeded until they finish).
-    fn make_room(&self) {
-        let mut inner = self.lock();
-        while inner.resident.len() >= self.max_loaded {
-            let victim = inner
-                .resident
-                .iter()
-                .filter(|(_, r)| !r.instance.in_use())
-                .min_by_key(|(_, r)| r.last_used)
-                .map(|(id, _)| id.clone());
-            let Some(id) = victim else {
-                tracing::warn!(
-                    limit = self.max_loaded,
-                    "every loaded model is in use; loading one more than max_loaded_models"
-                );
-                return;
-            };
-            inner.resident.remove(&id);
-            tracing::info!(model = %id, "unloaded to make room (max_loaded_models)");
-        }
     }
 
     /// Imports a `.gguf` file or an embedding model folder (see
@@ -536,26 +520,6 @@ impl Models {
         }
         tracing::info!(model = %id, "removed model");
         Ok(entry)
-    }
-
-    /// Unloads every model whose keep-alive has run out and that no request
-    /// holds. Returns the ids unloaded.
-    fn reap_once(&self) -> Vec<String> {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        let mut gone = Vec::new();
-        inner.resident.retain(|id, r| {
-            if r.instance.in_use() {
-                r.last_used = now;
-                return true;
-            }
-            let keep = r.expires_in(now).is_none_or(|left| !left.is_zero());
-            if !keep {
-                gone.push(id.clone());
-            }
-            keep
-        });
-        gone
     }
 }
 

@@ -9,7 +9,6 @@
 //! text comes back as [`Event`]s through the caller's sink.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use offgrid_config::KeepAlive;
 
@@ -188,41 +187,6 @@ impl Models {
         }
         self.engine.submit_admitted(job, ticket.admission)?;
         Ok(generation)
-    }
-
-    /// Loads model `id` (either kind) if it is not in memory, without
-    /// using it; it then stays for `keep_alive` (default: the server's
-    /// setting). Blocking.
-    pub fn load(&self, id: &str, keep_alive: Option<KeepAlive>) -> Result<(), ModelError> {
-        let kind = {
-            let inner = self.lock();
-            inner
-                .installed
-                .get(id)
-                .map(|e| e.kind)
-                .ok_or_else(|| ModelError::not_found(id, inner.installed.is_empty()))?
-        };
-        self.acquire(id, kind, keep_alive).map(|_| ())
-    }
-
-    /// Unloads model `id` now, or as soon as the requests using it end.
-    /// `Ok(false)` when it was not loaded.
-    pub fn unload(&self, id: &str) -> Result<bool, ModelError> {
-        let mut inner = self.lock();
-        if !inner.installed.contains_key(id) {
-            return Err(ModelError::not_found(id, inner.installed.is_empty()));
-        }
-        let Some(r) = inner.resident.get_mut(id) else {
-            return Ok(false);
-        };
-        if r.instance.in_use() {
-            // The reaper unloads it once the last request lets go.
-            r.keep_alive = KeepAlive::For(Duration::ZERO);
-        } else {
-            inner.resident.remove(id);
-            tracing::info!(model = %id, "unloaded on request");
-        }
-        Ok(true)
     }
 
     /// Every generation queued or running, oldest first.

@@ -199,12 +199,34 @@ pub(crate) async fn start(
     let watch = tx.clone();
     let connection = client.clone();
     let models = state.models.clone();
+    let (metrics, model) = (state.metrics.clone(), options.model.to_owned());
+    let gaps = metrics.gaps_of(&model);
+    let mut last_token: Option<std::time::Instant> = None;
     let generation: Generation = crate::trace::block(move || {
         models.generate(
             ticket,
             request,
             Box::new(move |event| {
+                if let Event::Text(_) = &event {
+                    let now = std::time::Instant::now();
+                    if let Some(last) = last_token.replace(now) {
+                        gaps.observe((now - last).as_secs_f64());
+                    }
+                }
+                if let Event::Error(_) = &event {
+                    metrics.generation(&model, endpoint, "error", None);
+                }
                 if let Event::Done(u) = &event {
+                    metrics.generation(
+                        &model,
+                        endpoint,
+                        u.finish_reason.as_str(),
+                        Some(&crate::metrics::GenerationTimings {
+                            first_token: u.time_to_first_token,
+                            queued: u.queued,
+                            total: received.elapsed(),
+                        }),
+                    );
                     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
                     let ttft = u.time_to_first_token.unwrap_or(u.duration);
                     // Until the engine had it: admission, a blocking

@@ -175,6 +175,9 @@ struct Accounting {
     api_key_id: Option<offgrid_domain::ApiKeyId>,
     model: String,
     endpoint: &'static str,
+    /// The caller as the per-user metrics name them.
+    user_label: String,
+    metrics: Arc<crate::metrics::Metrics>,
     /// The server's runtime: `record` may be called from the engine's
     /// thread, which has none.
     runtime: tokio::runtime::Handle,
@@ -200,6 +203,13 @@ impl Accounting {
             api_key_id,
             model: model.to_owned(),
             endpoint,
+            user_label: match (&caller.user, &caller.principal.user_id) {
+                (Some(user), _) => user.username.clone(),
+                // `~` is in no username.
+                (None, Some(_)) => "~owner".to_owned(),
+                (None, None) => "~guest".to_owned(),
+            },
+            metrics: state.metrics.clone(),
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -222,6 +232,13 @@ impl Accounting {
             completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
             duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         };
+        self.metrics.tokens(
+            &self.model,
+            self.endpoint,
+            &self.user_label,
+            u64::try_from(prompt_tokens).unwrap_or(u64::MAX),
+            u64::try_from(completion_tokens).unwrap_or(u64::MAX),
+        );
         let repo = self.repo.clone();
         let (workspace, subject) = (self.workspace.clone(), self.quota_subject.clone());
         let tokens =
