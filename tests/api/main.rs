@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod benchmark;
 mod cookie;
 mod data_files;
 mod fuzz;

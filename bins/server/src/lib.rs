@@ -56,6 +56,7 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         workspace,
     } = Services::open_with(&settings, auth_config)?;
     let usage = db.repositories().usage;
+    let benchmarks = db.repositories().benchmarks;
     // Until the first admin exists, remote setup needs this code; it lives
     // only in memory and is shown once at start-up.
     let setup_code = (settings.multi_user_mode && auth.setup_required()?).then(SetupCode::generate);
@@ -85,8 +86,15 @@ pub fn prepare(settings: Settings, auth_config: AuthConfig) -> anyhow::Result<Pr
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
     let addr = listener.local_addr()?;
     Ok(Prepared {
-        state: AppState::new(settings, Arc::new(auth), models, usage, workspace)
-            .with_setup_code(setup_code.clone()),
+        state: AppState::new(
+            settings,
+            Arc::new(auth),
+            models,
+            usage,
+            benchmarks,
+            workspace,
+        )
+        .with_setup_code(setup_code.clone()),
         listener,
         addr,
         setup_code,

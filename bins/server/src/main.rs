@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod commands;
 
-use commands::{Global, chat, config, models, run, serve, session, users};
+use commands::{Global, benchmark, chat, config, models, run, serve, session, users};
 
 /// OffGrid: a self-hosted, offline LLM server.
 #[derive(Parser, Debug)]
@@ -51,6 +51,10 @@ enum Command {
     /// mode).
     #[command(subcommand)]
     Session(session::Command),
+    /// Measure a model's prompt and decode speed on a running server, as
+    /// `POST /v1/benchmark` does (administrators; `OFFGRID_API_KEY` in
+    /// multi-user mode); the run is kept in the server's history.
+    Benchmark(benchmark::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(&global, args),
         Command::Users(args) => users::run(&global, args),
         Command::Session(cmd) => session::run(&global, cmd),
+        Command::Benchmark(args) => benchmark::run(&global, args),
     };
     result.unwrap_or_else(|failure| failure.report(commands::BIN))
 }

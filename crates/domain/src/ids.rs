@@ -76,6 +76,10 @@ id_type!(
     /// Identifies a document in a RAG collection.
     DocumentId
 );
+id_type!(
+    /// Identifies a benchmark run.
+    BenchmarkId
+);
 
 impl UserId {
     /// The built-in, non-loginable user that owns everything made in

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod audit;
+pub mod benchmark;
 pub mod error;
 pub mod ids;
 pub mod invitation;
@@ -17,7 +18,8 @@ pub mod workspace;
 
 pub use error::RepoError;
 pub use ids::{
-    ApiKeyId, ChatSessionId, CollectionId, DocumentId, InvitationId, PresetId, SessionId, UserId,
+    ApiKeyId, BenchmarkId, ChatSessionId, CollectionId, DocumentId, InvitationId, PresetId,
+    SessionId, UserId,
 };
 pub use principal::{Credential, Principal};
 pub use role::{Permission, Role};

@@ -231,6 +231,25 @@ pub trait UsageRepository: Send + Sync {
     ) -> Result<Vec<crate::usage::UsageTotal>, RepoError>;
 }
 
+/// Benchmark runs: machine-wide figures, not anyone's data (every run is
+/// listed to whoever may see the models).
+pub trait BenchmarkRepository: Send + Sync {
+    /// Records a run of `user` (None: no account) and returns it.
+    fn record(
+        &self,
+        user: Option<&UserId>,
+        figures: crate::benchmark::BenchmarkFigures,
+        at: Timestamp,
+    ) -> Result<crate::benchmark::BenchmarkRun, RepoError>;
+
+    /// The newest `limit` runs, newest first (of one model, if given).
+    fn recent(
+        &self,
+        model: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<crate::benchmark::BenchmarkRun>, RepoError>;
+}
+
 /// Chat sessions and their messages. Every method takes the [`Reader`]:
 /// a session the reader may not see at all (not theirs, not shared with
 /// them, and they do not see everything) is `NotFound`, exactly like one
@@ -557,4 +576,6 @@ pub struct Repositories {
     pub invitations: std::sync::Arc<dyn InvitationRepository>,
     /// RAG collections.
     pub collections: std::sync::Arc<dyn CollectionRepository>,
+    /// Benchmark runs.
+    pub benchmarks: std::sync::Arc<dyn BenchmarkRepository>,
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
     /// Chat sessions and shares.
     pub workspace: offgrid_workspace::Workspace,
+    /// Benchmark runs (`/v1/benchmark`).
+    pub benchmarks: Arc<dyn offgrid_domain::repo::BenchmarkRepository>,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Document uploads whose bodies are being read.
@@ -51,6 +53,7 @@ impl AppState {
         auth: Arc<AuthService>,
         models: Arc<Models>,
         usage: Arc<dyn offgrid_domain::repo::UsageRepository>,
+        benchmarks: Arc<dyn offgrid_domain::repo::BenchmarkRepository>,
         workspace: offgrid_workspace::Workspace,
     ) -> Self {
         let backend = crate::routes::rag::ModelsBackend {
@@ -75,6 +78,7 @@ impl AppState {
             auth,
             models,
             usage,
+            benchmarks,
             workspace,
             metrics,
             uploads_reading: Arc::default(),

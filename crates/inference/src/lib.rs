@@ -24,7 +24,7 @@ pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;
 pub use limits::{Admitted, PerKeyLimit};
-pub use model::{CausalLm, LlamaModel};
+pub use model::{CausalLm, LlamaModel, forward_threads};
 pub use models::{
     EmbedRequest, GenerateRequest, Generation, ModelError, ModelStatus, Models, ModelsConfig,
     Prompt, Requester, Ticket,

@@ -172,6 +172,11 @@ impl CausalLm for LlamaModel {
     }
 }
 
+/// How many threads a forward pass runs on.
+pub fn forward_threads() -> usize {
+    pool().current_num_threads()
+}
+
 /// The threads every forward pass runs on. Running the whole pass inside
 /// the pool makes the caller a worker: the matmuls' parallel loops split
 /// work by stealing instead of waking sleeping threads through a latch,

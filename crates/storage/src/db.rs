@@ -145,7 +145,8 @@ impl Database {
             presets: me.clone(),
             quotas: me.clone(),
             invitations: me.clone(),
-            collections: me,
+            collections: me.clone(),
+            benchmarks: me,
         }
     }
 

@@ -87,6 +87,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    benchmark_runs (id) {
+        id -> Text,
+        at -> BigInt,
+        user_id -> Nullable<Text>,
+        model -> Text,
+        prompt_tokens -> BigInt,
+        generated_tokens -> BigInt,
+        prompt_tps -> Double,
+        decode_tps -> Double,
+        ttft_ms -> Double,
+        cpu -> Text,
+        threads -> BigInt,
+        simd -> Text,
+    }
+}
+
+diesel::table! {
     presets (id) {
         id -> Text,
         owner_id -> Text,

@@ -10,6 +10,8 @@ use offgrid_config::{Loaded, Overrides, load_from_process};
 
 use crate::client;
 
+pub(crate) mod api;
+pub(crate) mod benchmark;
 pub(crate) mod chat;
 pub(crate) mod config;
 pub(crate) mod models;

@@ -5,13 +5,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
-use offgrid_cli::{EXIT_USAGE, Failure};
-use offgrid_http::wire::{ErrorBody, Session, SessionList};
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use offgrid_cli::Failure;
+use offgrid_http::wire::{Session, SessionList};
 
+use super::api::Api;
 use super::{Global, Outcome, server_url};
 
 /// Export formats.
@@ -79,68 +78,6 @@ pub(crate) enum Command {
         #[arg(long)]
         url: Option<String>,
     },
-}
-
-/// The server, with the caller's key.
-struct Api {
-    base: String,
-    client: Client,
-    key: Option<String>,
-}
-
-impl Api {
-    fn new(base: String) -> Result<Api, Failure> {
-        let client = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Failure::new(1, e.to_string()))?;
-        Ok(Api {
-            base,
-            client,
-            key: std::env::var("OFFGRID_API_KEY").ok(),
-        })
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        let rb = self.client.request(method, format!("{}{path}", self.base));
-        match &self.key {
-            Some(key) => rb.bearer_auth(key),
-            None => rb,
-        }
-    }
-
-    /// Sends; a failure is the server's error message (exit 1, or 2 for a
-    /// refused value) or a connection error.
-    fn send(&self, rb: RequestBuilder) -> Result<Response, Failure> {
-        let res = rb.send().map_err(|e| {
-            Failure::new(
-                1,
-                format!(
-                    "no OffGrid server answers at {} ({e}); start one with `offgrid serve`",
-                    self.base
-                ),
-            )
-        })?;
-        if res.status().is_success() {
-            return Ok(res);
-        }
-        let status = res.status();
-        let message = res
-            .json::<ErrorBody>()
-            .map(|b| b.error.message)
-            .unwrap_or_else(|_| status.to_string());
-        let code = if status.as_u16() == 400 || status.as_u16() == 422 {
-            EXIT_USAGE
-        } else {
-            1
-        };
-        let hint = if status.as_u16() == 401 {
-            " (set OFFGRID_API_KEY)"
-        } else {
-            ""
-        };
-        Err(Failure::new(code, format!("{message}{hint}")))
-    }
 }
 
 fn path_id(id: &str) -> String {

@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod benchmark;
 mod invitations;
 mod keys;
 mod models;
@@ -92,6 +93,8 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
+    route!("POST", "/v1/benchmark", Requires(P::ManageModels), multi_user_only: false, benchmark::run),
+    route!("GET", "/v1/benchmark", Requires(P::ViewModels), multi_user_only: false, benchmark::list),
     route!("GET", "/v1/queue", Requires(P::Chat), multi_user_only: false, queue::list),
     route!("DELETE", "/v1/queue/{id}", Requires(P::Chat), multi_user_only: false, queue::cancel),
     route!("GET", "/v1/usage", Requires(P::ManageOwnAccount), multi_user_only: false, usage::usage),

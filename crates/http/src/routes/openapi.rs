@@ -16,8 +16,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 
 use super::{
-    audit, auth, invitations, keys, models, ollama, openai, presets, queue, quota, rag, sessions,
-    system, usage, users,
+    audit, auth, benchmark, invitations, keys, models, ollama, openai, presets, queue, quota, rag,
+    sessions, system, usage, users,
 };
 use crate::access::{Access, route_table};
 use crate::state::AppState;
@@ -69,7 +69,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         keys::list_for_user, keys::create_for_user, keys::revoke_for_user,
         invitations::list, invitations::create, invitations::revoke,
         audit::list,
-        models::list, models::import, models::get, models::remove,
+        models::list, models::import, models::get, models::remove, benchmark::run, benchmark::list,
         openai::chat_completions, openai::completions, openai::embeddings, usage::usage,
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
         sessions::add_message, sessions::export, sessions::share, sessions::shares,
@@ -215,6 +215,10 @@ pub(crate) async fn document(state: web::Data<AppState>) -> HttpResponse {
         (
             "EmbeddingRequest",
             offgrid_inference::registry::ModelKind::Embedding,
+        ),
+        (
+            "BenchmarkRequest",
+            offgrid_inference::registry::ModelKind::Chat,
         ),
         (
             "OllamaGenerateRequest",

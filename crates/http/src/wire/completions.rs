@@ -136,6 +136,31 @@ pub struct CompletionOptions<'a> {
     pub keep_alive: Option<&'a Value>,
 }
 
+impl<'a> CompletionOptions<'a> {
+    /// Options for `model` with every other option absent (the server's
+    /// defaults).
+    pub fn new(model: &'a str) -> Self {
+        CompletionOptions {
+            model,
+            stream: false,
+            stream_options: None,
+            max_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            repetition_penalty: None,
+            seed: None,
+            stop: None,
+            n: None,
+            logprobs: None,
+            top_logprobs: None,
+            echo: None,
+            keep_alive: None,
+        }
+    }
+}
+
 /// Declares a completion request: the shared fields, then its own,
 /// in one flat struct (parsed once, and without `#[serde(flatten)]`, which
 /// would lose the field path in errors), with [`CompletionOptions`] as a

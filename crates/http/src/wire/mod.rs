@@ -8,6 +8,7 @@
 //! gets an error naming its field rather than a generic parse failure.
 
 pub mod accounts;
+pub mod benchmark;
 pub mod completions;
 pub mod embeddings;
 pub mod invitations;
@@ -21,6 +22,7 @@ pub mod sessions;
 pub mod system;
 
 pub use accounts::*;
+pub use benchmark::*;
 pub use completions::*;
 pub use embeddings::*;
 pub use invitations::*;

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod audit;
+mod benchmarks;
 mod chats;
 mod collections;
 mod grants;

@@ -160,22 +160,15 @@ async fn answer(
         repeat_penalty,
     } = sampling;
     let options = CompletionOptions {
-        model: id,
         stream: streaming,
-        stream_options: None,
         max_tokens,
-        max_completion_tokens: None,
         temperature: Some(temperature),
         top_p: Some(top_p),
         top_k: Some(top_k),
         repetition_penalty: repeat_penalty,
         seed,
-        stop: None,
-        n: None,
-        logprobs: None,
-        top_logprobs: None,
-        echo: None,
         keep_alive,
+        ..CompletionOptions::new(id)
     };
     let (kind, endpoint) = match (&prompt, api) {
         (Prompt::Text(_), _) => (Kind::Text, "ollama.generate"),
