@@ -210,6 +210,18 @@ fn bad_requests_get_400s_that_name_the_field() {
             json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "top_p": 0}),
             "top_p",
         ),
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}],
+                   "response_format": {"type": "yaml"}}),
+            "response_format",
+        ),
+        // A schema nothing satisfies is refused before anything runs.
+        (
+            json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}],
+                   "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+                       "schema": {"type": "integer", "minimum": 5, "maximum": 1}}}}),
+            "response_format",
+        ),
     ];
     for (request, field) in cases {
         let res = app.post("/v1/chat/completions", None, request.clone());

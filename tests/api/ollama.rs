@@ -241,8 +241,17 @@ fn ollama_loads_and_unloads_on_an_empty_prompt_and_refuses_what_it_cannot_do() {
         app.post("/api/chat", None, req)
     };
     for (extra, status) in [
-        (json!({ "format": "json" }), 400),
-        (json!({ "format": { "type": "object" } }), 400),
+        (json!({ "format": "yaml" }), 400),
+        (json!({ "format": 3 }), 400),
+        // A schema nothing satisfies, or one asking for a remote document.
+        (
+            json!({ "format": { "type": "integer", "minimum": 5, "maximum": 1 } }),
+            400,
+        ),
+        (
+            json!({ "format": { "$ref": "http://127.0.0.1:9/s.json" } }),
+            400,
+        ),
         (json!({ "think": true }), 400),
         (
             json!({ "tools": [{ "type": "function", "function": { "name": "f" } }] }),

@@ -1,8 +1,9 @@
 //! The official `ollama` Python package (from PyPI, pinned by `cargo
 //! xtask tools`) against a multi-user server, with an API key in
 //! `OLLAMA_API_KEY` as the client sends it: list, show, ps, generate
-//! (streamed and not), chat with options, embed with two inputs, and an
-//! unknown model as `ResponseError` 404.
+//! (streamed and not), chat with options, `format="json"` and a JSON
+//! schema, embed with two inputs, and an unknown model as `ResponseError`
+//! 404.
 
 use std::process::Command;
 
@@ -35,6 +36,15 @@ parts = [p for p in c.chat(model="smollm2-135m-instruct", messages=q, options=op
 out["chat_stream"] = "".join(p.message.content for p in parts)
 out["chat_last"] = [parts[-1].done, parts[-1].done_reason, parts[-1].eval_count,
                     parts[-1].prompt_eval_count > 0, parts[-1].total_duration > 0]
+j = c.generate(model="smollm2-135m-instruct", prompt="Describe a cat in JSON.", format="json",
+               options={"temperature": 0, "num_predict": 200})
+out["json"] = [j.response, j.done_reason]
+person = {"type": "object", "additionalProperties": False, "required": ["name", "age"],
+          "properties": {"name": {"type": "string", "maxLength": 12},
+                         "age": {"type": "integer", "minimum": 0, "maximum": 120}}}
+p = c.chat(model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Invent a person."}],
+           format=person, options={"temperature": 1.0, "seed": 7, "num_predict": 100})
+out["schema"] = [p.message.content, p.done_reason]
 out["ps"] = [m.model for m in c.ps().models]
 e = c.embed(model="all-minilm-l6-v2", input=["hello", "world"])
 out["embed"] = [len(v) for v in e.embeddings]
@@ -95,6 +105,26 @@ fn the_official_ollama_python_client_works_with_an_api_key() {
     assert_eq!(v["chat_last"][0], true);
     assert_eq!(v["chat_last"][3], true);
     assert_eq!(v["chat_last"][4], true);
+    // Constrained decoding: JSON, and JSON valid against the schema.
+    assert_eq!(v["json"][1], "stop", "{}", v["json"]);
+    let json: Value = serde_json::from_str(v["json"][0].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("format=json gave no JSON ({e}): {}", v["json"]));
+    assert!(json.is_object(), "{json}");
+    assert_eq!(v["schema"][1], "stop", "{}", v["schema"]);
+    let person: Value = serde_json::from_str(v["schema"][0].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the schema gave no JSON ({e}): {}", v["schema"]));
+    let fields = person.as_object().expect("an object");
+    assert_eq!(fields.len(), 2, "{person}");
+    assert!(
+        fields["name"]
+            .as_str()
+            .is_some_and(|n| n.chars().count() <= 12)
+    );
+    assert!(
+        fields["age"]
+            .as_i64()
+            .is_some_and(|a| (0..=120).contains(&a))
+    );
     assert_eq!(
         v["ps"],
         serde_json::json!(["smollm2-135m-instruct:latest"]),

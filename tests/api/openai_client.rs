@@ -1,5 +1,7 @@
 //! The official `openai` Python package against the server, with an API
-//! key: models, chat (plain and streaming), embeddings, errors. The test
+//! key: models, chat (plain and streaming), structured outputs (a pydantic
+//! model through `chat.completions.parse`, and `json_object`), embeddings,
+//! errors. The test
 //! installs nothing: `cargo xtask tools` (run by `cargo xtask test`) puts
 //! the pinned package into `~/.cache/offgrid/openai-venv`.
 
@@ -29,6 +31,17 @@ for ch in c.chat.completions.create(model="smollm2-135m-instruct", messages=q, t
         usage = ch.usage.total_tokens
 out["stream"] = "".join(parts)
 out["stream_total_tokens"] = usage
+from pydantic import BaseModel, Field
+class Person(BaseModel):
+    name: str = Field(max_length=12)
+    age: int = Field(ge=0, le=120)
+p = c.chat.completions.parse(model="smollm2-135m-instruct", response_format=Person, seed=7,
+                             messages=[{"role": "user", "content": "Invent a person."}], max_tokens=100)
+out["parsed"] = p.choices[0].message.parsed.model_dump()
+j = c.chat.completions.create(model="smollm2-135m-instruct", temperature=0, max_tokens=200,
+                              response_format={"type": "json_object"},
+                              messages=[{"role": "user", "content": "Describe a cat in JSON."}])
+out["json_object"] = [j.choices[0].message.content, j.choices[0].finish_reason]
 e = c.embeddings.create(model="all-minilm-l6-v2", input=["hello", "world"])
 out["embedding_dims"] = [len(d.embedding) for d in e.data]
 try:
@@ -86,6 +99,23 @@ fn the_official_openai_python_client_works_with_an_api_key() {
     assert_eq!(v["finish"], "stop");
     assert_eq!(v["stream"], v["chat"], "streaming equals plain");
     assert_eq!(v["stream_total_tokens"], v["total_tokens"]);
+    // Structured outputs: the client parsed the answer into its model.
+    let person = &v["parsed"];
+    assert!(
+        person["name"]
+            .as_str()
+            .is_some_and(|n| n.chars().count() <= 12),
+        "{person}"
+    );
+    assert!(
+        person["age"]
+            .as_i64()
+            .is_some_and(|a| (0..=120).contains(&a))
+    );
+    assert_eq!(v["json_object"][1], "stop", "{}", v["json_object"]);
+    let object: Value = serde_json::from_str(v["json_object"][0].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("json_object gave no JSON ({e}): {}", v["json_object"]));
+    assert!(object.is_object());
     assert_eq!(v["embedding_dims"], serde_json::json!([384, 384]));
     assert_eq!(v["not_found"], 404);
 }

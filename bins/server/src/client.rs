@@ -142,6 +142,7 @@ fn local_answer(
                 keep_alive: None,
                 trimmable,
                 id: None,
+                format: None,
             },
             Box::new(move |e| !stop.load(Ordering::SeqCst) && tx.send(e).is_ok()),
             Some(Box::new(move || !gone.load(Ordering::SeqCst))),

@@ -200,7 +200,9 @@ impl From<ModelError> for ApiError {
                 Self::too_many_requests(msg)
             }
             ModelError::InvalidPrompt(_) => Self::bad_request(ErrorCode::InvalidPrompt, msg),
-            ModelError::EmptyPrompt => Self::bad_request(ErrorCode::InvalidValue, msg),
+            ModelError::EmptyPrompt | ModelError::InvalidFormat(_) => {
+                Self::bad_request(ErrorCode::InvalidValue, msg)
+            }
             ModelError::ContextExceeded { .. } | ModelError::MaxTokensExceedContext { .. } => {
                 Self::bad_request(ErrorCode::ContextLengthExceeded, msg)
             }

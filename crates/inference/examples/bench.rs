@@ -183,6 +183,7 @@ fn engine_run(
                 sink: Box::new(move |e| tx.send((Instant::now(), e)).is_ok()),
                 alive: None,
                 id: None,
+                constraint: None,
             })
             .map_err(|e| e.to_string())?;
     }

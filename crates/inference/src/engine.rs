@@ -52,6 +52,8 @@ pub struct ChatModel {
     pub template: ChatTemplate,
     base: LlamaModel,
     stop_ids: Vec<u32>,
+    /// Indexed on the first constrained request.
+    grammars: std::sync::OnceLock<Result<crate::Grammars, String>>,
 }
 
 impl std::fmt::Debug for ChatModel {
@@ -75,7 +77,25 @@ impl ChatModel {
             template,
             base,
             stop_ids,
+            grammars: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A constraint holding one generation's output to `format` (the
+    /// vocabulary is indexed on the first call). Blocking: compiling a
+    /// schema may take milliseconds.
+    pub fn constraint(
+        &self,
+        format: &crate::OutputFormat,
+    ) -> Result<crate::Constraint, InferenceError> {
+        let grammars = self
+            .grammars
+            .get_or_init(|| {
+                crate::Grammars::new(&self.tokenizer, &self.stop_ids).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| InferenceError::Constraint(e.clone()))?;
+        grammars.constraint(format)
     }
 
     /// The same model serving at most `max` tokens of context.
@@ -127,15 +147,20 @@ impl ChatModel {
         kv: KvSeq,
         prompt: Vec<u32>,
         params: SamplingParams,
+        constraint: Option<crate::Constraint>,
     ) -> Result<Sequence, InferenceError> {
         use crate::CausalLm;
-        Sequence::with_cache(
+        let seq = Sequence::with_cache(
             kv,
             self.base.context_length(),
             prompt,
             params,
             self.stop_ids.clone(),
-        )
+        )?;
+        Ok(match constraint {
+            Some(constraint) => seq.constrained(constraint),
+            None => seq,
+        })
     }
 }
 
@@ -199,6 +224,8 @@ pub struct Job {
     pub alive: Option<Liveness>,
     /// Its id on the queue board (`None`: the engine names it `gen-N`).
     pub id: Option<String>,
+    /// The grammar its output is held to, if any.
+    pub constraint: Option<crate::Constraint>,
 }
 
 impl Job {
@@ -219,7 +246,14 @@ impl Job {
             sink,
             alive: None,
             id: None,
+            constraint: None,
         }
+    }
+
+    /// Holds the output to a grammar (see [`ChatModel::constraint`]).
+    pub fn with_constraint(mut self, constraint: crate::Constraint) -> Self {
+        self.constraint = Some(constraint);
+        self
     }
 
     /// Names the request on the queue board (unique; e.g. the completion
@@ -955,7 +989,12 @@ fn fill(state: &mut Scheduler, config: &EngineConfig, queued: &AtomicUsize, kv: 
             submitted,
             _ticket,
         } = q;
-        match model.sequence(cache, std::mem::take(&mut job.prompt), job.params.clone()) {
+        match model.sequence(
+            cache,
+            std::mem::take(&mut job.prompt),
+            job.params.clone(),
+            job.constraint.take(),
+        ) {
             Ok(seq) => {
                 state.board.start(&id);
                 state.running.push(Running {

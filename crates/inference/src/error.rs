@@ -27,6 +27,12 @@ pub enum InferenceError {
     /// Metadata needed to build the tokenizer or template is missing or malformed.
     #[error("model metadata: {0}")]
     Metadata(String),
+    /// An output format (JSON schema) that cannot be enforced.
+    #[error("format: {0}")]
+    Format(String),
+    /// Constrained decoding failed mid-generation (its work limits).
+    #[error("constrained decoding: {0}")]
+    Constraint(String),
     /// The tokenizer failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -6,6 +6,9 @@
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
+pub use logprob::{TokenLogprob, token_logprob};
+
+use crate::grammar::Constraint;
 use crate::kv::{KvBudget, KvSeq};
 use crate::model::LlamaModel;
 use crate::transformer::BatchItem;
@@ -40,42 +43,6 @@ pub struct SamplingParams {
     /// after the first (needs `logprobs`; the prompt is then fed one token
     /// at a time). With `max_tokens` 0 nothing is generated.
     pub score_prompt: bool,
-}
-
-/// A generated token's log-probability under the model (before sampling
-/// adjustments), with the most likely alternatives.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenLogprob {
-    /// The generated token.
-    pub id: u32,
-    /// Its natural-log probability.
-    pub logprob: f32,
-    /// The most likely tokens at this position with their log-probabilities,
-    /// most likely first.
-    pub top: Vec<(u32, f32)>,
-}
-
-/// Log-softmax of `logits` for `id`, and the `k` most likely tokens.
-pub fn token_logprob(logits: &[f32], id: u32, k: usize) -> TokenLogprob {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_sum = logits.iter().map(|x| (x - max).exp()).sum::<f32>().ln() + max;
-    let lp = |i: usize| logits.get(i).map_or(f32::NEG_INFINITY, |x| x - log_sum);
-    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k);
-    if k > 0 {
-        let mut idx: Vec<usize> = (0..logits.len()).collect();
-        let k = k.min(idx.len());
-        idx.select_nth_unstable_by(k.saturating_sub(1), |a, b| {
-            logits[*b].total_cmp(&logits[*a])
-        });
-        idx.truncate(k);
-        idx.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]));
-        top = idx.into_iter().map(|i| (i as u32, lp(i))).collect();
-    }
-    TokenLogprob {
-        id,
-        logprob: lp(id as usize),
-        top,
-    }
 }
 
 impl Default for SamplingParams {
@@ -168,6 +135,7 @@ pub struct Sequence {
     finished: bool,
     pending_logprob: Option<TokenLogprob>,
     prompt_logprobs: Vec<TokenLogprob>,
+    constraint: Option<Constraint>,
 }
 
 impl std::fmt::Debug for Sequence {
@@ -264,7 +232,15 @@ impl Sequence {
             finished: false,
             pending_logprob: None,
             prompt_logprobs: Vec::new(),
+            constraint: None,
         })
+    }
+
+    /// Holds the output to a grammar ([`crate::grammar`]): every sampled
+    /// token is one it allows, and the sequence ends where it is complete.
+    pub fn constrained(mut self, constraint: Constraint) -> Self {
+        self.constraint = Some(constraint);
+        self
     }
 
     /// Prompt length in tokens.
@@ -402,11 +378,14 @@ impl Sequence {
         } else if fed > 0 {
             self.logits = logits;
         }
-        let Some(logits) = self.logits.take() else {
+        let Some(mut logits) = self.logits.take() else {
             return Err(InferenceError::Candle("no logits to sample from".into()));
         };
         let vocab = logits.len();
         let raw = self.params.logprobs.map(|k| (logits.clone(), k));
+        if let Some(constraint) = self.constraint.as_mut() {
+            constraint.mask(&mut logits)?;
+        }
         let mut t = Tensor::from_vec(logits, (vocab,), &Device::Cpu)?;
         if let Some(penalty) = self
             .params
@@ -424,6 +403,13 @@ impl Sequence {
         if let Some((raw, k)) = raw {
             self.pending_logprob = Some(token_logprob(&raw, id, k));
         }
+        let complete = match self.constraint.as_mut() {
+            Some(constraint) => {
+                constraint.advance(id)?;
+                constraint.is_complete()
+            }
+            None => false,
+        };
         self.generated.push(id);
         let text = self.visible_delta(tokenizer, false)?;
         if let Some(done) = text.stop {
@@ -434,16 +420,20 @@ impl Sequence {
             });
         }
         let pos = self.prompt.len() + self.generated.len() - 1;
-        if self.generated.len() >= self.params.max_tokens || pos + 1 >= self.context_length {
+        let length =
+            self.generated.len() >= self.params.max_tokens || pos + 1 >= self.context_length;
+        if complete || length {
+            let reason = if complete {
+                FinishReason::Stop
+            } else {
+                FinishReason::Length
+            };
             let mut rest = text.delta;
-            let tail = self.finish(tokenizer, FinishReason::Length)?;
+            let tail = self.finish(tokenizer, reason)?;
             if let Step::Done { text, .. } = tail {
                 rest.push_str(&text);
             }
-            return Ok(Step::Done {
-                reason: FinishReason::Length,
-                text: rest,
-            });
+            return Ok(Step::Done { reason, text: rest });
         }
         Ok(Step::Token {
             id,
@@ -576,5 +566,6 @@ fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
         .unwrap_or(0)
 }
 
+mod logprob;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod grammar;
 pub mod kv;
 pub mod limits;
 pub mod model;
@@ -23,6 +24,7 @@ pub use engine::{Admission, ChatModel, Engine, EngineConfig, EngineError, Event,
 pub use error::InferenceError;
 pub use generate::{FinishReason, SamplingParams, Sequence, Step, TokenLogprob};
 pub use gguf::GgufFile;
+pub use grammar::{Constraint, Grammars, OutputFormat};
 pub use limits::{Admitted, PerKeyLimit};
 pub use model::{CausalLm, LlamaModel, forward_threads};
 pub use models::{

@@ -38,6 +38,32 @@ pub struct TextTokenizer {
     /// Prepend BOS when encoding (`tokenizer.ggml.add_bos_token`).
     add_bos: bool,
     special: Vec<u32>,
+    kind: Kind,
+}
+
+/// How token texts spell bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// GPT-2's byte-level alphabet: every byte is one printable character.
+    ByteLevel,
+    /// SentencePiece: `▁` for a space, `<0xNN>` pieces for raw bytes.
+    SentencePiece,
+}
+
+/// The byte GPT-2's byte-level alphabet spells with `c`: printable
+/// Latin-1 characters stand for themselves, the other bytes were moved to
+/// U+0100 onwards in order.
+fn byte_level_byte(c: char) -> Option<u8> {
+    let printable = |b: u32| matches!(b, 0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF);
+    let code = u32::from(c);
+    if printable(code) {
+        return u8::try_from(code).ok();
+    }
+    let n = code.checked_sub(256)?;
+    (0u32..256)
+        .filter(|b| !printable(*b))
+        .nth(usize::try_from(n).ok()?)
+        .and_then(|b| u8::try_from(b).ok())
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -294,6 +320,11 @@ impl TextTokenizer {
             // llama.cpp adds BOS for SentencePiece models unless told not to.
             add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama"),
             special,
+            kind: if kind == "gpt2" {
+                Kind::ByteLevel
+            } else {
+                Kind::SentencePiece
+            },
         })
     }
 
@@ -351,10 +382,52 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The bytes every token stands for, by id (what constrained decoding
+    /// matches grammars against). Special tokens are their text behind a
+    /// `0xFF` byte, which no UTF-8 text contains; a token whose text does
+    /// not spell bytes in the tokenizer's alphabet is empty (never
+    /// allowed by a grammar).
+    pub fn token_bytes(&self) -> Vec<Vec<u8>> {
+        let size = u32::try_from(self.vocab_size()).unwrap_or(u32::MAX);
+        (0..size)
+            .map(|id| {
+                let Some(text) = self.token(id) else {
+                    return Vec::new();
+                };
+                if self.is_special(id) {
+                    let mut bytes = vec![0xFF];
+                    bytes.extend_from_slice(text.as_bytes());
+                    return bytes;
+                }
+                match self.kind {
+                    Kind::ByteLevel => text
+                        .chars()
+                        .map(byte_level_byte)
+                        .collect::<Option<Vec<u8>>>()
+                        .unwrap_or_default(),
+                    Kind::SentencePiece => sentencepiece_bytes(&text),
+                }
+            })
+            .collect()
+    }
+
     /// The underlying `tokenizers` tokenizer (e.g. for streaming decode).
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
     }
+}
+
+/// A SentencePiece piece's bytes: `<0xNN>` is the byte, `▁` a space.
+fn sentencepiece_bytes(piece: &str) -> Vec<u8> {
+    if let Some(hex) = piece
+        .strip_prefix("<0x")
+        .and_then(|rest| rest.strip_suffix('>'))
+        .filter(|hex| hex.len() == 2)
+        && let Ok(byte) = u8::from_str_radix(hex, 16)
+    {
+        return vec![byte];
+    }
+    piece.replace('\u{2581}', " ").into_bytes()
 }
 
 #[cfg(test)]
@@ -370,6 +443,22 @@ mod tests {
             .into_iter()
             .map(|(piece, _, _)| piece.to_owned())
             .collect()
+    }
+
+    #[test]
+    fn the_byte_level_alphabet_covers_every_byte_once() {
+        let mut seen = [false; 256];
+        for c in (0u32..0x200).filter_map(char::from_u32) {
+            if let Some(b) = byte_level_byte(c) {
+                assert!(!seen[b as usize], "byte {b} spelled twice");
+                seen[b as usize] = true;
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+        assert_eq!(byte_level_byte('Ġ'), Some(b' '));
+        assert_eq!(byte_level_byte('Ċ'), Some(b'\n'));
+        assert_eq!(byte_level_byte('a'), Some(b'a'));
+        assert_eq!(byte_level_byte('\u{4e00}'), None);
     }
 
     #[test]
@@ -470,6 +559,13 @@ mod tests {
         assert_eq!(pieces("hé"), ["<s>", "\u{2581}h", "<0xC3>", "<0xA9>"]);
         // Control tokens in the text are recognised, and BOS is not doubled.
         assert_eq!(pieces("<s>hello</s>"), ["<s>", "\u{2581}hello", "</s>"]);
+        // Each token's bytes: spaces for ▁, raw bytes for byte pieces,
+        // special tokens behind 0xFF.
+        let bytes = tok.token_bytes();
+        let id = |t: &str| tok.id(t).expect("id") as usize;
+        assert_eq!(bytes[id("\u{2581}hello")], b" hello");
+        assert_eq!(bytes[id("<0xC3>")], [0xC3]);
+        assert_eq!(bytes[id("</s>")], b"\xFF</s>");
         // Decoding drops the prefix space and reassembles the bytes.
         for text in ["hello world", "hé", "hello  world"] {
             let ids = tok.encode(text).expect("encode");

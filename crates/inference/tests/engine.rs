@@ -57,6 +57,7 @@ fn one_users_backlog_does_not_starve_another_user() {
                 }),
                 alive: None,
                 id: None,
+                constraint: None,
             })
             .expect("submit");
     };
@@ -118,6 +119,7 @@ fn users_with_one_request_each_start_in_arrival_order() {
                 }),
                 alive: None,
                 id: None,
+                constraint: None,
             })
             .expect("submit");
     };
@@ -165,6 +167,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
             }),
             alive: None,
             id: None,
+            constraint: None,
         })
         .expect("submit");
     rx.recv_timeout(Duration::from_secs(120))
@@ -185,6 +188,7 @@ fn a_gone_client_stops_its_generation_and_a_full_queue_is_busy() {
         sink: Box::new(|_| true),
         alive: None,
         id: None,
+        constraint: None,
     };
     engine.submit(blocker("a")).expect("runs");
     std::thread::sleep(Duration::from_millis(100));

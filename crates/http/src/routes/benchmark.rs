@@ -115,6 +115,7 @@ pub(crate) async fn run(
             endpoint: "benchmark",
             prefix: "bench",
             stop: None,
+            format: None,
         },
     )
     .await?;

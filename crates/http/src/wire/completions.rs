@@ -134,6 +134,42 @@ pub struct CompletionOptions<'a> {
     pub echo: Option<bool>,
     /// How long the model stays loaded.
     pub keep_alive: Option<&'a Value>,
+    /// What the output must be (JSON, a JSON schema).
+    pub response_format: Option<&'a ResponseFormat>,
+}
+
+/// `response_format`: free text (the default), a JSON object, or JSON
+/// valid against a schema, enforced by constrained decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// A JSON object.
+    JsonObject,
+    /// JSON valid against `json_schema.schema`.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
+}
+
+/// A named JSON schema for `response_format`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JsonSchemaFormat {
+    /// The schema's name.
+    #[serde(default)]
+    pub name: String,
+    /// What the schema is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON schema (absent: any JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    /// Accepted for OpenAI's clients: the schema is always enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 impl<'a> CompletionOptions<'a> {
@@ -157,6 +193,7 @@ impl<'a> CompletionOptions<'a> {
             top_logprobs: None,
             echo: None,
             keep_alive: None,
+            response_format: None,
         }
     }
 }
@@ -223,6 +260,11 @@ macro_rules! completion_request {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schema(value_type = Option<KeepAliveSchema>)]
             pub keep_alive: Option<Value>,
+            /// What the output must be: `{"type": "json_object"}`, or
+            /// `{"type": "json_schema", "json_schema": {"name": …,
+            /// "schema": {…}}}`; enforced while sampling.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub response_format: Option<ResponseFormat>,
             // The request's own fields last: serde reports missing fields
             // in declaration order, and `model` comes first.
             $($(#[$fmeta])* pub $field: $ty,)*
@@ -248,6 +290,7 @@ macro_rules! completion_request {
                     top_logprobs: self.top_logprobs,
                     echo: self.echo,
                     keep_alive: self.keep_alive.as_ref(),
+                    response_format: self.response_format.as_ref(),
                 }
             }
         }
@@ -326,6 +369,7 @@ impl ChatCompletionRequest {
             top_logprobs: None,
             echo: None,
             keep_alive: None,
+            response_format: None,
             session_id: None,
             preset_id: None,
             rag: None,

@@ -25,7 +25,8 @@ pub struct OllamaGenerateRequest {
     /// NDJSON chunks (the default) or one object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
-    /// `"json"` or a JSON schema: not supported yet (400).
+    /// `"json"` (an object) or a JSON schema: the output is held to it by
+    /// constrained decoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub format: Option<Value>,
@@ -85,7 +86,8 @@ pub struct OllamaChatRequest {
     /// NDJSON chunks (the default) or one object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
-    /// `"json"` or a JSON schema: not supported yet (400).
+    /// `"json"` (an object) or a JSON schema: the output is held to it by
+    /// constrained decoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub format: Option<Value>,

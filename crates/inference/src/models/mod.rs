@@ -151,6 +151,9 @@ pub enum ModelError {
     /// The chat template or the tokenizer refused the prompt.
     #[error("{0}")]
     InvalidPrompt(String),
+    /// The requested output format (a JSON schema) cannot be enforced.
+    #[error("cannot be enforced: {0}")]
+    InvalidFormat(String),
     /// The prompt has no tokens.
     #[error("prompt: is empty")]
     EmptyPrompt,

@@ -66,6 +66,9 @@ pub struct GenerateRequest {
     pub trimmable: std::ops::Range<usize>,
     /// Its id on the queue board (unique; `None`: the engine names it).
     pub id: Option<String>,
+    /// What the output must be (JSON, a JSON schema), enforced while
+    /// sampling; `None`: free text.
+    pub format: Option<crate::OutputFormat>,
 }
 
 /// A queued generation: what the caller may need beside the events.
@@ -145,6 +148,7 @@ impl Models {
             keep_alive,
             trimmable,
             id,
+            format,
         } = request;
         // A client gone while this request waited for a blocking thread
         // costs no model load.
@@ -152,6 +156,13 @@ impl Models {
             return Err(ModelError::ClientLeft);
         }
         let model = self.chat(&model, keep_alive)?;
+        let constraint = match &format {
+            Some(format) => Some(model.constraint(format).map_err(|e| match e {
+                crate::InferenceError::Format(message) => ModelError::InvalidFormat(message),
+                other => ModelError::Inference(other),
+            })?),
+            None => None,
+        };
         let (ids, truncated) = match prompt {
             Prompt::Chat(messages) => {
                 let wanted =
@@ -184,6 +195,9 @@ impl Models {
         }
         if let Some(id) = id {
             job = job.with_id(id);
+        }
+        if let Some(constraint) = constraint {
+            job = job.with_constraint(constraint);
         }
         self.engine.submit_admitted(job, ticket.admission)?;
         Ok(generation)

@@ -158,6 +158,7 @@ async fn answer(
         max_tokens,
         stop,
         repeat_penalty,
+        format,
     } = sampling;
     let options = CompletionOptions {
         stream: streaming,
@@ -193,6 +194,7 @@ async fn answer(
             endpoint,
             prefix: "ollama",
             stop,
+            format,
         },
     )
     .await?;
@@ -282,7 +284,7 @@ pub(crate) async fn generate(
     let received = Instant::now();
     let req: OllamaGenerateRequest = parse(body.into_inner())?;
     let id = resolve(&state, &req.model)?;
-    options::check_format(req.format.as_ref())?;
+    let format = options::output_format(req.format.as_ref())?;
     options::check_think(&req.model, req.think.as_ref())?;
     options::check_images("images", &req.model, req.images.as_ref())?;
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -321,7 +323,8 @@ pub(crate) async fn generate(
         )
         .await;
     }
-    let sampling = options::sampling(req.options.as_ref())?;
+    let mut sampling = options::sampling(req.options.as_ref())?;
+    sampling.format = format;
     let prompt = if req.raw {
         Prompt::Text(req.prompt)
     } else {
@@ -361,7 +364,7 @@ pub(crate) async fn chat(
     let received = Instant::now();
     let req: OllamaChatRequest = parse(body.into_inner())?;
     let id = resolve(&state, &req.model)?;
-    options::check_format(req.format.as_ref())?;
+    let format = options::output_format(req.format.as_ref())?;
     options::check_think(&req.model, req.think.as_ref())?;
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(invalid(
@@ -397,7 +400,8 @@ pub(crate) async fn chat(
         }
         messages.push(ChatMessage::new(&role, &m.content));
     }
-    let sampling = options::sampling(req.options.as_ref())?;
+    let mut sampling = options::sampling(req.options.as_ref())?;
+    sampling.format = format;
     answer(
         &state,
         &caller,

@@ -6,6 +6,7 @@
 //! are ignored with a log line, as Ollama does. A known key of the wrong
 //! type is a 400 naming it.
 
+use offgrid_inference::OutputFormat;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -36,6 +37,8 @@ pub(super) struct Sampling {
     pub max_tokens: Option<i64>,
     pub stop: Option<Vec<String>>,
     pub repeat_penalty: Option<f64>,
+    /// `format`, set by the route (it is not an option).
+    pub format: Option<OutputFormat>,
 }
 
 /// What type a known option has.
@@ -93,6 +96,7 @@ pub(super) fn sampling(options: Option<&Map<String, Value>>) -> Result<Sampling,
         max_tokens: None,
         stop: None,
         repeat_penalty: None,
+        format: None,
     };
     let Some(options) = options else {
         return Ok(out);
@@ -174,18 +178,12 @@ pub(super) fn sampling(options: Option<&Map<String, Value>>) -> Result<Sampling,
 /// `format`: absent, null or `""` mean free text; `"json"` and schemas
 /// need constrained decoding, which this server does not do yet: a 400
 /// rather than output that may not parse.
-pub(super) fn check_format(format: Option<&Value>) -> Result<(), ApiError> {
+pub(super) fn output_format(format: Option<&Value>) -> Result<Option<OutputFormat>, ApiError> {
     match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        Some(Value::String(s)) if s == "json" => Err(invalid(
-            "format",
-            "JSON output is not supported by this server yet",
-        )),
-        Some(Value::Object(_)) => Err(invalid(
-            "format",
-            "JSON schema output is not supported by this server yet",
-        )),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s == "json" => Ok(Some(OutputFormat::Json)),
+        Some(schema @ Value::Object(_)) => Ok(Some(OutputFormat::JsonSchema(schema.clone()))),
         Some(_) => Err(invalid(
             "format",
             "expected \"json\" or a JSON schema object",
@@ -257,6 +255,7 @@ mod tests {
                 max_tokens: Some(16),
                 stop: Some(vec!["\n".to_owned()]),
                 repeat_penalty: Some(1.1),
+                format: None,
             })
         );
         let many = opts(json!({"stop": vec!["x"; MAX_STOPS], "top_k": -3, "num_predict": 1e12}));
@@ -296,12 +295,19 @@ mod tests {
 
     #[test]
     fn formats_think_and_images_are_refused_clearly() {
-        assert!(check_format(None).is_ok());
-        assert!(check_format(Some(&json!(""))).is_ok());
-        assert!(check_format(Some(&json!(null))).is_ok());
-        assert!(check_format(Some(&json!("json"))).is_err());
-        assert!(check_format(Some(&json!({"type": "object"}))).is_err());
-        assert!(check_format(Some(&json!(3))).is_err());
+        assert_eq!(output_format(None).ok(), Some(None));
+        assert_eq!(output_format(Some(&json!(""))).ok(), Some(None));
+        assert_eq!(output_format(Some(&json!(null))).ok(), Some(None));
+        assert_eq!(
+            output_format(Some(&json!("json"))).ok(),
+            Some(Some(OutputFormat::Json))
+        );
+        assert_eq!(
+            output_format(Some(&json!({"type": "object"}))).ok(),
+            Some(Some(OutputFormat::JsonSchema(json!({"type": "object"}))))
+        );
+        assert!(output_format(Some(&json!("yaml"))).is_err());
+        assert!(output_format(Some(&json!(3))).is_err());
         assert!(check_think("m", Some(&json!(false))).is_ok());
         assert!(check_think("m", Some(&json!(true))).is_err());
         assert!(check_think("m", Some(&json!("high"))).is_err());

@@ -4,7 +4,7 @@
 
 use actix_web::HttpResponse;
 use offgrid_inference::engine::Usage as EngineUsage;
-use offgrid_inference::{Event, GenerateRequest, Generation, Prompt};
+use offgrid_inference::{Event, GenerateRequest, Generation, OutputFormat, Prompt};
 use tokio::sync::mpsc;
 
 use super::logprobs::Logprobs;
@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::extract::Client;
 use crate::state::AppState;
 use crate::wire::{
-    AssistantMessage, ChatChoice, ChatCompletion, CompletionOptions, TextChoice, TextCompletion,
-    Usage,
+    AssistantMessage, ChatChoice, ChatCompletion, CompletionOptions, ResponseFormat, TextChoice,
+    TextCompletion, Usage,
 };
 
 /// Everything a non-streaming request produced.
@@ -139,6 +139,21 @@ pub(crate) struct Submit {
     /// Stop sequences the caller checked itself, instead of the options'
     /// (Ollama allows more than OpenAI's four).
     pub stop: Option<Vec<String>>,
+    /// What the output must be (JSON, a JSON schema), enforced while
+    /// sampling.
+    pub format: Option<offgrid_inference::OutputFormat>,
+}
+
+/// The output format `response_format` asks for (`None`: free text).
+fn output_format(format: Option<&ResponseFormat>) -> Option<OutputFormat> {
+    match format? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(OutputFormat::Json),
+        ResponseFormat::JsonSchema { json_schema } => Some(match &json_schema.schema {
+            Some(schema) => OutputFormat::JsonSchema(schema.clone()),
+            None => OutputFormat::Json,
+        }),
+    }
 }
 
 /// Admits `caller` and hands one generation to the engine: the part of a
@@ -159,6 +174,7 @@ pub(crate) async fn start(
         endpoint,
         prefix,
         stop,
+        format,
     } = submit;
     let received = std::time::Instant::now();
     let (mut params, explicit_max) = sampling(options, kind)?;
@@ -183,6 +199,7 @@ pub(crate) async fn start(
         keep_alive,
         trimmable,
         id: Some(id.clone()),
+        format,
     };
     // Usage is recorded where the engine reports it, whether or not the
     // client is still there to read the answer (a client that hangs up
@@ -254,7 +271,19 @@ pub(crate) async fn start(
             })),
         )
     })
-    .await??;
+    .await?
+    .map_err(|e| match e {
+        // Named the way the route's API names it.
+        offgrid_inference::ModelError::InvalidFormat(message) => {
+            let field = if prefix == "ollama" {
+                "format"
+            } else {
+                "response_format"
+            };
+            super::invalid(field, message)
+        }
+        other => other.into(),
+    })?;
     Ok(Started {
         rx,
         generation,
@@ -316,6 +345,7 @@ pub(super) async fn run(
             endpoint,
             prefix,
             stop: None,
+            format: output_format(options.response_format),
         },
     )
     .await?;
