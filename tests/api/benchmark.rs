@@ -73,7 +73,7 @@ fn a_benchmark_measures_the_model_through_the_engine_and_is_kept() {
 }
 
 #[test]
-fn only_administrators_run_benchmarks_and_users_read_the_history() {
+fn administrators_run_benchmarks_users_if_allowed_and_read_the_history() {
     let app = spawn_with_models(|s| s.multi_user_mode = true);
     let admin = app.setup_admin();
     let (_, user) = app.create_user(&admin, "bu", "user");
@@ -93,4 +93,27 @@ fn only_administrators_run_benchmarks_and_users_read_the_history() {
         history["data"][0].get("user_id").is_none(),
         "who ran it stays private"
     );
+    // Viewers never; users once the server allows it.
+    let (_, viewer) = app.create_user(&admin, "bv", "viewer");
+    let open = spawn_with_models(|s| {
+        s.multi_user_mode = true;
+        s.benchmark_users = true;
+    });
+    let admin = open.setup_admin();
+    let (_, user) = open.create_user(&admin, "bu", "user");
+    let (_, viewer2) = open.create_user(&admin, "bv", "viewer");
+    for (server, who) in [(&app, &viewer), (&open, &viewer2)] {
+        assert_eq!(
+            server
+                .post("/v1/benchmark", Some(who), json!({ "max_tokens": 2 }))
+                .status(),
+            403
+        );
+    }
+    let mine = body(open.post(
+        "/v1/benchmark",
+        Some(&user),
+        json!({ "prompt_tokens": 32, "max_tokens": 2 }),
+    ));
+    assert!(mine["decode_tps"].as_f64().unwrap_or(0.0) > 0.0, "{mine}");
 }

@@ -308,3 +308,41 @@ fn metrics_count_requests_tokens_latencies_and_loads() {
         "{text}"
     );
 }
+
+#[test]
+fn the_metrics_history_charts_the_same_figures_for_administrators_only() {
+    let app = spawn_with_models(|s| s.multi_user_mode = true);
+    let admin = app.setup_admin();
+    let (_, alice) = app.create_user(&admin, "alice", "user");
+    assert_eq!(app.get("/v1/metrics/history", Some(&alice)).status(), 403);
+    assert_eq!(app.get("/v1/metrics/history", None).status(), 401);
+    let chat = body(app.post(
+        "/v1/chat/completions",
+        Some(&alice),
+        json!({ "model": "smollm2-135m-instruct", "max_tokens": 8, "temperature": 0,
+                "messages": [{ "role": "user", "content": "Say hi." }] }),
+    ));
+    let completion = chat["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+    assert!(completion > 0);
+    let history = body(app.get("/v1/metrics/history", Some(&admin)));
+    assert_eq!(history["interval_seconds"], 10);
+    let points = history["points"].as_array().expect("points");
+    // The server sampled at start; the last point runs from there to now.
+    let sum = |key: &str| points.iter().filter_map(|p| p[key].as_u64()).sum::<u64>();
+    assert_eq!(sum("generated_tokens"), completion, "{history}");
+    assert!(sum("requests") >= 1, "{history}");
+    let last = points.last().expect("a point");
+    let ttft = last["time_to_first_token"]["p50"].as_f64();
+    assert!(ttft.is_some_and(|t| t > 0.0 && t < 65.0), "{last}");
+    assert!(last["tokens_per_second"].as_f64().is_some_and(|t| t > 0.0));
+    let alice_tokens: u64 = points
+        .iter()
+        .flat_map(|p| p["users"].as_array().cloned().unwrap_or_default())
+        .filter(|u| u["user"] == "alice")
+        .filter_map(|u| u["tokens"].as_u64())
+        .sum();
+    assert_eq!(
+        alice_tokens,
+        chat["usage"]["total_tokens"].as_u64().unwrap_or(0)
+    );
+}

@@ -392,6 +392,18 @@ fn ollama_routes_take_the_same_credentials_as_v1() {
     assert_ollama_error(app.get("/api/tags", None), 401);
     assert_eq!(app.get("/api/version", None).status(), 200);
     assert_eq!(app.get("/api/tags", Some(&user)).status(), 200);
+    // HEAD as clients probe: what GET answers, without a body, behind the
+    // same gate.
+    let head = |path: &str, key: Option<&str>| {
+        let res = app.request("HEAD", path, key).send().expect("send");
+        let status = res.status().as_u16();
+        (status, res.bytes().expect("body").len())
+    };
+    assert_eq!(head("/", None), (200, 0));
+    assert_eq!(head("/api/version", None), (200, 0));
+    assert_eq!(head("/api/tags", Some(&user)), (200, 0));
+    assert_eq!(head("/api/tags", None).0, 401);
+    assert_eq!(head("/v1/models", None).0, 401);
     let res = app.post(
         "/api/generate",
         Some(&user),

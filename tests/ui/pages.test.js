@@ -50,6 +50,7 @@ test("every page passes axe at desktop and phone widths, with screenshots", asyn
   const collection = (await api(server.base, "POST", "/v1/rag/collections", { token, body: { name: "Garden notes", description: "What grows where" } })).data;
   const doc = (await api(server.base, "POST", `/v1/rag/collections/${collection.id}/documents`, { token, body: { name: "tomatoes.md", text: "# Tomatoes\n\nTomatoes need sun, water and support." } })).data;
   await eventually(async () => (await api(server.base, "GET", `/v1/rag/collections/${collection.id}/documents/${doc.id}`, { token })).data.status === "ready", 120_000, "the document to index");
+  assert.equal((await api(server.base, "POST", "/v1/benchmark", { token, body: { prompt_tokens: 32, max_tokens: 4 } })).status, 200);
 
   for (const [size, viewport, scheme] of [["desktop", DESKTOP, "light"], ["phone", PHONE, "light"], ["desktop-dark", DESKTOP, "dark"]]) {
     const page = await openPage(browser, viewport, scheme);
@@ -75,6 +76,8 @@ test("every page passes axe at desktop and phone widths, with screenshots", asyn
       ["users", "/users", () => page.getByRole("rowheader", { name: /robin/ }).waitFor()],
       ["invitations", "/invitations", () => page.getByText("for the lab").waitFor()],
       ["audit", "/audit", () => page.getByText("invitation.created").first().waitFor()],
+      ["benchmark", "/benchmark", () => page.getByRole("figure", { name: "Speed by run" }).waitFor()],
+      ["metrics", "/admin/metrics", () => page.getByRole("figure", { name: "Tokens per second" }).waitFor()],
       ["account", "/account", () => page.getByRole("heading", { name: "API keys" }).waitFor()],
       ["not-found", "/chat/00000000-0000-0000-0000-000000000000", () => page.getByRole("heading", { name: "Not found" }).waitFor()],
     ];

@@ -278,6 +278,16 @@ pub static KEYS: &[KeySpec] = &[
         },
     },
     KeySpec {
+        name: "benchmark_users",
+        env: "OFFGRID_BENCHMARK_USERS",
+        expected: "true or false",
+        apply: |s, r| {
+            s.benchmark_users = parse_bool(r)?;
+            Some(())
+        },
+        show: |s| s.benchmark_users.to_string(),
+    },
+    KeySpec {
         name: "metrics_per_user",
         env: "OFFGRID_METRICS_PER_USER",
         expected: "true or false",

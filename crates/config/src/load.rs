@@ -83,6 +83,8 @@ pub struct Settings {
     /// `/metrics` has per-user request and token counters (labelled by
     /// username).
     pub metrics_per_user: bool,
+    /// Users (not only administrators) may run `POST /v1/benchmark`.
+    pub benchmark_users: bool,
     /// The only directory `POST /v1/models` imports from (`None`:
     /// `$OFFGRID_HOME/import`).
     pub model_import_dir: Option<PathBuf>,
@@ -149,6 +151,7 @@ impl Settings {
             cookie_secure: false,
             metrics_token: None,
             metrics_per_user: true,
+            benchmark_users: false,
             model_import_dir: None,
             keep_alive: crate::KeepAlive::For(std::time::Duration::from_secs(300)),
             max_loaded_models: 3,
@@ -701,7 +704,9 @@ mod tests {
             .settings;
         assert_eq!(s.metrics_token, None);
         assert!(s.metrics_per_user);
+        assert!(!s.benchmark_users);
         let mut e = home_env(&dir);
+        e.insert("OFFGRID_BENCHMARK_USERS".into(), "true".into());
         e.insert(
             "OFFGRID_METRICS_TOKEN".into(),
             "scrape-me-0123456789".into(),
@@ -714,6 +719,7 @@ mod tests {
             Some("scrape-me-0123456789")
         );
         assert!(!s.metrics_per_user);
+        assert!(s.benchmark_users);
         assert!(!format!("{s:?}").contains("scrape-me"));
         for bad in ["short", "has a space in it 0123456789"] {
             let mut e = home_env(&dir);

@@ -89,6 +89,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             .default_service(web::to(method_not_allowed));
         for route in routes {
             let method = Method::from_bytes(route.info.method.as_bytes()).unwrap_or(Method::GET);
+            if method == Method::GET {
+                // HEAD answers as GET does, without the body (actix drops
+                // it): clients probe `HEAD /api/version` and the like.
+                resource = resource.route((route.make)().method(Method::HEAD));
+            }
             resource = resource.route((route.make)().method(method));
         }
         if path.starts_with("/api/") {
@@ -193,6 +198,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 pub fn serve(state: AppState, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
     // The UI's files are gzipped once, here, not on an executor thread.
     offgrid_ui::precompress();
+    actix_web::rt::spawn(crate::routes::system::sample_metrics(state.clone()));
     let server = HttpServer::new(move || {
         let cors_origins = state.settings.cors_origins.clone();
         let cors_on = !cors_origins.is_empty();

@@ -7,9 +7,13 @@
 //! llama.cpp and vLLM use for the same), over a token trie of the model's
 //! own vocabulary.
 //!
-//! A client's schema is hostile input: `llguidance` bounds compile and
-//! per-token work (its `ParserLimits`), a schema it cannot compile is an
-//! error before anything runs, and remote `$ref`s are never fetched.
+//! A client's schema is hostile input. [`OutputFormat::check`] bounds its
+//! shape before anything is compiled (size, `$ref`s, the lists whose
+//! pairs `llguidance` compares, `patternProperties`), since its compile
+//! step is not covered by its own limits; compiling runs on a thread with
+//! a large stack; `llguidance`'s `ParserLimits` (lowered here) bound the
+//! work per token and the lexer's memory; a schema it cannot compile is
+//! an error before anything runs; remote `$ref`s are never fetched.
 
 use std::sync::Arc;
 
@@ -29,7 +33,82 @@ pub enum OutputFormat {
     JsonSchema(serde_json::Value),
 }
 
+/// Serialized size of a schema, at most.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+/// Subschemas and values in a schema, at most.
+const MAX_NODES: usize = 20_000;
+/// `$ref`s in a schema, at most (each one is a level of recursion while
+/// compiling).
+const MAX_REFS: usize = 128;
+/// Items of `enum`, `oneOf`, `anyOf`, `allOf`, `prefixItems`, at most
+/// (`llguidance` compares `oneOf` options pairwise).
+const MAX_LIST: usize = 1000;
+/// Keys of `patternProperties`, at most (compared pairwise, each
+/// comparison growing with all of them).
+const MAX_PATTERN_PROPERTIES: usize = 16;
+/// Stack for the compiling thread: recursion follows the schema.
+const COMPILE_STACK: usize = 64 << 20;
+
 impl OutputFormat {
+    /// Refuses a schema whose shape would make compiling it costly: over
+    /// [`MAX_SCHEMA_BYTES`], not an object, too many nodes or `$ref`s,
+    /// long lists, many `patternProperties`. Cheap; call it before
+    /// loading a model for the request.
+    pub fn check(&self) -> Result<(), InferenceError> {
+        let OutputFormat::JsonSchema(schema) = self else {
+            return Ok(());
+        };
+        let refuse = |why: String| Err(InferenceError::Format(why));
+        if !schema.is_object() {
+            return refuse("a JSON schema must be an object".into());
+        }
+        let bytes = serde_json::to_vec(schema).map_or(usize::MAX, |v| v.len());
+        if bytes > MAX_SCHEMA_BYTES {
+            return refuse(format!(
+                "the schema is {bytes} bytes; at most {MAX_SCHEMA_BYTES} are accepted"
+            ));
+        }
+        let (mut nodes, mut refs) = (0usize, 0usize);
+        let mut stack = vec![schema];
+        while let Some(value) = stack.pop() {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return refuse(format!("the schema has more than {MAX_NODES} values"));
+            }
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, child) in map {
+                        match key.as_str() {
+                            "$ref" => refs += 1,
+                            "enum" | "oneOf" | "anyOf" | "allOf" | "prefixItems"
+                                if child.as_array().is_some_and(|a| a.len() > MAX_LIST) =>
+                            {
+                                return refuse(format!("`{key}` has more than {MAX_LIST} items"));
+                            }
+                            "patternProperties"
+                                if child
+                                    .as_object()
+                                    .is_some_and(|p| p.len() > MAX_PATTERN_PROPERTIES) =>
+                            {
+                                return refuse(format!(
+                                    "`patternProperties` has more than {MAX_PATTERN_PROPERTIES} patterns"
+                                ));
+                            }
+                            _ => {}
+                        }
+                        stack.push(child);
+                    }
+                    if refs > MAX_REFS {
+                        return refuse(format!("the schema has more than {MAX_REFS} `$ref`s"));
+                    }
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The schema the output is held to.
     fn schema(&self) -> serde_json::Value {
         let mut schema = match self {
@@ -108,6 +187,14 @@ impl Grammars {
             let mut factory = ParserFactory::new_simple(&env)
                 .map_err(|e| InferenceError::Metadata(format!("constrained decoding: {e}")))?;
             factory.quiet();
+            let limits = factory.limits_mut();
+            // Per generation: lexer states cost 1–2 kB each.
+            limits.max_lexer_states = 50_000;
+            // Per token (every running request waits for the step).
+            limits.step_lexer_fuel = 100_000;
+            limits.step_max_items = 20_000;
+            // Errors name the problem, not the grammar or the output.
+            limits.verbose_errors = false;
             Ok(factory)
         })?;
         Ok(Grammars { factory, vocab })
@@ -117,11 +204,33 @@ impl Grammars {
     /// compiled (unsupported keywords, contradictions, over the size or
     /// work limits) is [`InferenceError::Format`].
     pub fn constraint(&self, format: &OutputFormat) -> Result<Constraint, InferenceError> {
+        format.check()?;
         let grammar = TopLevelGrammar::from_json_schema(format.schema());
-        let parser = catch_panics("compiling the output format", || {
-            self.factory
-                .create_parser(grammar)
-                .map_err(|e| InferenceError::Format(first_line(&e.to_string())))
+        // Compiling recurses along the schema: on a thread of its own with
+        // a stack to match, waited for here.
+        let parser = std::thread::scope(|scope| {
+            let compile = std::thread::Builder::new()
+                .name("offgrid-grammar".into())
+                .stack_size(COMPILE_STACK)
+                .spawn_scoped(scope, || {
+                    catch_panics("compiling the output format", || {
+                        self.factory
+                            .create_parser(grammar)
+                            .map_err(|e| InferenceError::Format(first_line(&e.to_string())))
+                    })
+                })
+                .map_err(|e| InferenceError::Candle(format!("cannot start a thread: {e}")))?;
+            compile.join().unwrap_or_else(|_| {
+                Err(InferenceError::Format(
+                    "the schema could not be compiled".into(),
+                ))
+            })
+        })
+        .map_err(|e| match e {
+            InferenceError::Candle(why) if why.starts_with("compiling") => {
+                InferenceError::Format("the schema could not be compiled".into())
+            }
+            other => other,
         })?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {

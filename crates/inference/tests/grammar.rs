@@ -198,6 +198,46 @@ fn hostile_schemas_are_refused_or_bounded() {
         })
         .expect("thread");
     let _compiled_or_refused = handle.join().expect("no stack overflow");
+    // A flat chain of references recurses once per link while compiling:
+    // long chains are refused by their shape, shorter ones compile on a
+    // stack of their own, whatever the caller's stack.
+    let chain = |links: usize| {
+        let mut defs = serde_json::Map::new();
+        for i in 0..links {
+            defs.insert(
+                format!("a{i}"),
+                json!({"$ref": format!("#/$defs/a{}", i + 1)}),
+            );
+        }
+        defs.insert(format!("a{links}"), json!({"type": "integer"}));
+        json!({"$ref": "#/$defs/a0", "$defs": defs})
+    };
+    assert!(refused(chain(1000)).contains("$ref"));
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || {
+            model()
+                .constraint(&OutputFormat::JsonSchema(chain(120)))
+                .map(|_| ())
+        })
+        .expect("thread");
+    assert!(handle.join().expect("no stack overflow").is_ok());
+    // What llguidance compares pairwise is bounded before it compiles.
+    let patterns: serde_json::Map<String, Value> = (0..2000)
+        .map(|i| (format!("^a{i}$"), json!(true)))
+        .collect();
+    assert!(
+        refused(json!({"type": "object", "patternProperties": patterns}))
+            .contains("patternProperties")
+    );
+    let options: Vec<Value> = (0..25_000).map(|i| json!({"const": i})).collect();
+    refused(json!({"oneOf": options}));
+    let values: Vec<Value> = (0..1001).map(|i| json!(i)).collect();
+    assert!(refused(json!({"enum": values})).contains("enum"));
+    assert!(refused(json!({"description": "x".repeat(70_000)})).contains("bytes"));
+    for not_an_object in [json!(true), json!([]), json!("json")] {
+        assert!(refused(not_an_object).contains("object"));
+    }
     // A client's own grammar options (a whitespace regex) are replaced by
     // the server's: the output stays compact.
     let sneaky = OutputFormat::JsonSchema(json!({

@@ -46,6 +46,8 @@ pub const PAGES: &[(&str, usize)] = &[
     ("users", 0),
     ("invitations", 0),
     ("audit", 0),
+    ("benchmark", 0),
+    ("admin", 1),
     ("account", 0),
     ("login", 0),
     ("setup", 0),

@@ -1,4 +1,4 @@
-//! `POST /v1/benchmark` (administrators): one standard measurement of a
+//! `POST /v1/benchmark` (administrators, and users with `benchmark_users`): one standard measurement of a
 //! chat model through the same engine as every generation (admitted,
 //! queued fairly, counted), its figures stored; `GET /v1/benchmark`: the
 //! history, newest first.

@@ -16,7 +16,7 @@ mod queue;
 mod quota;
 pub(crate) mod rag;
 pub(crate) mod sessions;
-mod system;
+pub(crate) mod system;
 mod usage;
 mod users;
 
@@ -55,6 +55,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("GET", "/openapi.json", Public, multi_user_only: false, openapi::document),
     // Administrators, or a scraper with `metrics_token` (see the gate)
     route!("GET", "/metrics", Requires(P::ViewMetrics), multi_user_only: false, system::metrics),
+    route!("GET", "/v1/metrics/history", Requires(P::ViewMetrics), multi_user_only: false, system::metrics_history),
     // authentication
     route!("POST", "/v1/auth/setup", Public, multi_user_only: true, auth::setup),
     route!("POST", "/v1/auth/login", Public, multi_user_only: true, auth::login),
@@ -93,6 +94,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!("POST", "/v1/chat/completions", Requires(P::Chat), multi_user_only: false, openai::chat_completions),
     route!("POST", "/v1/completions", Requires(P::Chat), multi_user_only: false, openai::completions),
     route!("POST", "/v1/embeddings", Requires(P::Chat), multi_user_only: false, openai::embeddings),
+    // Administrators; users too with `benchmark_users` (see the gate)
     route!("POST", "/v1/benchmark", Requires(P::ManageModels), multi_user_only: false, benchmark::run),
     route!("GET", "/v1/benchmark", Requires(P::ViewModels), multi_user_only: false, benchmark::list),
     route!("GET", "/v1/queue", Requires(P::Chat), multi_user_only: false, queue::list),
@@ -146,6 +148,10 @@ pub(crate) static ROUTES: &[Route] = &[
 
 /// The metrics route's path (the gate lets the scrape token through there).
 pub(crate) const METRICS_PATH: &str = "/metrics";
+
+/// The benchmark route's path (the gate opens it to users with
+/// `benchmark_users`).
+pub(crate) const BENCHMARK_PATH: &str = "/v1/benchmark";
 
 /// Routes for anyone with an account of their own (every role but Guest,
 /// and never the anonymous guest): what they may do with a resource is

@@ -60,7 +60,7 @@ const ERROR_STATUSES: [(&str, &str); 11] = [
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        system::health, system::config, system::metrics, document,
+        system::health, system::config, system::metrics, system::metrics_history, document,
         auth::setup, auth::login, invitations::accept, auth::logout, auth::me, auth::users_me,
         auth::change_password,
         keys::list_mine, keys::create_mine, keys::revoke_mine,

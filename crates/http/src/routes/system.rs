@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire;
+use crate::wire::MetricsHistory;
 
 /// `GET /health`: liveness, no credentials needed.
 #[utoipa::path(get, path = "/health", tag = "system",
@@ -42,6 +43,7 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
             // Features that later releases add report false until they exist.
             agent: false,
             lora: false,
+            benchmark_users: s.benchmark_users,
         },
         version: env!("CARGO_PKG_VERSION").to_owned(),
         setup_required,
@@ -55,12 +57,20 @@ pub(crate) async fn config(state: web::Data<AppState>) -> Result<HttpResponse, A
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String)))]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render(&gauges(&state)))
+}
+
+/// The gauges' values now: models in memory, generations running and
+/// waiting.
+pub(crate) fn gauges(state: &AppState) -> crate::metrics::Gauges {
     let queue = state.models.queue();
     let running = queue
         .iter()
         .filter(|j| j.state == offgrid_inference::JobState::Running)
         .count();
-    let gauges = crate::metrics::Gauges {
+    crate::metrics::Gauges {
         models_loaded: state
             .models
             .list()
@@ -69,8 +79,30 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             .count(),
         running,
         queued: queue.len().saturating_sub(running),
-    };
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render(&gauges))
+    }
+}
+
+/// `GET /v1/metrics/history`: the last hour of `GET /metrics` as chart
+/// points (administrators; per-user usage names users).
+#[utoipa::path(get, path = "/v1/metrics/history", tag = "system",
+    responses((status = 200, description = "One point per interval, oldest first", body = MetricsHistory)))]
+pub(crate) async fn metrics_history(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let points = crate::trace::block(move || state.metrics.history(&gauges(&state))).await?;
+    Ok(HttpResponse::Ok().json(MetricsHistory {
+        interval_seconds: crate::metrics::history::INTERVAL.as_secs(),
+        points,
+    }))
+}
+
+/// Reads the metrics into their history every interval, on the blocking
+/// pool, until the runtime stops.
+pub(crate) async fn sample_metrics(state: AppState) {
+    let mut tick = actix_web::rt::time::interval(crate::metrics::history::INTERVAL);
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        if let Err(e) = crate::trace::block(move || state.metrics.sample(&gauges(&state))).await {
+            tracing::error!(error = %e, "cannot sample the metrics");
+        }
+    }
 }

@@ -23,6 +23,10 @@ pub struct Features {
     pub agent: bool,
     /// LoRA adapters.
     pub lora: bool,
+    /// Users, not only administrators, may run benchmarks
+    /// (`benchmark_users`).
+    #[serde(default)]
+    pub benchmark_users: bool,
 }
 
 /// `GET /v1/system/config`: what clients and the web UI adapt to.

@@ -155,6 +155,13 @@ impl Models {
         if alive.as_ref().is_some_and(|a| !a()) {
             return Err(ModelError::ClientLeft);
         }
+        // A schema refused by its shape costs no model load.
+        if let Some(format) = &format {
+            format.check().map_err(|e| match e {
+                crate::InferenceError::Format(message) => ModelError::InvalidFormat(message),
+                other => ModelError::Inference(other),
+            })?;
+        }
         let model = self.chat(&model, keep_alive)?;
         let constraint = match &format {
             Some(format) => Some(model.constraint(format).map_err(|e| match e {

@@ -14,11 +14,13 @@ export function navItems(config, me) {
   if (accountHolder(me)) items.push({ href: "/sessions", label: "Sessions" });
   if (can(me, "view_models")) items.push({ href: "/models", label: "Models" });
   if (accountHolder(me)) items.push({ href: "/rag", label: "RAG", match: (p) => p === "/rag" || p.startsWith("/rag/") });
+  if (can(me, "view_models")) items.push({ href: "/benchmark", label: "Benchmark" });
   if (multi && can(me, "manage_users")) {
     items.push({ href: "/users", label: "Users" });
     items.push({ href: "/invitations", label: "Invitations" });
   }
   if (multi && can(me, "view_audit")) items.push({ href: "/audit", label: "Audit" });
+  if (multi && can(me, "view_metrics")) items.push({ href: "/admin/metrics", label: "Metrics" });
   return items;
 }
 

@@ -12,6 +12,8 @@ import { RagPage } from "./pages/rag.js";
 import { UsersPage } from "./pages/users.js";
 import { InvitationsPage } from "./pages/invitations.js";
 import { AuditPage } from "./pages/audit.js";
+import { BenchmarkPage } from "./pages/benchmark.js";
+import { MetricsPage } from "./pages/metrics.js";
 import { AccountPage } from "./pages/account.js";
 import { LoginPage, SetupPage, InvitePage } from "./pages/auth.js";
 
@@ -55,6 +57,11 @@ function page(path, config, me, generation) {
       return multi && can(me, "manage_users") ? html`<${InvitationsPage} />` : html`<${Forbidden} />`;
     case "audit":
       return multi && can(me, "view_audit") ? html`<${AuditPage} />` : html`<${Forbidden} />`;
+    case "benchmark":
+      return can(me, "view_models") ? html`<${BenchmarkPage} />` : html`<${Forbidden} />`;
+    case "admin":
+      if (parts[1] !== "metrics" || parts.length !== 2) return html`<${NotFound} />`;
+      return multi && can(me, "view_metrics") ? html`<${MetricsPage} />` : html`<${Forbidden} />`;
     case "account":
       return accountHolder(me) ? html`<${AccountPage} />` : html`<${Forbidden} />`;
     default:

@@ -11,6 +11,8 @@
 //! (not paths), known methods, statuses, installed model ids, error codes,
 //! and usernames (per-user series can be switched off).
 
+pub(crate) mod history;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -158,6 +160,8 @@ pub struct Metrics {
     user_tokens: Option<Family<UserTokens, Counter>>,
     /// One scrape at a time (gauges are set, then encoded).
     scrape: Mutex<()>,
+    /// The last hour, read back from the exposition.
+    history: history::History,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -287,6 +291,7 @@ impl Metrics {
             user_requests,
             user_tokens,
             scrape: Mutex::new(()),
+            history: history::History::starting_at(unix_now()),
         }
     }
 
@@ -421,6 +426,27 @@ impl Metrics {
         }
         out
     }
+}
+
+impl Metrics {
+    /// Reads the exposition back into the history (every
+    /// [`history::INTERVAL`]).
+    pub(crate) fn sample(&self, now: &Gauges) {
+        let reading = history::read(&self.render(now), unix_now());
+        self.history.record(reading);
+    }
+
+    /// The history's points, and one from the last sample to now.
+    pub(crate) fn history(&self, now: &Gauges) -> Vec<crate::wire::MetricsPoint> {
+        let reading = history::read(&self.render(now), unix_now());
+        self.history.points(&reading)
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A generation's timings, as the engine reported them.
