@@ -23,6 +23,8 @@
 //!   p99 latency of `GET /v1/system/config` while 10 logins run at once.
 //! - `cargo xtask bench workspace`: listing one user's sessions among
 //!   1,000 users × 100 sessions, through the service and as a plain query.
+//! - `cargo xtask bench constrained`: structured outputs' costs (vocabulary
+//!   index, schema compile, decode with the mask beside without it).
 //! - `cargo xtask bench inference`: OffGrid's engine against llama.cpp on
 //!   the default model (prompt and decode speed, time to first token,
 //!   memory, concurrent streams, these against llama.cpp's
@@ -41,6 +43,7 @@
 
 mod batched_peer;
 mod bench;
+mod bench_constrained;
 mod bench_inference;
 mod bench_workspace;
 mod crash;
@@ -132,7 +135,7 @@ fn only(args: &[&str], switches: &[&str], with_value: &[&str]) -> Result<(), Str
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | vendor-ui | ui-test | bench auth|inference [--before DIR] | bench workspace | bench ui \
+const USAGE: &str = "usage: cargo xtask <serve [ARGS…] | test | tidy | models [--dir DIR] | tools | vendor-ui | ui-test | bench auth|inference [--before DIR] | bench workspace | bench constrained | bench ui \
      | schemathesis [--max-examples N] | fuzz [--cases N] [--include-ignored] | crash-test [--rounds N] | soak [--secs N] [--debug]>";
 
 /// `cargo xtask serve`: installs the default models on first use, then runs
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
         ["bench", "auth", "--before", dir] => bench::auth(Some((*dir).into())),
         ["bench", "inference"] => bench_inference::inference(None),
         ["bench", "workspace"] => bench_workspace::workspace(),
+        ["bench", "constrained"] => bench_constrained::constrained(),
         ["bench", "ui"] => ui::bench(),
         ["bench", "inference", "--before", dir] => bench_inference::inference(Some((*dir).into())),
         ["schemathesis", rest @ ..] => schemathesis::from_args(rest),
