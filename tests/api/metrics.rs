@@ -331,10 +331,18 @@ fn the_metrics_history_charts_the_same_figures_for_administrators_only() {
     let sum = |key: &str| points.iter().filter_map(|p| p[key].as_u64()).sum::<u64>();
     assert_eq!(sum("generated_tokens"), completion, "{history}");
     assert!(sum("requests") >= 1, "{history}");
-    let last = points.last().expect("a point");
-    let ttft = last["time_to_first_token"]["p50"].as_f64();
-    assert!(ttft.is_some_and(|t| t > 0.0 && t < 65.0), "{last}");
-    assert!(last["tokens_per_second"].as_f64().is_some_and(|t| t > 0.0));
+    // Wherever a sample fell, one point holds the chat's timings.
+    let ttft = points
+        .iter()
+        .filter_map(|p| p["time_to_first_token"]["p50"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(ttft > 0.0 && ttft < 65.0, "{history}");
+    assert!(
+        points
+            .iter()
+            .any(|p| p["tokens_per_second"].as_f64().is_some_and(|t| t > 0.0)),
+        "{history}"
+    );
     let alice_tokens: u64 = points
         .iter()
         .flat_map(|p| p["users"].as_array().cloned().unwrap_or_default())

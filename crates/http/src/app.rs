@@ -90,8 +90,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         for route in routes {
             let method = Method::from_bytes(route.info.method.as_bytes()).unwrap_or(Method::GET);
             if method == Method::GET {
-                // HEAD answers as GET does, without the body (actix drops
-                // it): clients probe `HEAD /api/version` and the like.
+                // HEAD answers as GET does, without the body: the handler
+                // runs and actix discards what it produced (no GET route
+                // streams). Clients probe `HEAD /api/version` and the like.
                 resource = resource.route((route.make)().method(Method::HEAD));
             }
             resource = resource.route((route.make)().method(method));

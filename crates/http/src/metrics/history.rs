@@ -48,8 +48,11 @@ impl Ord for Bound {
 /// The cumulative values of one reading.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Reading {
-    /// Seconds since the Unix epoch.
+    /// Seconds since the Unix epoch (the point's label).
     at: f64,
+    /// Seconds on a monotonic clock (intervals are measured on it: the
+    /// wall clock may step).
+    mono: f64,
     api_requests: f64,
     api_errors: f64,
     prompt_tokens: f64,
@@ -129,10 +132,12 @@ fn sample(line: &str) -> Option<Sample<'_>> {
     })
 }
 
-/// The reading an exposition gives, taken at `at` (Unix seconds).
-pub(crate) fn read(exposition: &str, at: f64) -> Reading {
+/// The reading an exposition gives, taken at `at` (Unix seconds) and
+/// `mono` (monotonic seconds).
+pub(crate) fn read(exposition: &str, at: f64, mono: f64) -> Reading {
     let mut r = Reading {
         at,
+        mono,
         ..Reading::default()
     };
     for s in exposition.lines().filter_map(sample) {
@@ -221,9 +226,15 @@ fn quantiles(before: &Buckets, after: &Buckets) -> Quantiles {
 
 /// The point between two readings.
 pub(crate) fn point(before: &Reading, after: &Reading) -> MetricsPoint {
-    let seconds = (after.at - before.at).max(0.001);
+    let seconds = (after.mono - before.mono).max(0.0);
     let grew = |a: f64, b: f64| (b - a).max(0.0);
     let generated = grew(before.generated_tokens, after.generated_tokens);
+    // Tokens as they were generated: one inter-token gap is observed per
+    // token after a generation's first (the token counters are credited
+    // when a generation ends). At least a second, so a window of a few
+    // milliseconds after a sample is not a spike.
+    let all = |b: &Buckets| b.get(&Bound(f64::INFINITY)).copied().unwrap_or(0.0);
+    let produced = grew(all(&before.itl), all(&after.itl));
     let mut users: Vec<UserUsagePoint> = after
         .users
         .iter()
@@ -245,7 +256,7 @@ pub(crate) fn point(before: &Reading, after: &Reading) -> MetricsPoint {
         errors: grew(before.api_errors, after.api_errors) as u64,
         prompt_tokens: grew(before.prompt_tokens, after.prompt_tokens) as u64,
         generated_tokens: generated as u64,
-        tokens_per_second: generated / seconds,
+        tokens_per_second: produced / seconds.max(1.0),
         running: after.running as u64,
         queued: after.queued as u64,
         models_loaded: after.models_loaded as u64,
@@ -271,10 +282,11 @@ struct Kept {
 impl History {
     /// A history whose first point starts at `at` (Unix seconds) from
     /// zero, as every counter does.
-    pub(crate) fn starting_at(at: f64) -> Self {
+    pub(crate) fn starting_at(at: f64, mono: f64) -> Self {
         let history = History::default();
         history.record(Reading {
             at,
+            mono,
             ..Reading::default()
         });
         history
@@ -334,7 +346,7 @@ offgrid_user_tokens_total{user="al\"ice",kind="prompt"} 5
 offgrid_user_tokens_total{user="al\"ice",kind="completion"} 7
 offgrid_user_requests_total{user="bob"} 1
 # EOF"#;
-        let r = read(text, 10.0);
+        let r = read(text, 10.0, 1.0);
         assert_eq!(r.api_requests, 5.0);
         assert_eq!(r.api_errors, 1.0);
         assert_eq!(r.generated_tokens, 30.0);
@@ -351,7 +363,7 @@ offgrid_user_requests_total{user="bob"} 1
             "x 1 2 3",
             "\u{0}",
         ] {
-            let _ = read(junk, 0.0);
+            let _ = read(junk, 0.0, 0.0);
         }
     }
 
@@ -376,13 +388,17 @@ offgrid_user_requests_total{user="bob"} 1
         history.record(r.clone());
         for i in 1..=(KEPT + 5) {
             r.at = i as f64 * 10.0;
+            r.mono = i as f64 * 10.0;
             r.generated_tokens += 100.0;
+            *r.itl.entry(Bound(f64::INFINITY)).or_default() += 100.0;
             r.users.insert("alice".into(), (i as f64, i as f64 * 3.0));
             history.record(r.clone());
         }
         let mut now = r.clone();
         now.at += 5.0;
+        now.mono += 0.5;
         now.generated_tokens += 10.0;
+        *now.itl.entry(Bound(f64::INFINITY)).or_default() += 10.0;
         let points = history.points(&now);
         assert_eq!(points.len(), KEPT + 1);
         assert_eq!(points[0].generated_tokens, 100);
@@ -390,7 +406,8 @@ offgrid_user_requests_total{user="bob"} 1
         assert_eq!(points[0].users[0].tokens, 3);
         let last = &points[KEPT];
         assert_eq!(last.generated_tokens, 10);
-        assert!((last.tokens_per_second - 2.0).abs() < 1e-9);
+        // Half a second: counted over one, not doubled.
+        assert!((last.tokens_per_second - 10.0).abs() < 1e-9);
         assert!(last.users.is_empty());
     }
 }

@@ -162,6 +162,8 @@ pub struct Metrics {
     scrape: Mutex<()>,
     /// The last hour, read back from the exposition.
     history: history::History,
+    /// The history's monotonic origin.
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -291,7 +293,8 @@ impl Metrics {
             user_requests,
             user_tokens,
             scrape: Mutex::new(()),
-            history: history::History::starting_at(unix_now()),
+            history: history::History::starting_at(unix_now(), 0.0),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -432,14 +435,18 @@ impl Metrics {
     /// Reads the exposition back into the history (every
     /// [`history::INTERVAL`]).
     pub(crate) fn sample(&self, now: &Gauges) {
-        let reading = history::read(&self.render(now), unix_now());
+        let reading = history::read(&self.render(now), unix_now(), self.mono());
         self.history.record(reading);
     }
 
     /// The history's points, and one from the last sample to now.
     pub(crate) fn history(&self, now: &Gauges) -> Vec<crate::wire::MetricsPoint> {
-        let reading = history::read(&self.render(now), unix_now());
+        let reading = history::read(&self.render(now), unix_now(), self.mono());
         self.history.points(&reading)
+    }
+
+    fn mono(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
     }
 }
 

@@ -98,6 +98,8 @@ pub(crate) async fn metrics_history(state: web::Data<AppState>) -> Result<HttpRe
 /// pool, until the runtime stops.
 pub(crate) async fn sample_metrics(state: AppState) {
     let mut tick = actix_web::rt::time::interval(crate::metrics::history::INTERVAL);
+    // A late tick is not followed by a burst of catch-up samples.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let state = state.clone();

@@ -30,7 +30,9 @@ pub struct MetricsPoint {
     pub prompt_tokens: u64,
     /// Tokens generated.
     pub generated_tokens: u64,
-    /// Tokens generated per second over the interval.
+    /// Tokens generated per second over the interval, counted as they
+    /// were generated (`generated_tokens` is credited when a generation
+    /// ends).
     pub tokens_per_second: f64,
     /// Generations running at the end.
     pub running: u64,

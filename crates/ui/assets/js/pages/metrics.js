@@ -27,7 +27,7 @@ function usageSeries(points) {
   }));
   if (totals.size > top.length) {
     series.push({
-      label: "others",
+      label: "~others",
       values: points.map((p) => p.users.filter((u) => !top.includes(u.user)).reduce((n, u) => n + u.tokens, 0)),
     });
   }
