@@ -457,3 +457,29 @@ fn an_ollama_delete_removes_the_model_and_is_audited() {
     let audit = body(app.get("/v1/audit?action=model.deleted", Some(&admin)));
     assert!(audit.to_string().contains(CHAT), "{audit}");
 }
+
+#[test]
+fn ollama_bodies_are_json_whatever_their_type_unless_a_browser_sent_them() {
+    let app = spawn_with_models(|_| {});
+    let body = json!({ "model": CHAT, "prompt": "Hi", "stream": false,
+                       "options": { "num_predict": 2 } })
+    .to_string();
+    // `curl -d '{…}'` as in Ollama's documentation: a form type.
+    let post = |origin: Option<&str>| {
+        let mut req = app
+            .request("POST", "/api/generate", None)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send().expect("send")
+    };
+    let res = post(None);
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().expect("json")["done"], true);
+    // From a page in a browser (which may send a form type without a
+    // preflight): refused, as on /v1.
+    let refused = post(Some("http://evil.example"));
+    assert_ollama_error(refused, 415);
+}

@@ -41,13 +41,40 @@ const MAX_NAME: usize = 256;
 /// Largest error body rewritten (error bodies are a few hundred bytes).
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// Ollama reads every body as JSON whatever its `Content-Type`, and its
+/// documentation's examples are `curl …/api/chat -d '{…}'` (sent as a
+/// form): a body without a JSON type is taken as JSON when no `Origin`
+/// header says a browser sent it. A page in a browser always sends
+/// `Origin` with a POST, and may send these types without asking first,
+/// so that case keeps the JSON-only rule (no drive-by use of the models).
+fn assume_json(req: &mut ServiceRequest) {
+    let headers = req.headers();
+    if headers.contains_key(header::ORIGIN) {
+        return;
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t.starts_with("application/json") || t.contains("+json")
+        });
+    if !json {
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+    }
+}
+
 /// Middleware of every `/api` resource: an error answer (from the access
 /// gate, the JSON extractor or a handler) leaves as Ollama's
 /// `{"error": "..."}` with the same status and headers.
 pub(crate) async fn rewrite_error(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    assume_json(&mut req);
     let http = req.request().clone();
     let res = match next.call(req).await {
         Ok(res) => res.map_into_boxed_body(),
