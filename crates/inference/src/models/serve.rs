@@ -157,17 +157,11 @@ impl Models {
         }
         // A schema refused by its shape costs no model load.
         if let Some(format) = &format {
-            format.check().map_err(|e| match e {
-                crate::InferenceError::Format(message) => ModelError::InvalidFormat(message),
-                other => ModelError::Inference(other),
-            })?;
+            format.check().map_err(format_error)?;
         }
         let model = self.chat(&model, keep_alive)?;
         let constraint = match &format {
-            Some(format) => Some(model.constraint(format).map_err(|e| match e {
-                crate::InferenceError::Format(message) => ModelError::InvalidFormat(message),
-                other => ModelError::Inference(other),
-            })?),
+            Some(format) => Some(model.constraint(format).map_err(format_error)?),
             None => None,
         };
         let (ids, truncated) = match prompt {
@@ -271,6 +265,14 @@ impl Models {
             .embed_while(&refs, alive)
             .map_err(ModelError::Embedding)?
             .ok_or(ModelError::ClientLeft)
+    }
+}
+
+/// A refused output format is the client's error; anything else is ours.
+fn format_error(e: crate::InferenceError) -> ModelError {
+    match e {
+        crate::InferenceError::Format(message) => ModelError::InvalidFormat(message),
+        other => ModelError::Inference(other),
     }
 }
 
